@@ -1,1 +1,345 @@
-fn main(){}
+//! `burnish` native CLI: embed, train, eval, predict, bench. JSON on stdout, human progress on
+//! stderr. A thin shell over the library: it reads files, hands bytes over, prints results.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burnish::backend;
+use burnish::checkpoint::Checkpoint;
+use burnish::data::{self, Example};
+use burnish::embed::Embedder;
+use burnish::error::{Error, Result};
+use burnish::train::{self, Classifier, Recipe, TrainSession};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "burnish", version, about = "Fine-tune BERT-family models (HF format in and out)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DeviceArg {
+    /// Compute device: cpu (burn flex) or gpu (wgpu: Vulkan/Metal/DX12, lavapipe works)
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu"])]
+    device: String,
+}
+
+#[derive(Args, Clone)]
+struct Columns {
+    /// Name of the text column
+    #[arg(long)]
+    text_column: Option<String>,
+    /// Name of the label column
+    #[arg(long)]
+    label_column: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sentence embeddings (mean-pooled, L2-normalised) as JSON Lines
+    Embed {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        /// File with one text per line
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long, default_value_t = 256)]
+        max_len: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Fine-tune a sequence classifier and write an HF folder + metrics.json
+    Train {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        train: PathBuf,
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        /// Recipe JSON (the page's "download recipe"); flags below override it
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        #[command(flatten)]
+        columns: Columns,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        #[arg(long)]
+        max_len: Option<usize>,
+        #[arg(long)]
+        warmup_ratio: Option<f64>,
+        #[arg(long)]
+        weight_decay: Option<f64>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Share of the training file held out when no --eval file is given
+        #[arg(long)]
+        eval_fraction: Option<f64>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Evaluate a fine-tuned classifier folder on a labelled file
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        columns: Columns,
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Predict labels as JSON Lines {text, label, probabilities, logits}
+    Predict {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Time full training steps (forward, backward, clip, AdamW) on fixed-size batches
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 64)]
+        max_len: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))
+}
+
+fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    if !dir.is_dir() {
+        return Err(Error::Io(format!("--model {}: not a folder (expected config.json, tokenizer.json, model.safetensors)", dir.display())));
+    }
+    let need = |name: &str| -> Result<Vec<u8>> {
+        let p = dir.join(name);
+        if !p.exists() {
+            return Err(Error::Io(format!("{} has no {name} (a model folder needs config.json, tokenizer.json, model.safetensors)", dir.display())));
+        }
+        read(&p)
+    };
+    let mut ckpt = Checkpoint::from_bytes(&need("config.json")?, &need("tokenizer.json")?, need("model.safetensors")?)?;
+    let tc = dir.join("tokenizer_config.json");
+    if tc.exists() {
+        ckpt.tokenizer_config = Some(read(&tc)?);
+    }
+    Ok(ckpt)
+}
+
+fn device(arg: &DeviceArg) -> (burn::tensor::Device, backend::BackendInfo) {
+    let (d, info) = pollster::block_on(backend::init(arg.device == "cpu"));
+    eprintln!("backend: {} ({}){}", info.kind, info.adapter, info.note.as_ref().map(|n| format!(" — {n}")).unwrap_or_default());
+    (d, info)
+}
+
+fn texts_from(texts: Vec<String>, input: Option<PathBuf>) -> Result<Vec<String>> {
+    let mut all = texts;
+    if let Some(p) = input {
+        let bytes = read(&p)?;
+        let text = data::decode_utf8(&bytes, &p.display().to_string())?;
+        all.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()).filter(|l| !l.trim().is_empty()));
+    }
+    if all.is_empty() {
+        return Err(Error::Io("give texts with --text T (repeatable) or --input FILE".into()));
+    }
+    Ok(all)
+}
+
+fn load_examples(path: &Path, text_col: &str, label_col: &str) -> Result<(Vec<Example>, usize)> {
+    let bytes = read(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let table = data::parse_table(&bytes, &name)?;
+    let d = data::labeled_examples(&table, text_col, label_col)?;
+    if d.skipped_empty_text + d.skipped_empty_label > 0 {
+        eprintln!("{name}: skipped {} rows with empty text and {} with an empty label", d.skipped_empty_text, d.skipped_empty_label);
+    }
+    Ok((d.examples, d.skipped_empty_text + d.skipped_empty_label))
+}
+
+fn classifier_from(ckpt: &Checkpoint, dev: &burn::tensor::Device) -> Result<Classifier> {
+    if ckpt.config.labels.len() < 2 {
+        return Err(Error::Config("this model has no classification head (no id2label); fine-tune it with `burnish train` first".into()));
+    }
+    let (model, report) = train::build_classifier(ckpt, &ckpt.config.labels, 0, dev)?;
+    if !report.initialized.is_empty() {
+        return Err(Error::Weights(format!("the folder lacks trained tensors: {}", report.initialized.join(", "))));
+    }
+    Ok(Classifier { model, labels: ckpt.config.labels.clone(), pad_id: ckpt.tokenizer.pad_id })
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Embed { model, texts, input, max_len, device: d } => {
+            let texts = texts_from(texts, input)?;
+            let mut ckpt = load_checkpoint(&model)?;
+            let (dev, _) = device(&d);
+            let max_len = max_len.min(ckpt.config.max_position_embeddings);
+            let ids: Vec<Vec<u32>> = texts.iter().map(|t| ckpt.tokenizer.encode(t, max_len)).collect::<Result<_>>()?;
+            let emb = Embedder::new(&ckpt, &dev)?;
+            let vecs = pollster::block_on(emb.embed_ids(&ids, 32, &dev))?;
+            for (t, v) in texts.iter().zip(vecs) {
+                println!("{}", json!({"text": t, "embedding": v}));
+            }
+        }
+        Command::Train {
+            model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
+            eval_fraction, out, device: d,
+        } => {
+            let wall = std::time::Instant::now();
+            let mut r: Recipe = match &recipe {
+                Some(p) => serde_json::from_slice(&read(p)?).map_err(|e| Error::Recipe(format!("{}: {e}", p.display())))?,
+                None => Recipe::default(),
+            };
+            if let Some(v) = columns.text_column { r.text_column = v; }
+            if let Some(v) = columns.label_column { r.label_column = v; }
+            if let Some(v) = epochs { r.epochs = v; }
+            if let Some(v) = lr { r.lr = v; }
+            if let Some(v) = batch_size { r.batch_size = v; }
+            if let Some(v) = max_len { r.max_len = v; }
+            if let Some(v) = warmup_ratio { r.warmup_ratio = v; }
+            if let Some(v) = weight_decay { r.weight_decay = v; }
+            if let Some(v) = seed { r.seed = v; }
+            if let Some(v) = eval_fraction { r.eval_fraction = v; }
+            let mut ckpt = load_checkpoint(&model)?;
+            r.validate(ckpt.config.max_position_embeddings)?;
+            let (train_ex, skipped) = load_examples(&train, &r.text_column, &r.label_column)?;
+            let train_name = train.display().to_string();
+            let labels = data::label_vocab(&train_ex, &train_name, &r.label_column)?;
+            let (train_ex, eval_ex) = match &eval {
+                Some(p) => (train_ex, load_examples(p, &r.text_column, &r.label_column)?.0),
+                None => data::stratified_split(&train_ex, r.eval_fraction, r.seed),
+            };
+            eprintln!("{} training and {} evaluation examples; labels: {}", train_ex.len(), eval_ex.len(), labels.join(", "));
+            let (dev, info) = device(&d);
+            let mut session = TrainSession::new(&mut ckpt, &train_ex, &eval_ex, labels.clone(), r.clone(), &dev)?;
+            if !session.load_report.initialized.is_empty() {
+                eprintln!("initialised (not in the checkpoint): {}", session.load_report.initialized.join(", "));
+            }
+            let every = (session.total_steps / 20).max(1);
+            while !session.is_done() {
+                let rep = pollster::block_on(session.step())?;
+                if rep.step % every == 0 || rep.done {
+                    eprintln!(
+                        "step {}/{} epoch {} loss {:.4} lr {:.2e} {:.1} ex/s",
+                        rep.step, rep.total_steps, rep.epoch, rep.loss, rep.lr, rep.examples_per_s
+                    );
+                }
+                if let Some(e) = &rep.epoch_end {
+                    if let Some(m) = &e.eval {
+                        eprintln!("epoch {}: train loss {:.4}, eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", e.epoch, e.train_loss, m.loss, m.accuracy, m.macro_f1);
+                    }
+                }
+            }
+            let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?.0) };
+            std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
+            for (name, bytes) in pollster::block_on(session.export(&ckpt))? {
+                std::fs::write(out.join(&name), bytes).map_err(|e| Error::Io(format!("cannot write {name}: {e}")))?;
+            }
+            let metrics = json!({
+                "accuracy": final_eval.as_ref().map(|m| m.accuracy),
+                "macro_f1": final_eval.as_ref().map(|m| m.macro_f1),
+                "loss": final_eval.as_ref().map(|m| m.loss),
+                "confusion_matrix": final_eval.as_ref().map(|m| m.confusion.clone()),
+                "eval": final_eval,
+                "history": session.history,
+                "train_losses": session.losses,
+                "labels": labels,
+                "train_examples": train_ex.len(),
+                "eval_examples": eval_ex.len(),
+                "skipped_rows": skipped,
+                "wall_seconds": wall.elapsed().as_secs_f64(),
+                "train_seconds": session.train_seconds,
+                "backend": info,
+                "load_report": session.load_report,
+                "recipe": r,
+            });
+            std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+            std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+            eprintln!("wrote {}", out.display());
+            print_json(&metrics);
+        }
+        Command::Eval { model, data: path, columns, max_len, batch_size, device: d } => {
+            let mut ckpt = load_checkpoint(&model)?;
+            let (ex, _) = load_examples(
+                &path,
+                columns.text_column.as_deref().unwrap_or("text"),
+                columns.label_column.as_deref().unwrap_or("label"),
+            )?;
+            let (dev, _) = device(&d);
+            let clf = classifier_from(&ckpt, &dev)?;
+            let max_len = max_len.min(ckpt.config.max_position_embeddings);
+            let enc = train::encode_examples(&mut ckpt, &ex, &clf.labels, max_len, &path.display().to_string())?;
+            let (m, _) = pollster::block_on(clf.evaluate(&enc, batch_size, &dev))?;
+            print_json(&serde_json::to_value(&m).unwrap_or_default());
+        }
+        Command::Predict { model, texts, input, max_len, device: d } => {
+            let texts = texts_from(texts, input)?;
+            let mut ckpt = load_checkpoint(&model)?;
+            let (dev, _) = device(&d);
+            let clf = classifier_from(&ckpt, &dev)?;
+            let max_len = max_len.min(ckpt.config.max_position_embeddings);
+            let ids: Vec<Vec<u32>> = texts.iter().map(|t| ckpt.tokenizer.encode(t, max_len)).collect::<Result<_>>()?;
+            let logits = pollster::block_on(clf.logits(&ids, 32, &dev))?;
+            for (t, l) in texts.iter().zip(logits) {
+                let p = clf.to_prediction(&l);
+                println!("{}", json!({"text": t, "label": p.label, "probabilities": p.probabilities, "logits": p.logits}));
+            }
+        }
+        Command::Bench { model, batch_size, max_len, steps, warmup, device: d } => {
+            let ckpt = load_checkpoint(&model)?;
+            let (dev, info) = device(&d);
+            let r = pollster::block_on(train::bench_training(&ckpt, batch_size, max_len, steps, warmup, &dev))?;
+            let mut v = serde_json::to_value(&r).unwrap_or_default();
+            v["framework"] = json!("burnish");
+            v["backend"] = serde_json::to_value(&info).unwrap_or_default();
+            v["threads"] = json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            print_json(&v);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

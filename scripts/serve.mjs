@@ -1,0 +1,123 @@
+// A dependency-free static file server for Burnish's www/ folder, bound to 127.0.0.1.
+// CLI: `node scripts/serve.mjs [port]` (or PORT=...; default 8080). Tests import
+// `startServer({root, port: 0})`, which resolves to {url, close} once it listens.
+
+import { createServer } from 'node:http';
+import { createReadStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const DEFAULT_ROOT = path.resolve(HERE, '..', 'www');
+
+const MIME_TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.csv': 'text/csv; charset=utf-8',
+  '.tsv': 'text/tab-separated-values; charset=utf-8',
+  '.jsonl': 'application/jsonl; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.safetensors': 'application/octet-stream',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.map': 'application/json; charset=utf-8',
+};
+
+function send(res, status, message) {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(`${status} ${message}\n`);
+}
+
+/** Maps a URL path to a file inside `root`, or null when it would leave `root`. */
+async function resolveFile(root, urlPath) {
+  let decoded;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+  if (decoded.includes('\0')) return null;
+  let file = path.join(root, path.normalize(decoded));
+  if (!file.startsWith(root + path.sep) && file !== root) return null;
+  // A symlink inside root must not point outside it either.
+  try {
+    if ((await stat(file)).isDirectory()) file = path.join(file, 'index.html');
+    const real = await realpath(file);
+    if (!real.startsWith(root + path.sep)) return null;
+    const info = await stat(real);
+    return info.isFile() ? { file: real, size: info.size } : null;
+  } catch {
+    return null;
+  }
+}
+
+async function handle(root, req, res) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    return send(res, 405, 'Method Not Allowed');
+  }
+  const { pathname } = new URL(req.url, 'http://localhost');
+  const found = await resolveFile(root, pathname);
+  if (!found) return send(res, 404, 'Not Found');
+  res.writeHead(200, {
+    'Content-Type': MIME_TYPES[path.extname(found.file).toLowerCase()] ?? 'application/octet-stream',
+    'Content-Length': found.size,
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  if (req.method === 'HEAD') return res.end();
+  createReadStream(found.file)
+    .on('error', () => res.destroy())
+    .pipe(res);
+}
+
+/** Starts serving `root` on 127.0.0.1:`port` (0 picks a free port). */
+export async function startServer({ root = DEFAULT_ROOT, port = 0 } = {}) {
+  const realRoot = await realpath(path.resolve(root));
+  const server = createServer((req, res) => {
+    handle(realRoot, req, res).catch(() => {
+      if (!res.headersSent) send(res, 500, 'Internal Server Error');
+      else res.destroy();
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const url = `http://127.0.0.1:${server.address().port}`;
+  const close = () =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return { url, close };
+}
+
+async function runAsCli() {
+  try {
+    return import.meta.url === pathToFileURL(await realpath(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (await runAsCli()) {
+  const port = Number(process.argv[2] ?? process.env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`serve.mjs: not a port number: ${process.argv[2] ?? process.env.PORT}`);
+    process.exit(2);
+  }
+  try {
+    const { url } = await startServer({ port });
+    console.log(`Serving ${path.relative(process.cwd(), DEFAULT_ROOT) || '.'} at ${url}/`);
+  } catch (err) {
+    console.error(`serve.mjs: ${err.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything the two README commands need, idempotently, on a fresh machine of this
+# kind (Debian + rustup + Node + Python): wasm target, the exact wasm-bindgen CLI, wasm-pack,
+# binaryen's wasm-opt, Chromium, the browser-test npm packages, and the bundled model and data.
+# Sourced by serve.sh and test.sh; each step is skipped when already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WASM_BINDGEN_VERSION=0.2.130
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/burnish/target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { echo "[setup] $*" >&2; }
+
+need_apt=()
+command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
+if [ "${BURNISH_NEED_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  log "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes)"
+  # No --locked: one locked dependency of this release is missing from the registry.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if ! command -v wasm-pack >/dev/null 2>&1; then
+  log "cargo install wasm-pack (a few minutes)"
+  cargo install wasm-pack
+fi
+
+log "assets (model and data)"
+python3 "$ROOT/scripts/fetch_assets.py"
+
+if [ "${BURNISH_NEED_BROWSER:-0}" = 1 ]; then
+  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+    log "npm ci (browser tests)"
+    (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# README command 2: install what is needed, then run every test: native (cargo test: fidelity
+# against transformers fixtures, data parsing, training, export round trip, CLI) and the
+# browser tests (Playwright in headless Chromium, on WebGPU/SwiftShader and on the CPU fallback).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export BURNISH_NEED_BROWSER=1
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+echo "[test] native: cargo test --release" >&2
+cargo test --release -- --test-threads=1
+
+echo "[test] browser: build wasm, then node --test tests/browser" >&2
+bash scripts/build_wasm.sh
+node --test --test-concurrency=1 tests/browser/
+
+# Where transformers is installed (not required), check the CLI export loads there identically.
+if python3 -c "import transformers, torch" 2>/dev/null; then
+  echo "[test] transformers is installed: verifying an exported folder loads with the same logits" >&2
+  OUT="$(mktemp -d)"
+  "$CARGO_TARGET_DIR/release/burnish" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
+    --epochs 1 --batch-size 4 --max-len 32 --eval-fraction 0.34 --out "$OUT" >/dev/null
+  python3 scripts/verify_export.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+fi

@@ -1,0 +1,266 @@
+//! Task data from bytes: CSV, TSV, JSON Lines or plain text → a table of string cells →
+//! labelled examples (text column + label column chosen by name) → label vocabulary and a
+//! seeded stratified train/eval split. Every failure names the file, line or column concerned.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Tsv,
+    Jsonl,
+    Text,
+}
+
+impl Format {
+    /// From the file extension; `.json` counts as JSON Lines, anything unknown as CSV.
+    pub fn from_name(name: &str) -> Format {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".tsv") || lower.ends_with(".tab") {
+            Format::Tsv
+        } else if lower.ends_with(".jsonl") || lower.ends_with(".json") || lower.ends_with(".ndjson") {
+            Format::Jsonl
+        } else if lower.ends_with(".txt") || lower.ends_with(".text") {
+            Format::Text
+        } else {
+            Format::Csv
+        }
+    }
+}
+
+/// A parsed file: column names and rows of string cells (every row as long as `columns`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub name: String,
+    pub format: Format,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Decodes UTF-8 (dropping a BOM); invalid bytes are reported with their line number.
+pub fn decode_utf8<'a>(bytes: &'a [u8], name: &str) -> Result<&'a str> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let upto = e.valid_up_to();
+        let line = bytes[..upto].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::data(format!("{name}: invalid UTF-8 on line {line} (byte {}); save the file as UTF-8", upto + 1))
+    })
+}
+
+pub fn parse_table(bytes: &[u8], name: &str) -> Result<Table> {
+    parse_table_as(bytes, name, Format::from_name(name))
+}
+
+pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table> {
+    let text = decode_utf8(bytes, name)?;
+    if text.trim().is_empty() {
+        return Err(Error::data(format!("{name}: the file is empty")));
+    }
+    let (columns, rows) = match format {
+        Format::Csv => parse_delimited(text, name, b',')?,
+        Format::Tsv => parse_delimited(text, name, b'\t')?,
+        Format::Jsonl => parse_jsonl(text, name)?,
+        Format::Text => {
+            let rows: Vec<Vec<String>> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| vec![l.to_string()])
+                .collect();
+            (vec!["text".to_string()], rows)
+        }
+    };
+    if rows.is_empty() {
+        return Err(Error::data(format!("{name}: the file has a header but no data rows")));
+    }
+    Ok(Table { name: name.to_string(), format, columns, rows })
+}
+
+fn parse_delimited(text: &str, name: &str, delim: u8) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let kind = if delim == b'\t' { "TSV" } else { "CSV" };
+    let mut reader = csv::ReaderBuilder::new().delimiter(delim).flexible(false).has_headers(true).from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::data(format!("{name}: cannot read the {kind} header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect::<Vec<_>>();
+    if headers.iter().all(|h| h.is_empty()) {
+        return Err(Error::data(format!("{name}: the first line must be a header with column names")));
+    }
+    let mut seen = BTreeSet::new();
+    for h in &headers {
+        if !h.is_empty() && !seen.insert(h.clone()) {
+            return Err(Error::data(format!("{name}: column \"{h}\" appears twice in the header")));
+        }
+    }
+    let mut rows = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            match e.kind() {
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::data(format!(
+                    "{name}: line {line} has {len} fields but the header has {expected_len} (an unquoted {} inside a field?)",
+                    if delim == b'\t' { "tab" } else { "comma" }
+                )),
+                _ => Error::data(format!("{name}: {kind} error on line {line}: {e}")),
+            }
+        })?;
+        rows.push(rec.iter().map(|s| s.to_string()).collect());
+    }
+    Ok((headers, rows))
+}
+
+fn parse_jsonl(text: &str, name: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut objects: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+    let trimmed = text.trim_start();
+    // A whole-file JSON array of objects is accepted too.
+    let items: Vec<(usize, serde_json::Value)> = if trimmed.starts_with('[') {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::data(format!("{name}: invalid JSON: {e}")))?;
+        match v {
+            serde_json::Value::Array(a) => a.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect(),
+            _ => unreachable!("starts with ["),
+        }
+    } else {
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| Error::data(format!("{name}: line {} is not valid JSON: {e}", i + 1)))?;
+            out.push((i + 1, v));
+        }
+        out
+    };
+    for (line, v) in items {
+        let serde_json::Value::Object(obj) = v else {
+            return Err(Error::data(format!("{name}: line {line} is not a JSON object like {{\"text\": ..., \"label\": ...}}")));
+        };
+        for k in obj.keys() {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+        objects.push(obj);
+    }
+    let rows = objects
+        .into_iter()
+        .map(|o| {
+            columns
+                .iter()
+                .map(|c| match o.get(c) {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    Ok((columns, rows))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    pub text: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabeledData {
+    pub examples: Vec<Example>,
+    /// Rows skipped because their text was empty.
+    pub skipped_empty_text: usize,
+    /// Rows skipped because their label was empty.
+    pub skipped_empty_label: usize,
+}
+
+fn column_index(table: &Table, col: &str, role: &str) -> Result<usize> {
+    table.columns.iter().position(|c| c == col).ok_or_else(|| {
+        Error::data(format!(
+            "{}: no {role} column \"{col}\"; columns found: {}",
+            table.name,
+            table.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// Picks the text and label columns. Empty texts or labels are skipped and counted.
+pub fn labeled_examples(table: &Table, text_col: &str, label_col: &str) -> Result<LabeledData> {
+    let ti = column_index(table, text_col, "text")?;
+    let li = column_index(table, label_col, "label")?;
+    if ti == li {
+        return Err(Error::data(format!("{}: the text and label columns must differ (both are \"{text_col}\")", table.name)));
+    }
+    let mut examples = Vec::with_capacity(table.rows.len());
+    let (mut empty_text, mut empty_label) = (0, 0);
+    for row in &table.rows {
+        let text = row[ti].trim();
+        let label = row[li].trim();
+        if text.is_empty() {
+            empty_text += 1;
+        } else if label.is_empty() {
+            empty_label += 1;
+        } else {
+            examples.push(Example { text: text.to_string(), label: label.to_string() });
+        }
+    }
+    if examples.is_empty() {
+        return Err(Error::data(format!("{}: no row has both a text and a label", table.name)));
+    }
+    Ok(LabeledData { examples, skipped_empty_text: empty_text, skipped_empty_label: empty_label })
+}
+
+/// Sorted label vocabulary: numerically when every label is an integer, else alphabetically.
+pub fn label_vocab(examples: &[Example], name: &str, label_col: &str) -> Result<Vec<String>> {
+    let set: BTreeSet<&str> = examples.iter().map(|e| e.label.as_str()).collect();
+    let mut labels: Vec<String> = set.into_iter().map(String::from).collect();
+    if labels.len() < 2 {
+        return Err(Error::data(format!(
+            "{name}: the label column \"{label_col}\" has only one class ({}); classification needs at least two",
+            labels.first().map(|s| format!("\"{s}\"")).unwrap_or_default()
+        )));
+    }
+    if labels.iter().all(|l| l.parse::<i64>().is_ok()) {
+        labels.sort_by_key(|l| l.parse::<i64>().unwrap_or(0));
+    }
+    Ok(labels)
+}
+
+/// Seeded stratified split: each class keeps the same share in both parts; every class with at
+/// least two examples contributes at least one to each side.
+pub fn stratified_split(examples: &[Example], eval_fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
+    let mut by_label: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        by_label.entry(e.label.as_str()).or_default().push(i);
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut train_idx, mut eval_idx) = (Vec::new(), Vec::new());
+    for (_, mut idx) in by_label {
+        idx.shuffle(&mut rng);
+        let n = idx.len();
+        let mut k = (n as f64 * eval_fraction).round() as usize;
+        if n >= 2 {
+            k = k.clamp(1, n - 1);
+        } else {
+            k = 0;
+        }
+        eval_idx.extend_from_slice(&idx[..k]);
+        train_idx.extend_from_slice(&idx[k..]);
+    }
+    train_idx.sort_unstable();
+    eval_idx.sort_unstable();
+    (
+        train_idx.into_iter().map(|i| examples[i].clone()).collect(),
+        eval_idx.into_iter().map(|i| examples[i].clone()).collect(),
+    )
+}

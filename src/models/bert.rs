@@ -1,0 +1,227 @@
+//! BERT encoder and sequence-classification head, mirroring Hugging Face `BertModel` /
+//! `BertForSequenceClassification` (transformers/models/bert/modeling_bert.py): word + position +
+//! token-type embeddings with LayerNorm, post-LN encoder layers, exact (erf) GELU, additive
+//! attention mask on padding, tanh pooler over [CLS], linear classifier on the pooled output.
+//! Field names follow the HF weight keys so `weights.rs` maps them one to one.
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::BertConfig;
+use crate::error::Result;
+use crate::weights::ParamSource;
+
+/// One padded batch, already on the device.
+#[derive(Debug, Clone)]
+pub struct BertInput {
+    pub input_ids: Tensor<2, Int>,      // [batch, seq]
+    pub token_type_ids: Tensor<2, Int>, // [batch, seq]
+    pub attention_mask: Tensor<2>,      // [batch, seq], 1.0 real token, 0.0 padding
+}
+
+impl BertInput {
+    /// Builds a batch from rows of token ids, padding each to the longest row.
+    pub fn from_rows(rows: &[Vec<u32>], pad_id: u32, device: &Device) -> Self {
+        let batch = rows.len();
+        let seq = rows.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+        let mut ids = vec![pad_id as i64; batch * seq];
+        let mut mask = vec![0f32; batch * seq];
+        for (b, row) in rows.iter().enumerate() {
+            for (t, &id) in row.iter().enumerate() {
+                ids[b * seq + t] = id as i64;
+                mask[b * seq + t] = 1.0;
+            }
+        }
+        BertInput {
+            input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
+            token_type_ids: Tensor::zeros([batch, seq], device),
+            attention_mask: Tensor::from_data(TensorData::new(mask, [batch, seq]), device),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct BertSelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub dropout: Dropout,
+    pub num_heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    pub attention: BertSelfAttention,
+    /// `attention.output.dense` / `attention.output.LayerNorm`
+    pub attention_output: Linear,
+    pub attention_norm: LayerNorm,
+    /// `intermediate.dense`
+    pub intermediate: Linear,
+    /// `output.dense` / `output.LayerNorm`
+    pub output: Linear,
+    pub output_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct BertModel {
+    pub embeddings: BertEmbeddings,
+    pub layers: Vec<BertLayer>,
+    /// `pooler.dense` (followed by tanh)
+    pub pooler: Linear,
+}
+
+/// `BertForSequenceClassification`: encoder, dropout, `classifier` on the pooled output.
+#[derive(Module, Debug)]
+pub struct SequenceClassifier {
+    pub bert: BertModel,
+    pub dropout: Dropout,
+    pub classifier: Linear,
+}
+
+fn layer_norm(src: &mut ParamSource, name: &str, dim: usize, eps: f64, device: &Device) -> Result<LayerNorm> {
+    let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(device);
+    ln.gamma = src.ones_or_load(&format!("{name}.weight"), dim, device)?;
+    ln.beta = Some(src.zeros_or_load(&format!("{name}.bias"), dim, device)?);
+    Ok(ln)
+}
+
+fn embedding(src: &mut ParamSource, name: &str, n: usize, dim: usize, device: &Device) -> Result<Embedding> {
+    Ok(Embedding { weight: src.matrix(&format!("{name}.weight"), n, dim, device)? })
+}
+
+impl BertModel {
+    /// Builds the encoder from a checkpoint (or, for absent tensors, HF's initialisation).
+    /// `prefix` is "" or "bert." depending on how the checkpoint names its keys.
+    pub fn load(cfg: &BertConfig, src: &mut ParamSource, device: &Device) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps;
+        let hidden_dropout = DropoutConfig::new(cfg.hidden_dropout_prob).init();
+        let embeddings = BertEmbeddings {
+            word_embeddings: embedding(src, "embeddings.word_embeddings", cfg.vocab_size, h, device)?,
+            position_embeddings: embedding(src, "embeddings.position_embeddings", cfg.max_position_embeddings, h, device)?,
+            token_type_embeddings: embedding(src, "embeddings.token_type_embeddings", cfg.type_vocab_size, h, device)?,
+            layer_norm: layer_norm(src, "embeddings.LayerNorm", h, eps, device)?,
+            dropout: hidden_dropout.clone(),
+        };
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(BertLayer {
+                attention: BertSelfAttention {
+                    query: src.linear(&format!("{p}.attention.self.query"), h, h, device)?,
+                    key: src.linear(&format!("{p}.attention.self.key"), h, h, device)?,
+                    value: src.linear(&format!("{p}.attention.self.value"), h, h, device)?,
+                    dropout: DropoutConfig::new(cfg.attention_probs_dropout_prob).init(),
+                    num_heads: cfg.num_attention_heads,
+                },
+                attention_output: src.linear(&format!("{p}.attention.output.dense"), h, h, device)?,
+                attention_norm: layer_norm(src, &format!("{p}.attention.output.LayerNorm"), h, eps, device)?,
+                intermediate: src.linear(&format!("{p}.intermediate.dense"), h, cfg.intermediate_size, device)?,
+                output: src.linear(&format!("{p}.output.dense"), cfg.intermediate_size, h, device)?,
+                output_norm: layer_norm(src, &format!("{p}.output.LayerNorm"), h, eps, device)?,
+                dropout: hidden_dropout.clone(),
+            });
+        }
+        let pooler = src.linear("pooler.dense", h, h, device)?;
+        Ok(BertModel { embeddings, layers, pooler })
+    }
+
+    /// Returns the last hidden state `[batch, seq, hidden]`.
+    pub fn encode(&self, input: &BertInput) -> Tensor<3> {
+        let [batch, seq] = input.input_ids.dims();
+        let device = input.input_ids.device();
+        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]); // [1, seq]
+        let e = &self.embeddings;
+        let x = e.word_embeddings.forward(input.input_ids.clone()) // [batch, seq, hidden]
+            + e.position_embeddings.forward(positions) // [1, seq, hidden]
+            + e.token_type_embeddings.forward(input.token_type_ids.clone()); // [batch, seq, hidden]
+        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+
+        // Additive mask: 0 for real tokens, a large negative number for padding keys.
+        let mask = (input.attention_mask.clone().neg() + 1.0).mul_scalar(-1.0e9_f32); // [batch, seq]
+        let mask = mask.reshape([batch, 1, 1, seq]); // [batch, 1, 1, seq]
+        for layer in &self.layers {
+            x = layer.forward(x, mask.clone());
+        }
+        x
+    }
+
+    /// `tanh(dense(h[:, 0]))`: the pooled [CLS] representation `[batch, hidden]`.
+    pub fn pool(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [batch, _, h] = hidden.dims();
+        let cls = hidden.narrow(1, 0, 1).reshape([batch, h]); // [batch, hidden]
+        self.pooler.forward(cls).tanh()
+    }
+}
+
+impl BertLayer {
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+        let a = self.attention.forward(x.clone(), mask); // [batch, seq, hidden]
+        let a = self.dropout.forward(self.attention_output.forward(a));
+        let x = self.attention_norm.forward(a + x);
+        let f = gelu(self.intermediate.forward(x.clone())); // [batch, seq, intermediate]
+        let f = self.dropout.forward(self.output.forward(f)); // [batch, seq, hidden]
+        self.output_norm.forward(f + x)
+    }
+}
+
+impl BertSelfAttention {
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+        let [batch, seq, hidden] = x.dims();
+        let heads = self.num_heads;
+        let head_dim = hidden / heads;
+        let split = |t: Tensor<3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2); // [batch, heads, seq, head_dim]
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f32).sqrt()); // [batch, heads, seq, seq]
+        let probs = self.dropout.forward(softmax(scores + mask, 3));
+        probs
+            .matmul(v) // [batch, heads, seq, head_dim]
+            .swap_dims(1, 2) // [batch, seq, heads, head_dim]
+            .reshape([batch, seq, hidden])
+    }
+}
+
+impl SequenceClassifier {
+    pub fn load(cfg: &BertConfig, num_labels: usize, src: &mut ParamSource, device: &Device) -> Result<Self> {
+        let bert = BertModel::load(cfg, src, device)?;
+        let classifier = src.head_linear("classifier", cfg.hidden_size, num_labels, device)?;
+        let p = cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob);
+        Ok(SequenceClassifier { bert, dropout: DropoutConfig::new(p).init(), classifier })
+    }
+
+    /// Class logits `[batch, num_labels]`.
+    pub fn forward(&self, input: &BertInput) -> Tensor<2> {
+        let pooled = self.bert.pool(self.bert.encode(input)); // [batch, hidden]
+        self.classifier.forward(self.dropout.forward(pooled))
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.classifier.weight.dims()[1]
+    }
+}
+
+/// Mean of the hidden states over real tokens, L2-normalised (sentence-transformers pooling).
+pub fn mean_pool_normalized(hidden: Tensor<3>, attention_mask: Tensor<2>) -> Tensor<2> {
+    let [batch, seq, _] = hidden.dims();
+    let mask = attention_mask.reshape([batch, seq, 1]); // [batch, seq, 1]
+    let summed = (hidden * mask.clone()).sum_dim(1); // [batch, 1, hidden]
+    let count = mask.sum_dim(1).clamp_min(1e-9); // [batch, 1, 1]
+    let mean = summed / count; // [batch, 1, hidden]
+    let norm = mean.clone().square().sum_dim(2).sqrt().clamp_min(1e-12); // [batch, 1, 1]
+    let [_, _, h] = mean.dims();
+    (mean / norm).reshape([batch, h])
+}

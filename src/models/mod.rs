@@ -1,0 +1,3 @@
+//! Model architectures, one file each, named after the Hugging Face classes they mirror.
+
+pub mod bert;

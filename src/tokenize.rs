@@ -1,0 +1,51 @@
+//! Wraps a Hugging Face `tokenizer.json` (via the `tokenizers` crate, pure Rust so it builds for
+//! wasm). The file's own padding/truncation settings are switched off (MiniLM's pads everything
+//! to 128); Burnish truncates to the recipe's `max_len` and pads per batch, as transformers does.
+
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::error::{Error, Result};
+
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pub pad_id: u32,
+    raw: Vec<u8>,
+}
+
+impl TextTokenizer {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer(format!("could not read it as a Hugging Face tokenizer.json: {e}")))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        let pad_id = inner.token_to_id("[PAD]").or_else(|| inner.token_to_id("<pad>")).unwrap_or(0);
+        Ok(TextTokenizer { inner, pad_id, raw: bytes.to_vec() })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The original tokenizer.json bytes, exported unchanged next to the fine-tuned weights.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// Token ids with special tokens, truncated to `max_len` (special tokens included).
+    pub fn encode(&mut self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        self.inner
+            .with_truncation(Some(TruncationParams { max_length: max_len.max(2), ..Default::default() }))
+            .map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        let enc = self.inner.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token count without truncation (for data checks).
+    pub fn count(&self, text: &str) -> Result<usize> {
+        let mut t = self.inner.clone();
+        t.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        Ok(t.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?.len())
+    }
+}

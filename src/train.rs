@@ -1,0 +1,562 @@
+//! Fine-tuning a sequence classifier as a step-able state machine: the browser worker (or the
+//! CLI) awaits `step()` repeatedly and reports progress in between. One step is the explicit
+//! classic loop: batch → forward → cross-entropy → backward → global-norm clip → AdamW with
+//! linear warmup then linear decay (HF `get_linear_schedule_with_warmup`). Every tensor read is
+//! asynchronous, so the same code runs on WebGPU in the browser.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::Example;
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, classification_metrics};
+use crate::models::bert::{BertInput, SequenceClassifier};
+use crate::weights::{LoadReport, ParamSource, read_f32};
+
+/// Hyperparameters of a fine-tuning run. Every field has a default, so a partial JSON recipe
+/// is valid.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// Share of the training file held out for evaluation when no eval file is given.
+    pub eval_fraction: f64,
+    pub max_grad_norm: f64,
+    pub text_column: String,
+    pub label_column: String,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            epochs: 3,
+            lr: 5e-5,
+            batch_size: 16,
+            max_len: 128,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            seed: 42,
+            eval_fraction: 0.2,
+            max_grad_norm: 1.0,
+            text_column: "text".into(),
+            label_column: "label".into(),
+        }
+    }
+}
+
+impl Recipe {
+    pub fn validate(&self, max_positions: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::Recipe(m));
+        if self.epochs == 0 || self.epochs > 1000 {
+            return bad(format!("epochs must be between 1 and 1000 (got {})", self.epochs));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
+            return bad(format!("learning rate must be a positive number below 1 (got {})", self.lr));
+        }
+        if self.batch_size == 0 || self.batch_size > 4096 {
+            return bad(format!("batch size must be between 1 and 4096 (got {})", self.batch_size));
+        }
+        if self.max_len < 4 || self.max_len > max_positions {
+            return bad(format!("max length must be between 4 and the model's {max_positions} positions (got {})", self.max_len));
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return bad(format!("warmup ratio must be in [0, 1) (got {})", self.warmup_ratio));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("weight decay must be ≥ 0 (got {})", self.weight_decay));
+        }
+        if !(self.eval_fraction > 0.0 && self.eval_fraction < 0.9) {
+            return bad(format!("eval fraction must be in (0, 0.9) (got {})", self.eval_fraction));
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
+            return bad(format!("max grad norm must be ≥ 0 (got {})", self.max_grad_norm));
+        }
+        Ok(())
+    }
+}
+
+/// HF's linear schedule: warm up from 0 to `lr` over `warmup` steps, then decay linearly to 0
+/// at `total`. `step` counts the optimizer steps already taken.
+pub fn linear_schedule(lr: f64, step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        return lr * step as f64 / warmup.max(1) as f64;
+    }
+    lr * ((total.saturating_sub(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64).max(0.0)
+}
+
+/// A tokenized example.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub label: usize,
+}
+
+/// Sum of squared gradients over the whole module (a tensor; nothing is read back).
+struct GradSquares<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for GradSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let s = g.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+}
+
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    coef: Tensor<1>,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            let coef: Tensor<D> = self.coef.clone().unsqueeze();
+            self.grads.register::<D>(param.id, g * coef);
+        }
+    }
+}
+
+/// Clips gradients by their global L2 norm, like `torch.nn.utils.clip_grad_norm_` (burn's own
+/// clipping works per tensor, which is a different rule). Returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> Option<Tensor<1>> {
+    let mut sq = GradSquares { grads, total: None };
+    model.visit(&mut sq);
+    let norm = sq.total?.sqrt();
+    if max_norm > 0.0 {
+        let coef = (norm.clone().add_scalar(1e-6).recip().mul_scalar(max_norm)).clamp_max(1.0);
+        model.visit(&mut GradScale { grads, coef });
+    }
+    Some(norm)
+}
+
+/// Mean cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    let logp = log_softmax(logits, 1); // [batch, classes]
+    let picked = logp.gather(1, labels.reshape([batch, 1])); // [batch, 1]
+    picked.mean().neg()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub step: usize,
+    pub total_steps: usize,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub examples_per_s: f64,
+    pub tokens_per_s: f64,
+    pub elapsed_s: f64,
+    pub done: bool,
+    /// Set when this step closed an epoch and the eval set was scored.
+    pub epoch_end: Option<EpochRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_loss: f64,
+    pub eval: Option<Metrics>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub label: String,
+    pub label_id: usize,
+    pub probabilities: Vec<f64>,
+    pub logits: Vec<f64>,
+}
+
+/// An inference-only classifier (no autodiff): evaluation, prediction, try-it box.
+pub struct Classifier {
+    pub model: SequenceClassifier,
+    pub labels: Vec<String>,
+    pub pad_id: u32,
+}
+
+impl Classifier {
+    /// Logits for already tokenized rows, in input order; rows are batched by length.
+    pub async fn logits(&self, rows: &[Vec<u32>], batch_size: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| rows[i].len());
+        let k = self.labels.len();
+        let mut out = vec![Vec::new(); rows.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
+            let input = BertInput::from_rows(&batch, self.pad_id, device);
+            let logits = read_f32(self.model.forward(&input)).await?;
+            for (j, &i) in chunk.iter().enumerate() {
+                out[i] = logits[j * k..(j + 1) * k].to_vec();
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn to_prediction(&self, logits: &[f32]) -> Prediction {
+        let probs = softmax64(logits);
+        let best = argmax(&probs);
+        Prediction {
+            label: self.labels[best].clone(),
+            label_id: best,
+            probabilities: probs,
+            logits: logits.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    /// Metrics plus per-example predictions on encoded examples.
+    pub async fn evaluate(&self, data: &[Encoded], batch_size: usize, device: &Device) -> Result<(Metrics, Vec<Prediction>)> {
+        let rows: Vec<Vec<u32>> = data.iter().map(|e| e.ids.clone()).collect();
+        let logits = self.logits(&rows, batch_size, device).await?;
+        let preds: Vec<Prediction> = logits.iter().map(|l| self.to_prediction(l)).collect();
+        let gold: Vec<usize> = data.iter().map(|e| e.label).collect();
+        let loss = if data.is_empty() {
+            0.0
+        } else {
+            data.iter().zip(&preds).map(|(e, p)| -(p.probabilities[e.label].max(1e-300)).ln()).sum::<f64>() / data.len() as f64
+        };
+        let pred_ids: Vec<usize> = preds.iter().map(|p| p.label_id).collect();
+        Ok((classification_metrics(&gold, &pred_ids, &self.labels, loss), preds))
+    }
+}
+
+pub fn softmax64(logits: &[f32]) -> Vec<f64> {
+    let m = logits.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+    let e: Vec<f64> = logits.iter().map(|&x| (x as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Builds a classifier for `labels` from a checkpoint. The checkpoint's own head is reused only
+/// when its labels are exactly these; otherwise a new head is initialised like HF's.
+pub fn build_classifier(ckpt: &Checkpoint, labels: &[String], seed: u64, device: &Device) -> Result<(SequenceClassifier, LoadReport)> {
+    let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, seed)?;
+    let reuse_head = ckpt.config.labels == labels && src.has("classifier.weight");
+    let model = if reuse_head {
+        SequenceClassifier::load(&ckpt.config, labels.len(), &mut src, device)?
+    } else {
+        src.forget_prefix("classifier.");
+        SequenceClassifier::load(&ckpt.config, labels.len(), &mut src, device)?
+    };
+    Ok((model, src.report()))
+}
+
+pub fn encode_examples(ckpt: &mut Checkpoint, examples: &[Example], labels: &[String], max_len: usize, what: &str) -> Result<Vec<Encoded>> {
+    let mut out = Vec::with_capacity(examples.len());
+    let mut unknown: Vec<String> = Vec::new();
+    for e in examples {
+        match labels.iter().position(|l| *l == e.label) {
+            Some(label) => out.push(Encoded { ids: ckpt.tokenizer.encode(&e.text, max_len)?, label }),
+            None => {
+                if !unknown.contains(&e.label) {
+                    unknown.push(e.label.clone());
+                }
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        unknown.truncate(10);
+        return Err(Error::data(format!(
+            "{what} has labels that the training data does not: {} (training labels: {})",
+            unknown.join(", "),
+            labels.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+pub struct TrainSession {
+    model: Option<SequenceClassifier>,
+    optim: ModuleOptimizer,
+    pub recipe: Recipe,
+    pub labels: Vec<String>,
+    pub train: Vec<Encoded>,
+    pub eval: Vec<Encoded>,
+    pub load_report: LoadReport,
+    device: Device,
+    base_device: Device,
+    pad_id: u32,
+    rng: StdRng,
+    order: Vec<usize>,
+    cursor: usize,
+    pub step: usize,
+    pub epoch: usize,
+    pub total_steps: usize,
+    warmup_steps: usize,
+    epoch_loss_sum: f64,
+    epoch_loss_count: usize,
+    pub history: Vec<EpochRecord>,
+    pub losses: Vec<f64>,
+    started: Option<Instant>,
+    pub train_seconds: f64,
+    examples_seen: usize,
+    tokens_seen: usize,
+}
+
+impl TrainSession {
+    /// `device` is the plain device (WebGPU or CPU); training runs on its autodiff decorator.
+    pub fn new(ckpt: &mut Checkpoint, train: &[Example], eval: &[Example], labels: Vec<String>, recipe: Recipe, device: &Device) -> Result<Self> {
+        recipe.validate(ckpt.config.max_position_embeddings)?;
+        let train_enc = encode_examples(ckpt, train, &labels, recipe.max_len, "the training data")?;
+        let eval_enc = encode_examples(ckpt, eval, &labels, recipe.max_len, "the evaluation data")?;
+        if train_enc.is_empty() {
+            return Err(Error::data("no training examples"));
+        }
+        let ad = device.clone().autodiff();
+        ad.seed(recipe.seed);
+        let (model, load_report) = build_classifier(ckpt, &labels, recipe.seed, &ad)?;
+        let optim = AdamWConfig::new()
+            .with_weight_decay(recipe.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init();
+        let per_epoch = train_enc.len().div_ceil(recipe.batch_size);
+        let total_steps = per_epoch * recipe.epochs;
+        let warmup_steps = (total_steps as f64 * recipe.warmup_ratio).ceil() as usize;
+        Ok(TrainSession {
+            model: Some(model),
+            optim,
+            labels,
+            train: train_enc,
+            eval: eval_enc,
+            load_report,
+            device: ad,
+            base_device: device.clone(),
+            pad_id: ckpt.tokenizer.pad_id,
+            rng: StdRng::seed_from_u64(recipe.seed),
+            recipe,
+            order: Vec::new(),
+            cursor: 0,
+            step: 0,
+            epoch: 0,
+            total_steps,
+            warmup_steps,
+            epoch_loss_sum: 0.0,
+            epoch_loss_count: 0,
+            history: Vec::new(),
+            losses: Vec::new(),
+            started: None,
+            train_seconds: 0.0,
+            examples_seen: 0,
+            tokens_seen: 0,
+        })
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.step >= self.total_steps
+    }
+
+    fn model(&self) -> Result<&SequenceClassifier> {
+        self.model.as_ref().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))
+    }
+
+    /// The current weights as an inference classifier.
+    pub fn classifier(&self) -> Result<Classifier> {
+        Ok(Classifier { model: self.model()?.valid(), labels: self.labels.clone(), pad_id: self.pad_id })
+    }
+
+    pub fn base_device(&self) -> &Device {
+        &self.base_device
+    }
+
+    /// Scores the eval set with the current weights.
+    pub async fn evaluate(&self) -> Result<(Metrics, Vec<Prediction>)> {
+        self.classifier()?.evaluate(&self.eval, self.recipe.batch_size.max(32), &self.base_device).await
+    }
+
+    /// One optimizer step on the next batch.
+    pub async fn step(&mut self) -> Result<StepReport> {
+        if self.is_done() {
+            return Err(Error::Other("training is already finished".into()));
+        }
+        let t0 = Instant::now();
+        if self.started.is_none() {
+            self.started = Some(t0);
+        }
+        if self.cursor >= self.order.len() {
+            self.order = (0..self.train.len()).collect();
+            self.order.shuffle(&mut self.rng);
+            self.cursor = 0;
+        }
+        let end = (self.cursor + self.recipe.batch_size).min(self.order.len());
+        let idx: Vec<usize> = self.order[self.cursor..end].to_vec();
+        self.cursor = end;
+        let rows: Vec<Vec<u32>> = idx.iter().map(|&i| self.train[i].ids.clone()).collect();
+        let labels: Vec<i64> = idx.iter().map(|&i| self.train[i].label as i64).collect();
+        let n = rows.len();
+        let tokens: usize = rows.iter().map(|r| r.len()).sum();
+
+        let lr = linear_schedule(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
+        let model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
+        let input = BertInput::from_rows(&rows, self.pad_id, &self.device);
+        let label_t = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
+        let loss = cross_entropy(model.forward(&input), label_t);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
+        let model = self.optim.step(lr, model, grads);
+        self.model = Some(model);
+
+        let loss_v = read_f32(loss.detach()).await?.first().copied().unwrap_or(f32::NAN) as f64;
+        let norm_v = match norm {
+            Some(t) => read_f32(t).await?.first().copied().unwrap_or(0.0) as f64,
+            None => 0.0,
+        };
+        if !loss_v.is_finite() {
+            return Err(Error::Other(format!(
+                "the loss became {loss_v} at step {}: lower the learning rate and start again",
+                self.step + 1
+            )));
+        }
+        self.step += 1;
+        self.losses.push(loss_v);
+        self.epoch_loss_sum += loss_v;
+        self.epoch_loss_count += 1;
+        self.examples_seen += n;
+        self.tokens_seen += tokens;
+        self.train_seconds += t0.elapsed().as_secs_f64();
+
+        let mut epoch_end = None;
+        if self.cursor >= self.order.len() {
+            self.epoch += 1;
+            let eval = if self.eval.is_empty() { None } else { Some(self.evaluate().await?.0) };
+            let rec = EpochRecord {
+                epoch: self.epoch,
+                step: self.step,
+                train_loss: self.epoch_loss_sum / self.epoch_loss_count.max(1) as f64,
+                eval,
+            };
+            self.epoch_loss_sum = 0.0;
+            self.epoch_loss_count = 0;
+            self.history.push(rec.clone());
+            epoch_end = Some(rec);
+        }
+        let secs = self.train_seconds.max(1e-9);
+        Ok(StepReport {
+            step: self.step,
+            total_steps: self.total_steps,
+            epoch: self.epoch,
+            epochs: self.recipe.epochs,
+            loss: loss_v,
+            lr,
+            grad_norm: norm_v,
+            examples_per_s: self.examples_seen as f64 / secs,
+            tokens_per_s: self.tokens_seen as f64 / secs,
+            elapsed_s: self.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+            done: self.is_done(),
+            epoch_end,
+        })
+    }
+
+    /// Runs steps until `budget_ms` has passed (at least one step), returning their reports.
+    pub async fn run_for(&mut self, budget_ms: f64) -> Result<Vec<StepReport>> {
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        while !self.is_done() {
+            out.push(self.step().await?);
+            if t0.elapsed().as_secs_f64() * 1000.0 >= budget_ms {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// HF folder files of the current model: config, tokenizer files, safetensors.
+    pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
+        export_classifier(self.model()?, ckpt, &self.labels).await
+    }
+}
+
+pub async fn export_classifier(model: &SequenceClassifier, ckpt: &Checkpoint, labels: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = vec![("config.json".to_string(), ckpt.classifier_config(labels)?)];
+    files.extend(ckpt.tokenizer_files());
+    files.push(("model.safetensors".to_string(), crate::weights::export_classifier_safetensors(model).await?));
+    Ok(files)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub steps: usize,
+    pub median_step_s: f64,
+    pub samples_per_s: f64,
+    pub tokens_per_s: f64,
+    pub step_seconds: Vec<f64>,
+}
+
+/// Times full training steps (forward, cross-entropy, backward, global clip, AdamW) on a fixed
+/// `[batch, len]` batch of seeded random token ids, after `warmup` untimed steps. The loss is
+/// read back each step, so every timed step has finished on the device.
+pub async fn bench_training(ckpt: &Checkpoint, batch: usize, len: usize, steps: usize, warmup: usize, device: &Device) -> Result<BenchResult> {
+    use rand::Rng;
+    if steps == 0 || batch == 0 || len < 2 || len > ckpt.config.max_position_embeddings {
+        return Err(Error::Recipe("bench needs steps ≥ 1, batch ≥ 1 and 2 ≤ max-len ≤ the model's positions".into()));
+    }
+    let labels = vec!["0".to_string(), "1".to_string()];
+    let ad = device.clone().autodiff();
+    let (mut model, _) = build_classifier(ckpt, &labels, 0, &ad)?;
+    let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
+    let mut rng = StdRng::seed_from_u64(0);
+    let vocab = ckpt.config.vocab_size as u32;
+    let lo = 1000.min(vocab / 2);
+    let rows: Vec<Vec<u32>> = (0..batch).map(|_| (0..len).map(|_| rng.random_range(lo..vocab)).collect()).collect();
+    let ys: Vec<i64> = (0..batch).map(|_| rng.random_range(0..2)).collect();
+    let mut times = Vec::new();
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let input = BertInput::from_rows(&rows, 0, &ad);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(ys.clone(), [batch]), &ad);
+        let loss = cross_entropy(model.forward(&input), y);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm(&model, &mut grads, 1.0);
+        model = optim.step(5e-5, model, grads);
+        let _ = read_f32(loss.detach()).await?;
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let median = if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0 };
+    Ok(BenchResult {
+        batch_size: batch,
+        max_len: len,
+        steps,
+        median_step_s: median,
+        samples_per_s: batch as f64 / median,
+        tokens_per_s: (batch * len) as f64 / median,
+        step_seconds: times,
+    })
+}

@@ -1,0 +1,272 @@
+//! The only JavaScript boundary: thin `#[wasm_bindgen]` functions for the page's Web Worker.
+//! State lives in one thread-local (the worker owns a single session); async calls take what
+//! they need out of it, await, and put it back, so nothing is borrowed across an await.
+//! Errors become JS `Error`s carrying the library's user-facing message.
+
+use std::cell::RefCell;
+
+use burn::tensor::Device;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::backend::{self, BackendInfo};
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, Table};
+use crate::error::Error;
+use crate::train::{Recipe, TrainSession};
+
+#[derive(Default)]
+struct State {
+    device: Option<(Device, BackendInfo)>,
+    checkpoint: Option<Checkpoint>,
+    train_table: Option<Table>,
+    eval_table: Option<Table>,
+    session: Option<TrainSession>,
+    /// Texts of the eval examples, in session order (for the per-example table).
+    eval_texts: Vec<(String, String)>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn js_err(e: Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&format!("internal: {e}")))
+}
+
+fn busy() -> JsError {
+    JsError::new("the engine is busy with another request; wait for it to finish")
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Initialises WebGPU (or the CPU when `force_cpu` or no adapter). Idempotent.
+#[wasm_bindgen(js_name = initBackend)]
+pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
+    if let Some(info) = STATE.with(|s| s.borrow().device.as_ref().map(|d| d.1.clone())) {
+        return to_js(&info);
+    }
+    let (device, info) = backend::init(force_cpu).await;
+    STATE.with(|s| s.borrow_mut().device = Some((device, info.clone())));
+    to_js(&info)
+}
+
+#[wasm_bindgen(js_name = loadModel)]
+pub fn load_model(config: &[u8], tokenizer: &[u8], weights: Vec<u8>, tokenizer_config: Option<Vec<u8>>) -> Result<JsValue, JsError> {
+    let mut ckpt = Checkpoint::from_bytes(config, tokenizer, weights).map_err(js_err)?;
+    // Parse the weights now so a broken file is refused at load time, not at Start.
+    crate::weights::ParamSource::from_safetensors(&ckpt.weights, 0.02, 0).map_err(js_err)?;
+    ckpt.tokenizer_config = tokenizer_config;
+    let summary = ckpt.summary();
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.checkpoint = Some(ckpt);
+        s.session = None;
+    });
+    to_js(&summary)
+}
+
+#[derive(Serialize)]
+struct Inspection<'a> {
+    name: &'a str,
+    format: data::Format,
+    columns: &'a [String],
+    preview: Vec<Vec<String>>,
+    row_count: usize,
+}
+
+fn inspect(bytes: &[u8], name: &str, eval: bool) -> Result<JsValue, JsError> {
+    let table = data::parse_table(bytes, name).map_err(js_err)?;
+    let out = to_js(&Inspection {
+        name: &table.name,
+        format: table.format,
+        columns: &table.columns,
+        preview: table.rows.iter().take(5).cloned().collect(),
+        row_count: table.rows.len(),
+    })?;
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if eval {
+            s.eval_table = Some(table);
+        } else {
+            s.train_table = Some(table);
+        }
+    });
+    Ok(out)
+}
+
+/// Parses a training file (CSV/TSV/JSONL/TXT by extension) and keeps it for `startTraining`.
+#[wasm_bindgen(js_name = inspectData)]
+pub fn inspect_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
+    inspect(bytes, file_name, false)
+}
+
+#[wasm_bindgen(js_name = inspectEvalData)]
+pub fn inspect_eval_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
+    inspect(bytes, file_name, true)
+}
+
+#[wasm_bindgen(js_name = clearEvalData)]
+pub fn clear_eval_data() {
+    STATE.with(|s| s.borrow_mut().eval_table = None);
+}
+
+#[derive(Serialize)]
+struct Started<'a> {
+    total_steps: usize,
+    labels: &'a [String],
+    train_count: usize,
+    eval_count: usize,
+    skipped_rows: usize,
+    load_report: &'a crate::weights::LoadReport,
+    recipe: &'a Recipe,
+}
+
+/// Builds a training session from the loaded model, data and `recipe` (a partial Recipe JSON).
+#[wasm_bindgen(js_name = startTraining)]
+pub fn start_training(recipe: JsValue) -> Result<JsValue, JsError> {
+    let recipe: Recipe = if recipe.is_undefined() || recipe.is_null() {
+        Recipe::default()
+    } else {
+        serde_wasm_bindgen::from_value(recipe).map_err(|e| JsError::new(&format!("recipe: {e}")))?
+    };
+    STATE.with(|s| {
+        let mut guard = s.borrow_mut();
+        let st = &mut *guard;
+        let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
+        let device = device.clone();
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
+        let table = st.train_table.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
+        recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
+        let labeled = data::labeled_examples(table, &recipe.text_column, &recipe.label_column).map_err(js_err)?;
+        let labels = data::label_vocab(&labeled.examples, &table.name, &recipe.label_column).map_err(js_err)?;
+        let (train, eval) = match &st.eval_table {
+            Some(t) => (labeled.examples.clone(), data::labeled_examples(t, &recipe.text_column, &recipe.label_column).map_err(js_err)?.examples),
+            None => data::stratified_split(&labeled.examples, recipe.eval_fraction, recipe.seed),
+        };
+        let session = TrainSession::new(ckpt, &train, &eval, labels.clone(), recipe.clone(), &device).map_err(js_err)?;
+        let out = to_js(&Started {
+            total_steps: session.total_steps,
+            labels: &labels,
+            train_count: train.len(),
+            eval_count: eval.len(),
+            skipped_rows: labeled.skipped_empty_text + labeled.skipped_empty_label,
+            load_report: &session.load_report,
+            recipe: &recipe,
+        })?;
+        st.eval_texts = eval.into_iter().map(|e| (e.text, e.label)).collect();
+        st.session = Some(session);
+        Ok(out)
+    })
+}
+
+fn take_session() -> Result<TrainSession, JsError> {
+    STATE.with(|s| s.borrow_mut().session.take()).ok_or_else(|| {
+        JsError::new("no training session: press Start first (or another request is still running)")
+    })
+}
+
+fn put_session(session: TrainSession) {
+    STATE.with(|s| s.borrow_mut().session = Some(session));
+}
+
+/// Runs training steps for about `budget_ms` (at least one) and returns their reports.
+#[wasm_bindgen(js_name = trainSteps)]
+pub async fn train_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut session = take_session()?;
+    let result = session.run_for(budget_ms).await;
+    put_session(session);
+    to_js(&result.map_err(js_err)?)
+}
+
+#[derive(Serialize)]
+struct ExamplePrediction {
+    text: String,
+    gold: String,
+    label: String,
+    confidence: f64,
+}
+
+#[derive(Serialize)]
+struct Evaluation {
+    metrics: crate::metrics::Metrics,
+    predictions: Vec<ExamplePrediction>,
+}
+
+/// Scores the eval set with the current weights (metrics + per-example predictions).
+#[wasm_bindgen]
+pub async fn evaluate() -> Result<JsValue, JsError> {
+    let session = take_session()?;
+    let result = session.evaluate().await;
+    let texts = STATE.with(|s| s.borrow().eval_texts.clone());
+    put_session(session);
+    let (metrics, preds) = result.map_err(js_err)?;
+    let predictions = texts
+        .into_iter()
+        .zip(preds)
+        .map(|((text, gold), p)| ExamplePrediction { text, gold, confidence: p.probabilities[p.label_id], label: p.label })
+        .collect();
+    to_js(&Evaluation { metrics, predictions })
+}
+
+/// Class probabilities for one text from the current model.
+#[wasm_bindgen]
+pub async fn predict(text: String) -> Result<JsValue, JsError> {
+    if text.trim().is_empty() {
+        return Err(JsError::new("type some text first"));
+    }
+    let session = take_session()?;
+    let ids = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let max_len = session.recipe.max_len;
+        s.checkpoint.as_mut().map(|c| c.tokenizer.encode(&text, max_len))
+    });
+    let result = async {
+        let ids = ids.ok_or_else(|| Error::Other("load a model first".into()))??;
+        let clf = session.classifier()?;
+        let logits = clf.logits(&[ids], 1, session.base_device()).await?;
+        Ok::<_, Error>(clf.to_prediction(&logits[0]))
+    }
+    .await;
+    put_session(session);
+    to_js(&result.map_err(js_err)?)
+}
+
+#[derive(Serialize)]
+struct ExportedFile {
+    name: String,
+    #[serde(with = "serde_bytes_as_uint8array")]
+    bytes: Vec<u8>,
+}
+
+mod serde_bytes_as_uint8array {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+}
+
+/// The fine-tuned model as HF folder files `[{name, bytes}]`.
+#[wasm_bindgen(js_name = exportModel)]
+pub async fn export_model() -> Result<JsValue, JsError> {
+    let session = take_session()?;
+    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
+    let result = match &ckpt {
+        Some(c) => session.export(c).await,
+        None => Err(Error::Other("load a model first".into())),
+    };
+    STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
+    put_session(session);
+    let files: Vec<ExportedFile> = result.map_err(js_err)?.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect();
+    // serialize_bytes becomes a Uint8Array with the default serializer.
+    files
+        .serialize(&serde_wasm_bindgen::Serializer::new())
+        .map_err(|e| JsError::new(&format!("internal: {e}")))
+}

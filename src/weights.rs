@@ -1,0 +1,333 @@
+//! Hugging Face `model.safetensors` in and out. Loading is declarative: the model constructors
+//! (`models/bert.rs`) ask a `ParamSource` for each tensor by its HF name; whatever the file lacks
+//! is initialised like HF's `_init_weights` (normal(0, initializer_range), zero bias, unit
+//! LayerNorm) and reported. Export reads every parameter asynchronously (no synchronous GPU
+//! reads, so it works in the browser) and writes the same names back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Normal};
+use safetensors::{Dtype, SafeTensors};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::models::bert::SequenceClassifier;
+
+/// What loading found: tensors initialised because the file lacks them, and tensors the file
+/// has that the model does not use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    pub initialized: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub skipped_buffers: Vec<String>,
+    /// "bert." when the file's encoder keys carry that prefix, "" otherwise.
+    pub prefix: String,
+}
+
+struct RawTensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+/// Named tensors of a checkpoint, with the bookkeeping needed for the load report.
+pub struct ParamSource {
+    tensors: BTreeMap<String, RawTensor>,
+    used: BTreeSet<String>,
+    initialized: Vec<String>,
+    skipped: Vec<String>,
+    prefix: String,
+    init_range: f64,
+    rng: StdRng,
+}
+
+/// Names of the heads that may legitimately be absent (HF initialises them): the encoder itself
+/// must be complete.
+fn optional_name(name: &str) -> bool {
+    name.starts_with("pooler.") || name.starts_with("classifier.")
+}
+
+impl ParamSource {
+    /// Parses safetensors bytes. `seed` drives the initialisation of absent tensors.
+    pub fn from_safetensors(bytes: &[u8], init_range: f64, seed: u64) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| {
+            Error::Weights(format!("not a valid safetensors file ({e}); expected HF model.safetensors"))
+        })?;
+        let names: Vec<String> = st.names().into_iter().map(String::from).collect();
+        let prefix = if names.iter().any(|n| n.starts_with("bert.")) { "bert." } else { "" };
+        let mut tensors = BTreeMap::new();
+        let mut skipped = Vec::new();
+        for name in names {
+            if name.ends_with("position_ids") {
+                skipped.push(name);
+                continue;
+            }
+            let view = st.tensor(&name).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
+            let data = to_f32(view.dtype(), view.data()).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
+            let key = name.strip_prefix(prefix).unwrap_or(&name).to_string();
+            tensors.insert(key, RawTensor { shape: view.shape().to_vec(), data });
+        }
+        Ok(ParamSource {
+            tensors,
+            used: BTreeSet::new(),
+            initialized: Vec::new(),
+            skipped,
+            prefix: prefix.to_string(),
+            init_range,
+            rng: StdRng::seed_from_u64(seed),
+        })
+    }
+
+    /// A source with no tensors: every parameter is initialised (used for tests and new heads).
+    pub fn empty(init_range: f64, seed: u64) -> Self {
+        ParamSource {
+            tensors: BTreeMap::new(),
+            used: BTreeSet::new(),
+            initialized: Vec::new(),
+            skipped: Vec::new(),
+            prefix: String::new(),
+            init_range,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Takes `name` with the given shape; `Ok(None)` when absent (or, for heads, of another
+    /// shape, which means a new head with a different number of labels).
+    fn take(&mut self, name: &str, shape: &[usize], replace_on_mismatch: bool) -> Result<Option<Vec<f32>>> {
+        let Some(t) = self.tensors.get(name) else {
+            if optional_name(name) {
+                return Ok(None);
+            }
+            return Err(Error::Weights(format!(
+                "missing tensor \"{}{name}\" (shape {shape:?}); the file does not look like a complete BERT checkpoint",
+                self.prefix
+            )));
+        };
+        if t.shape != shape {
+            if replace_on_mismatch {
+                self.used.insert(name.to_string());
+                return Ok(None);
+            }
+            return Err(Error::Weights(format!(
+                "tensor \"{}{name}\" has shape {:?} but config.json implies {shape:?}",
+                self.prefix, t.shape
+            )));
+        }
+        self.used.insert(name.to_string());
+        Ok(Some(t.data.clone()))
+    }
+
+    fn normal(&mut self, n: usize) -> Vec<f32> {
+        let dist = Normal::new(0.0f64, self.init_range).unwrap_or_else(|_| Normal::new(0.0, 0.02).expect("valid"));
+        (0..n).map(|_| dist.sample(&mut self.rng) as f32).collect()
+    }
+
+    fn init_note(&mut self, name: &str) {
+        self.initialized.push(name.to_string());
+    }
+
+    /// A matrix stored as in HF (`[rows, cols]`), e.g. an embedding table.
+    pub fn matrix(&mut self, name: &str, rows: usize, cols: usize, device: &Device) -> Result<Param<Tensor<2>>> {
+        let data = match self.take(name, &[rows, cols], false)? {
+            Some(d) => d,
+            None => {
+                self.init_note(name);
+                self.normal(rows * cols)
+            }
+        };
+        Ok(Param::from_data(TensorData::new(data, [rows, cols]), device))
+    }
+
+    fn vector(&mut self, name: &str, n: usize, fill: f32, random: bool, replace: bool, device: &Device) -> Result<Param<Tensor<1>>> {
+        let data = match self.take(name, &[n], replace)? {
+            Some(d) => d,
+            None => {
+                self.init_note(name);
+                if random { self.normal(n) } else { vec![fill; n] }
+            }
+        };
+        Ok(Param::from_data(TensorData::new(data, [n]), device))
+    }
+
+    pub fn ones_or_load(&mut self, name: &str, n: usize, device: &Device) -> Result<Param<Tensor<1>>> {
+        self.vector(name, n, 1.0, false, false, device)
+    }
+
+    pub fn zeros_or_load(&mut self, name: &str, n: usize, device: &Device) -> Result<Param<Tensor<1>>> {
+        self.vector(name, n, 0.0, false, false, device)
+    }
+
+    fn linear_impl(&mut self, name: &str, d_in: usize, d_out: usize, replace: bool, device: &Device) -> Result<Linear> {
+        let wname = format!("{name}.weight");
+        // HF stores [out, in]; burn's row-layout Linear computes x · W with W as [in, out].
+        let weight = match self.take(&wname, &[d_out, d_in], replace)? {
+            Some(d) => transpose(&d, d_out, d_in),
+            None => {
+                self.init_note(&wname);
+                self.normal(d_in * d_out)
+            }
+        };
+        let bias = self.vector(&format!("{name}.bias"), d_out, 0.0, false, replace, device)?;
+        Ok(Linear {
+            weight: Param::from_data(TensorData::new(weight, [d_in, d_out]), device),
+            bias: Some(bias),
+        })
+    }
+
+    /// An encoder linear layer; it must be present with the right shape.
+    pub fn linear(&mut self, name: &str, d_in: usize, d_out: usize, device: &Device) -> Result<Linear> {
+        self.linear_impl(name, d_in, d_out, false, device)
+    }
+
+    /// A task head: loaded when present with the right shape, otherwise newly initialised.
+    pub fn head_linear(&mut self, name: &str, d_in: usize, d_out: usize, device: &Device) -> Result<Linear> {
+        self.linear_impl(name, d_in, d_out, true, device)
+    }
+
+    pub fn report(&self) -> LoadReport {
+        LoadReport {
+            initialized: self.initialized.clone(),
+            unexpected: self
+                .tensors
+                .keys()
+                .filter(|k| !self.used.contains(*k))
+                .map(|k| if k.starts_with("classifier.") || k.starts_with("cls.") { k.clone() } else { format!("{}{k}", self.prefix) })
+                .collect(),
+            skipped_buffers: self.skipped.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> std::result::Result<Vec<f32>, String> {
+    match dtype {
+        Dtype::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        Dtype::F16 => Ok(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        Dtype::BF16 => Ok(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        Dtype::F64 => Ok(bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect()),
+        other => Err(format!("dtype {other:?} is not supported (F32, F16, BF16, F64 are)")),
+    }
+}
+
+/// `[rows, cols]` row-major → `[cols, rows]` row-major.
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+/// How a parameter is laid out relative to HF.
+#[derive(Clone, Copy)]
+enum Layout {
+    Same,
+    /// burn `[in, out]` ↔ HF `[out, in]`
+    Transposed,
+}
+
+fn linear_entries(out: &mut Vec<(String, Tensor<2>, Layout)>, out1: &mut Vec<(String, Tensor<1>)>, name: &str, l: &Linear) {
+    out.push((format!("{name}.weight"), l.weight.val(), Layout::Transposed));
+    if let Some(b) = &l.bias {
+        out1.push((format!("{name}.bias"), b.val()));
+    }
+}
+
+fn norm_entries(out1: &mut Vec<(String, Tensor<1>)>, name: &str, ln: &burn::nn::LayerNorm) {
+    out1.push((format!("{name}.weight"), ln.gamma.val()));
+    if let Some(b) = &ln.beta {
+        out1.push((format!("{name}.bias"), b.val()));
+    }
+}
+
+/// Every parameter of the classifier under its HF `BertForSequenceClassification` name.
+fn classifier_entries(model: &SequenceClassifier) -> (Vec<(String, Tensor<2>, Layout)>, Vec<(String, Tensor<1>)>) {
+    let mut m = Vec::new();
+    let mut v = Vec::new();
+    let e = &model.bert.embeddings;
+    m.push(("bert.embeddings.word_embeddings.weight".into(), e.word_embeddings.weight.val(), Layout::Same));
+    m.push(("bert.embeddings.position_embeddings.weight".into(), e.position_embeddings.weight.val(), Layout::Same));
+    m.push(("bert.embeddings.token_type_embeddings.weight".into(), e.token_type_embeddings.weight.val(), Layout::Same));
+    norm_entries(&mut v, "bert.embeddings.LayerNorm", &e.layer_norm);
+    for (i, layer) in model.bert.layers.iter().enumerate() {
+        let p = format!("bert.encoder.layer.{i}");
+        linear_entries(&mut m, &mut v, &format!("{p}.attention.self.query"), &layer.attention.query);
+        linear_entries(&mut m, &mut v, &format!("{p}.attention.self.key"), &layer.attention.key);
+        linear_entries(&mut m, &mut v, &format!("{p}.attention.self.value"), &layer.attention.value);
+        linear_entries(&mut m, &mut v, &format!("{p}.attention.output.dense"), &layer.attention_output);
+        norm_entries(&mut v, &format!("{p}.attention.output.LayerNorm"), &layer.attention_norm);
+        linear_entries(&mut m, &mut v, &format!("{p}.intermediate.dense"), &layer.intermediate);
+        linear_entries(&mut m, &mut v, &format!("{p}.output.dense"), &layer.output);
+        norm_entries(&mut v, &format!("{p}.output.LayerNorm"), &layer.output_norm);
+    }
+    linear_entries(&mut m, &mut v, "bert.pooler.dense", &model.bert.pooler);
+    linear_entries(&mut m, &mut v, "classifier", &model.classifier);
+    (m, v)
+}
+
+/// Serialises the classifier to HF `model.safetensors` bytes, reading each parameter
+/// asynchronously (safe on WebGPU in the browser).
+pub async fn export_classifier_safetensors(model: &SequenceClassifier) -> Result<Vec<u8>> {
+    let (mats, vecs) = classifier_entries(model);
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(mats.len() + vecs.len());
+    for (name, t, layout) in mats {
+        let [r, c] = t.dims();
+        let data = read_f32(t).await?;
+        let (shape, data) = match layout {
+            Layout::Same => (vec![r, c], data),
+            Layout::Transposed => (vec![c, r], transpose(&data, r, c)),
+        };
+        named.push((name, shape, f32_bytes(&data)));
+    }
+    for (name, t) in vecs {
+        let [n] = t.dims();
+        let data = read_f32(t).await?;
+        named.push((name, vec![n], f32_bytes(&data)));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = named
+        .iter()
+        .map(|(n, s, d)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), d)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::Other(format!("safetensors view {n}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Other(format!("safetensors: {e}")))
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Reads a float tensor to the host without blocking (the only kind of read allowed on wasm).
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("reading a tensor failed: {e:?}")))?;
+    data.convert::<f32>().to_vec::<f32>().map_err(|e| Error::Backend(format!("tensor data: {e:?}")))
+}
+
+impl ParamSource {
+    /// Drops every tensor under `prefix` (e.g. an old classification head being replaced),
+    /// listing them as unexpected so the report says they were not used.
+    pub fn forget_prefix(&mut self, prefix: &str) {
+        let keys: Vec<String> = self.tensors.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        for k in keys {
+            self.tensors.remove(&k);
+            self.skipped.push(format!("{k} (old head replaced)"));
+        }
+    }
+}

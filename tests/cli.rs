@@ -1,0 +1,119 @@
+//! CLI smoke tests: train → predict → eval on the tiny model through the real binary, plus
+//! embed, bench, and error messages on bad input (exit code 1, message on stderr).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn burnish(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).output().expect("run burnish");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn write_csv(path: &Path, n: usize, offset: usize) {
+    let pos = ["good", "great", "excellent", "wonderful"];
+    let neg = ["bad", "awful", "terrible", "boring"];
+    let mut s = String::from("review,sentiment\n");
+    for i in offset..offset + n {
+        let p = i % 2 == 0;
+        let w = if p { pos[(i / 2) % 4] } else { neg[(i / 2) % 4] };
+        s += &format!("\"the film, honestly, was {w}\",{}\n", if p { "pos" } else { "neg" });
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn train_predict_eval_round_trip() {
+    let dir = std::env::temp_dir().join(format!("burnish-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let train = dir.join("train.csv");
+    let test = dir.join("test.csv");
+    write_csv(&train, 48, 0);
+    write_csv(&test, 16, 100);
+    let out = dir.join("model");
+    let model = fixture("tiny-bert");
+    let (ok, stdout, stderr) = burnish(&[
+        "train", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--eval", test.to_str().unwrap(),
+        "--text-column", "review", "--label-column", "sentiment", "--epochs", "3", "--lr", "1e-3", "--batch-size", "8",
+        "--max-len", "32", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(ok, "train failed: {stderr}");
+    assert!(stderr.contains("step 18/18"), "progress on stderr: {stderr}");
+    let metrics: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert_eq!(metrics["history"].as_array().unwrap().len(), 3);
+    assert!(metrics["accuracy"].as_f64().unwrap() >= 0.9, "{metrics}");
+    assert_eq!(metrics["labels"], serde_json::json!(["neg", "pos"]));
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "model.safetensors", "metrics.json", "recipe.json"] {
+        assert!(out.join(f).exists(), "{f} not written");
+    }
+
+    let (ok, stdout, stderr) = burnish(&["predict", "--model", out.to_str().unwrap(), "--text", "the film was great", "--text", "the film was awful"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["label"], "pos");
+    assert_eq!(lines[1]["label"], "neg");
+    assert_eq!(lines[0]["probabilities"].as_array().unwrap().len(), 2);
+
+    let (ok, stdout, stderr) = burnish(&["eval", "--model", out.to_str().unwrap(), "--data", test.to_str().unwrap(), "--text-column", "review", "--label-column", "sentiment"]);
+    assert!(ok, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(m["accuracy"], metrics["accuracy"]);
+
+    // The recipe written by train is accepted back with --recipe.
+    let (ok, _, stderr) = burnish(&[
+        "train", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--recipe",
+        out.join("recipe.json").to_str().unwrap(), "--epochs", "1", "--out", dir.join("again").to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn embed_and_bench_print_json() {
+    let model = fixture("tiny-bert");
+    let (ok, stdout, stderr) = burnish(&["embed", "--model", model.to_str().unwrap(), "--text", "hello there", "--text", "好"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let v: Vec<f64> = lines[0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(v.len(), 32);
+    assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4, "L2-normalised");
+
+    let (ok, stdout, stderr) = burnish(&["bench", "--model", model.to_str().unwrap(), "--steps", "3", "--batch-size", "4", "--max-len", "16"]);
+    assert!(ok, "{stderr}");
+    let b: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(b["steps"], 3);
+    assert!(b["median_step_s"].as_f64().unwrap() > 0.0);
+    assert!(b["tokens_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_input_gets_specific_messages() {
+    let model = fixture("tiny-bert");
+    let m = model.to_str().unwrap();
+    let data = root().join("tests/data");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["train".into(), "--model".into(), m.into(), "--train".into(), data.join("ints.tsv").display().to_string(), "--out".into(), "/tmp/x".into()],
+         "no text column \"text\"; columns found: \"sentence\", \"sentiment\""),
+        (vec!["train".into(), "--model".into(), m.into(), "--train".into(), data.join("one_class.csv").display().to_string(), "--out".into(), "/tmp/x".into()],
+         "only one class"),
+        (vec!["train".into(), "--model".into(), m.into(), "--train".into(), data.join("bad_utf8.csv").display().to_string(), "--out".into(), "/tmp/x".into()],
+         "invalid UTF-8 on line 3"),
+        (vec!["train".into(), "--model".into(), "/nonexistent".into(), "--train".into(), "x.csv".into(), "--out".into(), "/tmp/x".into()],
+         "not a folder"),
+        (vec!["predict".into(), "--model".into(), m.into()], "give texts with --text"),
+        (vec!["train".into(), "--model".into(), m.into(), "--train".into(), data.join("ints.tsv").display().to_string(), "--lr".into(), "5".into(), "--out".into(), "/tmp/x".into()],
+         "learning rate must be a positive number below 1"),
+    ];
+    for (args, want) in cases {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let (ok, _, stderr) = burnish(&a);
+        assert!(!ok, "should fail: {a:?}");
+        assert!(stderr.contains(want), "for {a:?} expected {want:?} in {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

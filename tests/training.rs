@@ -1,0 +1,167 @@
+//! Fine-tuning engine on the tiny fixture model: the loss falls and a learnable split is
+//! learned, runs are deterministic on CPU, export → reload gives the same logits, and bad
+//! checkpoints or recipes get specific errors.
+
+mod common;
+
+use burn::tensor::Device;
+use burnish::Checkpoint;
+use burnish::data::Example;
+use burnish::train::{Classifier, Recipe, TrainSession, build_classifier, linear_schedule};
+use common::*;
+
+/// A sentiment task a small model can learn: the label is carried by the adjective.
+fn learnable(n: usize, offset: usize) -> Vec<Example> {
+    let pos = ["good", "great", "excellent", "wonderful", "fun"];
+    let neg = ["bad", "awful", "terrible", "boring", "dull"];
+    let subjects = ["the movie", "this film", "the story", "the acting", "the ending", "the cast"];
+    (offset..offset + n)
+        .map(|i| {
+            let positive = i % 2 == 0;
+            let adj = if positive { pos[(i / 2) % pos.len()] } else { neg[(i / 2) % neg.len()] };
+            let subj = subjects[(i / 7) % subjects.len()];
+            Example { text: format!("{subj} was {adj}"), label: if positive { "positive" } else { "negative" }.into() }
+        })
+        .collect()
+}
+
+fn recipe() -> Recipe {
+    Recipe { epochs: 4, lr: 1e-3, batch_size: 8, max_len: 32, warmup_ratio: 0.1, seed: 3, ..Recipe::default() }
+}
+
+fn labels() -> Vec<String> {
+    vec!["negative".into(), "positive".into()]
+}
+
+fn run(r: Recipe) -> TrainSession {
+    let mut ckpt = tiny();
+    let mut s = TrainSession::new(&mut ckpt, &learnable(64, 0), &learnable(32, 1000), labels(), r, &Device::flex()).unwrap();
+    while !s.is_done() {
+        pollster::block_on(s.step()).unwrap();
+    }
+    s
+}
+
+#[test]
+fn loss_falls_and_the_split_is_learned() {
+    let mut ckpt = tiny();
+    let s0 = TrainSession::new(&mut ckpt, &learnable(64, 0), &learnable(32, 1000), labels(), recipe(), &Device::flex()).unwrap();
+    let (before, _) = pollster::block_on(s0.evaluate()).unwrap();
+    let s = run(recipe());
+    assert_eq!(s.step, 32);
+    assert_eq!(s.history.len(), 4);
+    let first: f64 = s.losses[..8].iter().sum::<f64>() / 8.0;
+    let last: f64 = s.losses[24..].iter().sum::<f64>() / 8.0;
+    let (after, preds) = pollster::block_on(s.evaluate()).unwrap();
+    eprintln!("loss {first:.4} → {last:.4}; eval accuracy {:.3} → {:.3}", before.accuracy, after.accuracy);
+    assert!(last < first * 0.5, "loss did not fall enough: {first} → {last}");
+    assert!(after.accuracy >= 0.9, "accuracy {}", after.accuracy);
+    assert!(after.loss < before.loss);
+    assert_eq!(preds.len(), 32);
+    assert_eq!(after.confusion.iter().flatten().sum::<usize>(), 32);
+}
+
+#[test]
+fn training_is_deterministic_on_cpu() {
+    let r = Recipe { epochs: 1, ..recipe() };
+    let a = run(r.clone());
+    let b = run(r.clone());
+    assert_eq!(a.losses, b.losses);
+    let c = run(Recipe { seed: 4, ..r });
+    assert_ne!(a.losses, c.losses);
+}
+
+#[test]
+fn export_then_reload_gives_the_same_logits() {
+    let s = run(Recipe { epochs: 1, ..recipe() });
+    let ckpt = tiny();
+    let files = pollster::block_on(s.export(&ckpt)).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    for want in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "model.safetensors"] {
+        assert!(names.contains(&want), "missing {want} in {names:?}");
+    }
+    let get = |n: &str| files.iter().find(|(f, _)| f == n).unwrap().1.clone();
+    let config: serde_json::Value = serde_json::from_slice(&get("config.json")).unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["id2label"]["1"], "positive");
+    assert_eq!(config["label2id"]["negative"], 0);
+
+    let mut re = Checkpoint::from_bytes(&get("config.json"), &get("tokenizer.json"), get("model.safetensors")).unwrap();
+    assert_eq!(re.config.labels, labels());
+    let device = Device::flex();
+    let (model, report) = build_classifier(&re, &labels(), 0, &device).unwrap();
+    assert!(report.initialized.is_empty(), "reloaded model must be complete: {:?}", report.initialized);
+    let reloaded = Classifier { model, labels: labels(), pad_id: re.tokenizer.pad_id };
+    let rows: Vec<Vec<u32>> = learnable(6, 500).iter().map(|e| re.tokenizer.encode(&e.text, 32).unwrap()).collect();
+    let a = pollster::block_on(s.classifier().unwrap().logits(&rows, 4, &device)).unwrap();
+    let b = pollster::block_on(reloaded.logits(&rows, 4, &device)).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn schedule_warms_up_then_decays_like_hf() {
+    assert_eq!(linear_schedule(1.0, 0, 10, 100), 0.0);
+    assert!((linear_schedule(1.0, 5, 10, 100) - 0.5).abs() < 1e-12);
+    assert!((linear_schedule(1.0, 10, 10, 100) - 1.0).abs() < 1e-12);
+    assert!((linear_schedule(1.0, 55, 10, 100) - 0.5).abs() < 1e-12);
+    assert_eq!(linear_schedule(1.0, 100, 10, 100), 0.0);
+    assert!((linear_schedule(2.0, 0, 0, 4) - 2.0).abs() < 1e-12);
+}
+
+#[test]
+fn bad_recipes_are_refused_with_the_reason() {
+    let mut ckpt = tiny();
+    let bad = |r: Recipe, ck: &mut Checkpoint| {
+        TrainSession::new(ck, &learnable(8, 0), &learnable(4, 100), labels(), r, &Device::flex()).err().expect("refused").to_string()
+    };
+    assert!(bad(Recipe { lr: -1.0, ..recipe() }, &mut ckpt).contains("learning rate"));
+    assert!(bad(Recipe { batch_size: 0, ..recipe() }, &mut ckpt).contains("batch size"));
+    assert!(bad(Recipe { max_len: 4096, ..recipe() }, &mut ckpt).contains("64 positions"));
+    assert!(bad(Recipe { epochs: 0, ..recipe() }, &mut ckpt).contains("epochs"));
+    let mut eval = learnable(4, 100);
+    eval[0].label = "neutral".into();
+    let e = TrainSession::new(&mut ckpt, &learnable(8, 0), &eval, labels(), recipe(), &Device::flex()).err().unwrap().to_string();
+    assert!(e.contains("labels that the training data does not: neutral"), "{e}");
+}
+
+#[test]
+fn bad_checkpoints_are_refused_with_the_reason() {
+    let dir = fixture("tiny-bert");
+    let config = std::fs::read(dir.join("config.json")).unwrap();
+    let tok = std::fs::read(dir.join("tokenizer.json")).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+
+    let gpt2 = String::from_utf8(config.clone()).unwrap().replace("\"bert\"", "\"gpt2\"");
+    let e = Checkpoint::from_bytes(gpt2.as_bytes(), &tok, weights.clone()).err().unwrap().to_string();
+    assert!(e.contains("unsupported model_type \"gpt2\"") && e.contains("bert"), "{e}");
+
+    let e = Checkpoint::from_bytes(b"{not json", &tok, weights.clone()).err().unwrap().to_string();
+    assert!(e.starts_with("config.json: not valid JSON"), "{e}");
+
+    let e = Checkpoint::from_bytes(&config, b"garbage", weights.clone()).err().unwrap().to_string();
+    assert!(e.starts_with("tokenizer.json:"), "{e}");
+
+    let ckpt = Checkpoint::from_bytes(&config, &tok, b"definitely not safetensors".to_vec()).unwrap();
+    let e = build_classifier(&ckpt, &labels(), 0, &Device::flex()).err().unwrap().to_string();
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+
+    // Drop one encoder tensor: the error names it.
+    let st = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| n != "bert.encoder.layer.1.output.dense.weight").collect();
+    let partial = safetensors::serialize(kept, None).unwrap();
+    let ckpt = Checkpoint::from_bytes(&config, &tok, partial).unwrap();
+    let e = build_classifier(&ckpt, &labels(), 0, &Device::flex()).err().unwrap().to_string();
+    assert!(e.contains("missing tensor \"bert.encoder.layer.1.output.dense.weight\""), "{e}");
+}
+
+#[test]
+fn a_new_head_is_initialised_when_labels_differ() {
+    let ckpt = tiny();
+    // The fixture's head has 3 labels; two labels need a new head, reported by name.
+    let (_, report) = build_classifier(&ckpt, &labels(), 0, &Device::flex()).unwrap();
+    assert_eq!(report.initialized, vec!["classifier.weight", "classifier.bias"]);
+    let three: Vec<String> = ckpt.config.labels.clone();
+    let (_, report) = build_classifier(&ckpt, &three, 0, &Device::flex()).unwrap();
+    assert!(report.initialized.is_empty());
+}

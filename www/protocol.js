@@ -1,0 +1,108 @@
+// The message protocol between the page (main.js) and the wasm worker (worker.js):
+// message type names, which part of the page each request concerns (for error display),
+// and BurnishClient, a promise-per-request wrapper around the worker.
+
+/** Requests the page sends: `{id, type, payload}`; each is answered by one `result` or `error`. */
+export const IN = Object.freeze({
+  INIT: 'init',
+  LOAD_MODEL: 'loadModel',
+  INSPECT_DATA: 'inspectData',
+  INSPECT_EVAL_DATA: 'inspectEvalData',
+  CLEAR_EVAL_DATA: 'clearEvalData',
+  TRAIN: 'train',
+  PAUSE: 'pause',
+  RESUME: 'resume',
+  STOP: 'stop',
+  EVALUATE: 'evaluate',
+  PREDICT: 'predict',
+  EXPORT: 'export',
+});
+
+/** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
+export const OUT = Object.freeze({
+  PROGRESS: 'progress', // {reports: StepReport[]}
+  METRICS: 'metrics', // {metrics, predictions, stopped}
+  LOG: 'log', // {message}
+  DONE: 'done', // {stopped, step, ok}
+  ERROR: 'error', // {message, concerns, step}
+  RESULT: 'result', // the request's return value
+});
+
+/** The page section an error from each request belongs next to. */
+export const CONCERNS = Object.freeze({
+  [IN.INIT]: 'backend',
+  [IN.LOAD_MODEL]: 'model',
+  [IN.INSPECT_DATA]: 'data',
+  [IN.INSPECT_EVAL_DATA]: 'data',
+  [IN.CLEAR_EVAL_DATA]: 'data',
+  [IN.TRAIN]: 'train',
+  [IN.PAUSE]: 'train',
+  [IN.RESUME]: 'train',
+  [IN.STOP]: 'train',
+  [IN.EVALUATE]: 'results',
+  [IN.PREDICT]: 'try',
+  [IN.EXPORT]: 'export',
+});
+
+/** An error reported by the worker; `concerns` names the page section, `step` the training step. */
+export class BurnishError extends Error {
+  constructor({ message, concerns = null, step = null }) {
+    super(message);
+    this.name = 'BurnishError';
+    this.concerns = concerns;
+    this.step = step;
+  }
+}
+
+/** Promise-based client: `await client.request(IN.PREDICT, {text})`; events go to `onEvent(msg)`. */
+export class BurnishClient {
+  #worker;
+  #onEvent;
+  #nextId = 1;
+  #pending = new Map(); // id -> {resolve, reject, type}
+
+  constructor(worker, onEvent) {
+    this.#worker = worker;
+    this.#onEvent = onEvent;
+    worker.addEventListener('message', (event) => this.#receive(event.data));
+    // The worker script itself failed (did not load, or threw outside a handler).
+    worker.addEventListener('error', (event) => {
+      event.preventDefault();
+      this.#failAll(`The worker failed: ${event.message || 'its script could not be loaded'}.`);
+    });
+    worker.addEventListener('messageerror', () => this.#failAll('A worker message could not be decoded.'));
+  }
+
+  /** Sends one request; resolves with its result or rejects with a BurnishError. */
+  request(type, payload = {}, transfer = []) {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, type });
+      try {
+        this.#worker.postMessage({ id, type, payload }, transfer);
+      } catch (err) {
+        this.#pending.delete(id);
+        reject(new BurnishError({ message: err.message, concerns: CONCERNS[type] }));
+      }
+    });
+  }
+
+  #receive(msg) {
+    const waiting = msg.id != null ? this.#pending.get(msg.id) : undefined;
+    if (!waiting) {
+      this.#onEvent(msg);
+      return;
+    }
+    this.#pending.delete(msg.id);
+    if (msg.type === OUT.ERROR) waiting.reject(new BurnishError(msg.payload));
+    else waiting.resolve(msg.payload);
+  }
+
+  // Rejects every pending request; with none pending, reports the failure as an event.
+  #failAll(message) {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const { reject, type } of pending) reject(new BurnishError({ message, concerns: CONCERNS[type] }));
+    if (!pending.length) this.#onEvent({ type: OUT.ERROR, payload: { message, concerns: 'backend', step: null } });
+  }
+}

@@ -1,0 +1,196 @@
+// The module Web Worker that owns the Burnish wasm instance: a small message switch
+// (see protocol.js) plus the training loop, which runs trainSteps() in short slices so
+// that pause/resume/stop and other requests are handled between slices.
+
+import { IN, OUT, CONCERNS } from './protocol.js';
+
+const STEP_BUDGET_MS = 150; // time per trainSteps() slice: short enough to stay responsive
+
+let wasmLoading = null; // Promise of the wasm module namespace, set by `init`
+let backend = null; // initBackend's answer, kept so a second `init` does not redo it
+let queue = Promise.resolve(); // wasm calls run strictly one after another
+const training = { active: false, paused: false, stopped: false, step: 0, wake: null };
+
+const post = (type, payload, id) => self.postMessage({ id, type, payload });
+
+/** Runs `fn` after every wasm call queued before it (the wasm state is not re-entrant). */
+function exclusive(fn) {
+  const result = queue.then(fn);
+  queue = result.catch(() => {});
+  return result;
+}
+
+/** Turns anything thrown (Error, wasm trap, string) into a user-facing message. */
+function describe(err) {
+  if (err instanceof WebAssembly.RuntimeError) {
+    return `The WebAssembly module crashed (${err.message}); reload the page to start again.`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function importWasm() {
+  let mod;
+  try {
+    mod = await import('./pkg/burnish.js');
+  } catch (err) {
+    throw new Error(
+      `Could not load the WebAssembly build (pkg/burnish.js): ${describe(err)}. ` +
+        'Build it first (see the README), then reload.',
+    );
+  }
+  await mod.default(); // fetches and instantiates pkg/burnish_bg.wasm
+  return mod;
+}
+
+async function wasm() {
+  if (!wasmLoading) throw new Error('The WebAssembly module is not initialised yet.');
+  return wasmLoading;
+}
+
+function refuseWhileTraining(what) {
+  if (training.active) throw new Error(`Stop training before ${what}.`);
+}
+
+// Pause/stop arrive as messages, and messages are only delivered between macrotasks.
+// trainSteps may settle without ever leaving the microtask queue (CPU backend), so the
+// loop yields a macrotask between slices.
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function trainLoop(summary) {
+  let ok = false;
+  try {
+    const m = await wasm();
+    let done = false;
+    while (!done && !training.stopped) {
+      if (training.paused) {
+        await new Promise((resolve) => (training.wake = resolve));
+        continue;
+      }
+      const reports = await exclusive(() => m.trainSteps(STEP_BUDGET_MS));
+      if (reports.length) {
+        const last = reports[reports.length - 1];
+        training.step = last.step;
+        done = Boolean(last.done);
+      }
+      post(OUT.PROGRESS, { reports });
+      await nextTask();
+    }
+    if (summary.eval_count > 0) {
+      post(OUT.LOG, { message: `Evaluating on ${summary.eval_count} held-out rows…` });
+      const result = await exclusive(() => m.evaluate());
+      post(OUT.METRICS, { ...result, stopped: training.stopped });
+    } else {
+      post(OUT.LOG, { message: 'No evaluation rows (eval fraction 0 and no eval file): skipping evaluation.' });
+    }
+    ok = true;
+  } catch (err) {
+    post(OUT.ERROR, { message: describe(err), concerns: 'train', step: training.step });
+  } finally {
+    training.active = false;
+    post(OUT.DONE, { ok, stopped: training.stopped, step: training.step });
+  }
+}
+
+function wakeTrainLoop() {
+  training.wake?.();
+  training.wake = null;
+}
+
+const handlers = {
+  async [IN.INIT]({ forceCpu = false }) {
+    wasmLoading ??= importWasm();
+    const m = await wasmLoading;
+    backend ??= await exclusive(() => m.initBackend(Boolean(forceCpu)));
+    return backend;
+  },
+
+  async [IN.LOAD_MODEL]({ config, tokenizer, weights, tokenizerConfig }) {
+    refuseWhileTraining('loading another model');
+    const m = await wasm();
+    return exclusive(() => m.loadModel(config, tokenizer, weights, tokenizerConfig ?? undefined));
+  },
+
+  async [IN.INSPECT_DATA]({ bytes, fileName }) {
+    refuseWhileTraining('changing the training data');
+    const m = await wasm();
+    return exclusive(() => m.inspectData(bytes, fileName));
+  },
+
+  async [IN.INSPECT_EVAL_DATA]({ bytes, fileName }) {
+    refuseWhileTraining('changing the evaluation data');
+    const m = await wasm();
+    return exclusive(() => m.inspectEvalData(bytes, fileName));
+  },
+
+  async [IN.CLEAR_EVAL_DATA]() {
+    refuseWhileTraining('changing the evaluation data');
+    const m = await wasm();
+    await exclusive(() => m.clearEvalData());
+    return {};
+  },
+
+  async [IN.TRAIN](recipe) {
+    refuseWhileTraining('starting again');
+    const m = await wasm();
+    const summary = await exclusive(() => m.startTraining(recipe));
+    Object.assign(training, { active: true, paused: false, stopped: false, step: 0, wake: null });
+    trainLoop(summary); // runs on; reports through progress/metrics/done/error events
+    return summary;
+  },
+
+  async [IN.PAUSE]() {
+    if (training.active) training.paused = true;
+    return { active: training.active, paused: training.paused };
+  },
+
+  async [IN.RESUME]() {
+    training.paused = false;
+    wakeTrainLoop();
+    return { active: training.active, paused: false };
+  },
+
+  async [IN.STOP]() {
+    if (training.active) {
+      training.stopped = true;
+      training.paused = false;
+      wakeTrainLoop();
+    }
+    return { active: training.active };
+  },
+
+  async [IN.EVALUATE]() {
+    const m = await wasm();
+    return exclusive(() => m.evaluate());
+  },
+
+  async [IN.PREDICT]({ text }) {
+    const m = await wasm();
+    return exclusive(() => m.predict(text));
+  },
+
+  async [IN.EXPORT]() {
+    const m = await wasm();
+    return exclusive(() => m.exportModel());
+  },
+};
+
+self.addEventListener('message', async ({ data: { id, type, payload } }) => {
+  try {
+    const handler = handlers[type];
+    if (!handler) throw new Error(`Unknown request type: ${type}`);
+    post(OUT.RESULT, await handler(payload ?? {}), id);
+  } catch (err) {
+    const step = training.active ? training.step : null;
+    post(OUT.ERROR, { message: describe(err), concerns: CONCERNS[type] ?? null, step }, id);
+  }
+});
+
+// Last line of defence: nothing reaches the console unhandled.
+self.addEventListener('unhandledrejection', (event) => {
+  event.preventDefault();
+  post(OUT.ERROR, { message: describe(event.reason), concerns: null, step: null });
+});
+self.addEventListener('error', (event) => {
+  event.preventDefault();
+  post(OUT.ERROR, { message: event.message || 'Unexpected worker error', concerns: null, step: null });
+});
