@@ -2,15 +2,15 @@
 """Check that a model folder exported by Burnish loads in Hugging Face transformers and that
 transformers and Burnish give the same logits.
 
-    python3 scripts/verify_export.py --model DIR --burnish BIN [--text T ...] [--tol 1e-4]
+    python3 scripts/verify_export.py --model DIR --burnish BIN [--text T ...] [--tol 1e-4] [--max-len 128]
 
 Steps:
   1. AutoModelForSequenceClassification.from_pretrained(DIR) and AutoTokenizer.from_pretrained(DIR)
      must succeed; config.architectures must be ["BertForSequenceClassification"] and
      config.id2label must be present.
   2. Each text is run through transformers on its own (no padding, truncated to
-     max_position_embeddings tokens), in eval mode.
-  3. `BIN predict --model DIR --text T1 --text T2 ...` must print one JSON line per text:
+     min(--max-len, max_position_embeddings) tokens, as `burnish predict` does), in eval mode.
+  3. `BIN predict --model DIR --max-len N --text T1 --text T2 ...` must print one JSON line per text:
      {"text", "label", "probabilities", "logits"}, in the order given.
   4. The largest absolute logit difference must be below --tol (default 1e-4).
 
@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--burnish", required=True, help="path to the burnish binary")
     ap.add_argument("--text", action="append", help="text to compare (repeatable; default: 5 sentences)")
     ap.add_argument("--tol", type=float, default=1e-4, help="max allowed |logit difference|")
+    ap.add_argument("--max-len", type=int, default=128, help="truncation length, passed to burnish too")
     args = ap.parse_args()
     texts = args.text or DEFAULT_TEXTS
 
@@ -67,8 +68,8 @@ def main():
     print(f"loaded {args.model}: {type(model).__name__}, labels {dict(id2label)}")
 
     # 2. transformers logits, one text at a time.
-    # Texts longer than max_position_embeddings are truncated (as Burnish is expected to do).
-    max_len = model.config.max_position_embeddings
+    # Long texts are truncated to min(--max-len, max_position_embeddings), as `burnish predict` does.
+    max_len = min(args.max_len, model.config.max_position_embeddings)
     hf_logits = []
     try:
         with torch.no_grad():
@@ -79,7 +80,7 @@ def main():
         return fail(f"transformers forward failed: {e}")
 
     # 3. Burnish logits.
-    cmd = [args.burnish, "predict", "--model", args.model]
+    cmd = [args.burnish, "predict", "--model", args.model, "--max-len", str(args.max_len)]
     for t in texts:
         cmd += ["--text", t]
     try:

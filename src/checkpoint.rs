@@ -43,9 +43,7 @@ impl Checkpoint {
                 cfg.vocab_size
             )));
         }
-        if weights.len() < 8 {
-            return Err(Error::Weights("the file is too short to be safetensors".into()));
-        }
+        crate::weights::validate_safetensors(&weights)?;
         Ok(Checkpoint { config_file, config: cfg, tokenizer: tok, weights, tokenizer_config: None })
     }
 

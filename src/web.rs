@@ -62,8 +62,6 @@ pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = loadModel)]
 pub fn load_model(config: &[u8], tokenizer: &[u8], weights: Vec<u8>, tokenizer_config: Option<Vec<u8>>) -> Result<JsValue, JsError> {
     let mut ckpt = Checkpoint::from_bytes(config, tokenizer, weights).map_err(js_err)?;
-    // Parse the weights now so a broken file is refused at load time, not at Start.
-    crate::weights::ParamSource::from_safetensors(&ckpt.weights, 0.02, 0).map_err(js_err)?;
     ckpt.tokenizer_config = tokenizer_config;
     let summary = ckpt.summary();
     STATE.with(|s| {
@@ -136,7 +134,11 @@ pub fn start_training(recipe: JsValue) -> Result<JsValue, JsError> {
     let recipe: Recipe = if recipe.is_undefined() || recipe.is_null() {
         Recipe::default()
     } else {
-        serde_wasm_bindgen::from_value(recipe).map_err(|e| JsError::new(&format!("recipe: {e}")))?
+        // Through JSON, so `undefined` fields count as absent (their defaults apply).
+        let text: String = js_sys::JSON::stringify(&recipe)
+            .map_err(|_| JsError::new("recipe: not a JSON object"))?
+            .into();
+        serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))?
     };
     STATE.with(|s| {
         let mut guard = s.borrow_mut();

@@ -45,6 +45,24 @@ pub struct ParamSource {
     rng: StdRng,
 }
 
+/// Cheap check of a weights file at load time (header only): valid safetensors holding a BERT
+/// embedding table, so a wrong file is refused before training starts.
+pub fn validate_safetensors(bytes: &[u8]) -> Result<()> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        Error::Weights(format!("not a valid safetensors file ({e}); expected HF model.safetensors"))
+    })?;
+    let names = st.names();
+    if !names.iter().any(|n| n.ends_with("embeddings.word_embeddings.weight")) {
+        let mut sample: Vec<&str> = names.into_iter().take(5).collect();
+        sample.sort();
+        return Err(Error::Weights(format!(
+            "no embeddings.word_embeddings.weight tensor: this is not a BERT checkpoint (first tensors: {})",
+            sample.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Names of the heads that may legitimately be absent (HF initialises them): the encoder itself
 /// must be complete.
 fn optional_name(name: &str) -> bool {
@@ -317,7 +335,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Reads a float tensor to the host without blocking (the only kind of read allowed on wasm).
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("reading a tensor failed: {e:?}")))?;
-    data.convert::<f32>().to_vec::<f32>().map_err(|e| Error::Backend(format!("tensor data: {e:?}")))
+    data.convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("tensor data: {e:?}")))
 }
 
 impl ParamSource {

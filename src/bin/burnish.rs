@@ -229,12 +229,17 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = epochs { r.epochs = v; }
             if let Some(v) = lr { r.lr = v; }
             if let Some(v) = batch_size { r.batch_size = v; }
+            // The default max length (128) is capped to what the model can take.
+            let cap_max_len = max_len.is_none() && recipe.is_none();
             if let Some(v) = max_len { r.max_len = v; }
             if let Some(v) = warmup_ratio { r.warmup_ratio = v; }
             if let Some(v) = weight_decay { r.weight_decay = v; }
             if let Some(v) = seed { r.seed = v; }
             if let Some(v) = eval_fraction { r.eval_fraction = v; }
             let mut ckpt = load_checkpoint(&model)?;
+            if cap_max_len {
+                r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
+            }
             r.validate(ckpt.config.max_position_embeddings)?;
             let (train_ex, skipped) = load_examples(&train, &r.text_column, &r.label_column)?;
             let train_name = train.display().to_string();

@@ -4,7 +4,7 @@
 //! attention mask on padding, tanh pooler over [CLS], linear classifier on the pooled output.
 //! Field names follow the HF weight keys so `weights.rs` maps them one to one.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -44,7 +44,7 @@ pub fn f32s(v: &serde_json::Value) -> Vec<f32> {
     out
 }
 
-pub fn ids(v: &serde_json::Value) -> Vec<Vec<u32>> {
+pub fn id_rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
     v.as_array().expect("array").iter().map(|r| r.as_array().expect("row").iter().map(|x| x.as_u64().expect("id") as u32).collect()).collect()
 }
 

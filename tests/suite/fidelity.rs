@@ -2,7 +2,7 @@
 //! tests/fixtures/make_reference.py (tiny random BERT logits/hidden states, real MiniLM
 //! sentence embeddings, one AdamW step) compared with Burnish's outputs.
 
-mod common;
+
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -10,12 +10,12 @@ use burnish::embed::Embedder;
 use burnish::models::bert::{BertInput, SequenceClassifier};
 use burnish::train::{clip_global_norm, cross_entropy};
 use burnish::weights::{ParamSource, read_f32};
-use common::*;
+use super::common::*;
 
 fn batch_from_fixture(r: &serde_json::Value, device: &Device) -> BertInput {
-    let ids = ids(&r["input_ids"]);
-    let mask = ids(&r["attention_mask"]);
-    let tt = ids(&r["token_type_ids"]);
+    let ids = id_rows(&r["input_ids"]);
+    let mask = id_rows(&r["attention_mask"]);
+    let tt = id_rows(&r["token_type_ids"]);
     let (b, s) = (ids.len(), ids[0].len());
     let flat = |v: &Vec<Vec<u32>>| v.iter().flatten().map(|&x| x as i64).collect::<Vec<_>>();
     BertInput {
@@ -46,8 +46,8 @@ fn tokenizer_matches_transformers_on_tiny_model() {
     let r = read_json(fixture("tiny_reference.json"));
     let mut ckpt = tiny();
     let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
-    let ids = ids(&r["input_ids"]);
-    let mask = ids(&r["attention_mask"]);
+    let ids = id_rows(&r["input_ids"]);
+    let mask = id_rows(&r["attention_mask"]);
     for (i, t) in texts.iter().enumerate() {
         let n = mask[i].iter().filter(|&&m| m == 1).count();
         assert_eq!(ckpt.tokenizer.encode(t, 64).unwrap(), ids[i][..n].to_vec(), "text {t:?}");
@@ -78,7 +78,7 @@ fn minilm_sentence_embeddings_match_transformers() {
     let r = read_json(fixture("minilm_embeddings.json"));
     let mut ckpt = load_dir(minilm_dir());
     let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
-    let ref_ids = ids(&r["input_ids"]);
+    let ref_ids = id_rows(&r["input_ids"]);
     let rows: Vec<Vec<u32>> = texts.iter().map(|t| ckpt.tokenizer.encode(t, 128).unwrap()).collect();
     assert_eq!(rows, ref_ids, "MiniLM token ids differ from transformers");
     let device = Device::flex();

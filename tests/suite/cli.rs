@@ -1,12 +1,12 @@
 //! CLI smoke tests: train → predict → eval on the tiny model through the real binary, plus
 //! embed, bench, and error messages on bad input (exit code 1, message on stderr).
 
-mod common;
+
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use super::common::*;
 
 fn burnish(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).output().expect("run burnish");
@@ -37,13 +37,13 @@ fn train_predict_eval_round_trip() {
     let model = fixture("tiny-bert");
     let (ok, stdout, stderr) = burnish(&[
         "train", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--eval", test.to_str().unwrap(),
-        "--text-column", "review", "--label-column", "sentiment", "--epochs", "3", "--lr", "1e-3", "--batch-size", "8",
+        "--text-column", "review", "--label-column", "sentiment", "--epochs", "20", "--lr", "3e-3", "--batch-size", "8",
         "--max-len", "32", "--out", out.to_str().unwrap(),
     ]);
     assert!(ok, "train failed: {stderr}");
-    assert!(stderr.contains("step 18/18"), "progress on stderr: {stderr}");
+    assert!(stderr.contains("step 120/120"), "progress on stderr: {stderr}");
     let metrics: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
-    assert_eq!(metrics["history"].as_array().unwrap().len(), 3);
+    assert_eq!(metrics["history"].as_array().unwrap().len(), 20);
     assert!(metrics["accuracy"].as_f64().unwrap() >= 0.9, "{metrics}");
     assert_eq!(metrics["labels"], serde_json::json!(["neg", "pos"]));
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "model.safetensors", "metrics.json", "recipe.json"] {

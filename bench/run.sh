@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Benchmarks recorded in BENCHMARKS.md. Needs torch + transformers (pip) for the PyTorch side.
+#   bash bench/run.sh speed     # burnish bench vs bench/torch_bench.py, same machine, same threads
+#   bash bench/run.sh quality   # MiniLM on the rotten-tomatoes split, burnish vs bench/quality_torch.py
+# Results land in bench/results/*.json. Run on an idle machine: the figures are wall-clock.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/burnish/target}"
+THREADS="${THREADS:-$(nproc)}"
+MODEL=www/assets/models/all-MiniLM-L6-v2
+python3 scripts/fetch_assets.py
+cargo build --release --bin burnish >&2
+BIN="$CARGO_TARGET_DIR/release/burnish"
+mkdir -p bench/results
+case "${1:-speed}" in
+  speed)
+    RAYON_NUM_THREADS="$THREADS" "$BIN" bench --model "$MODEL" --batch-size 16 --max-len 64 --steps 10 > bench/results/burnish_bench.json
+    python3 bench/torch_bench.py --model "$MODEL" --batch-size 16 --max-len 64 --steps 10 --threads "$THREADS" > bench/results/torch_bench.json
+    python3 - <<'PY'
+import json
+b = json.load(open("bench/results/burnish_bench.json")); t = json.load(open("bench/results/torch_bench.json"))
+print(f"burnish {b['median_step_s']:.3f} s/step, pytorch {t['median_step_s']:.3f} s/step, ratio {b['median_step_s']/t['median_step_s']:.2f}x")
+PY
+    ;;
+  quality)
+    OUT="$(mktemp -d)"
+    RAYON_NUM_THREADS="$THREADS" "$BIN" train --model "$MODEL" --train www/assets/data/rt-train.csv --eval www/assets/data/rt-test.csv \
+      --epochs 2 --lr 5e-5 --batch-size 16 --max-len 64 --warmup-ratio 0.1 --weight-decay 0.01 --seed 42 --out "$OUT" > bench/results/quality_burnish.json
+    # The PyTorch reference takes ~10+ min on 2 cores; its accuracy does not depend on load.
+    if [ ! -s bench/results/quality_torch.json ] || [ "${RERUN_TORCH:-0}" = 1 ]; then
+      python3 bench/quality_torch.py --threads "$THREADS" > bench/results/quality_torch.json
+    fi
+    python3 - <<'PY'
+import json
+b = json.load(open("bench/results/quality_burnish.json")); t = json.load(open("bench/results/quality_torch.json"))
+print(f"accuracy burnish {b['accuracy']:.4f}, pytorch {t['accuracy']:.4f}, difference {100*(b['accuracy']-t['accuracy']):+.2f} points")
+PY
+    ;;
+  *) echo "usage: bench/run.sh speed|quality" >&2; exit 2 ;;
+esac

@@ -1,0 +1,10 @@
+//! Native integration tests, compiled into one binary (linking burn per test file is slow).
+//! Fixtures come from tests/fixtures/make_reference.py (transformers reference outputs); the
+//! MiniLM model and data from scripts/fetch_assets.py.
+
+mod cli;
+mod common;
+
+mod data_parsing;
+mod fidelity;
+mod training;
