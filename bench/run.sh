@@ -15,11 +15,12 @@ BIN="$CARGO_TARGET_DIR/release/burnish"
 mkdir -p bench/results
 case "${1:-speed}" in
   speed)
-    RAYON_NUM_THREADS="$THREADS" "$BIN" bench --model "$MODEL" --batch-size 16 --max-len 64 --steps 10 > bench/results/burnish_bench.json
-    python3 bench/torch_bench.py --model "$MODEL" --batch-size 16 --max-len 64 --steps 10 --threads "$THREADS" > bench/results/torch_bench.json
-    python3 - <<'PY'
-import json
-b = json.load(open("bench/results/burnish_bench.json")); t = json.load(open("bench/results/torch_bench.json"))
+    RAYON_NUM_THREADS="$THREADS" "$BIN" bench --model "$MODEL" --batch-size 16 --max-len 64 --steps 10 > bench/results/burnish_bench_${THREADS}thread.json
+    python3 bench/torch_bench.py --model "$MODEL" --batch-size 16 --max-len 64 --steps 10 --threads "$THREADS" > bench/results/torch_bench_${THREADS}thread.json
+    THREADS="$THREADS" python3 - <<'PY'
+import json, os
+n = os.environ["THREADS"]
+b = json.load(open(f"bench/results/burnish_bench_{n}thread.json")); t = json.load(open(f"bench/results/torch_bench_{n}thread.json"))
 print(f"burnish {b['median_step_s']:.3f} s/step, pytorch {t['median_step_s']:.3f} s/step, ratio {b['median_step_s']/t['median_step_s']:.2f}x")
 PY
     ;;

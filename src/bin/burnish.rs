@@ -331,7 +331,9 @@ fn run(cli: Cli) -> Result<()> {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["framework"] = json!("burnish");
             v["backend"] = serde_json::to_value(&info).unwrap_or_default();
-            v["threads"] = json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            // rayon's pool size: RAYON_NUM_THREADS when set, else every core.
+            let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<usize>().ok()).filter(|&t| t > 0);
+            v["threads"] = json!(threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
             print_json(&v);
         }
     }
