@@ -39,10 +39,6 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&format!("internal: {e}")))
 }
 
-fn busy() -> JsError {
-    JsError::new("the engine is busy with another request; wait for it to finish")
-}
-
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
