@@ -144,8 +144,12 @@ impl ParamSource {
     }
 
     fn normal(&mut self, n: usize) -> Vec<f32> {
-        let dist = Normal::new(0.0f64, self.init_range).unwrap_or_else(|_| Normal::new(0.0, 0.02).expect("valid"));
-        (0..n).map(|_| dist.sample(&mut self.rng) as f32).collect()
+        // A broken initializer_range in config.json falls back to BERT's 0.02.
+        let std = if self.init_range.is_finite() && self.init_range > 0.0 { self.init_range } else { 0.02 };
+        match Normal::new(0.0f64, std) {
+            Ok(dist) => (0..n).map(|_| dist.sample(&mut self.rng) as f32).collect(),
+            Err(_) => vec![0.0; n],
+        }
     }
 
     fn init_note(&mut self, name: &str) {
