@@ -41,6 +41,18 @@ if ! command -v wasm-pack >/dev/null 2>&1; then
   cargo install wasm-pack
 fi
 
+# The page's browser libraries (Chart.js, fflate), pinned in www/package.json, copied with
+# their licences into www/vendor/ so the page serves them from its own origin.
+if [ ! -f "$ROOT/www/vendor/chart.umd.min.js" ] || [ ! -f "$ROOT/www/vendor/fflate.js" ]; then
+  log "npm ci (page libraries) -> www/vendor"
+  (cd "$ROOT/www" && npm ci --no-audit --no-fund --loglevel=error)
+  mkdir -p "$ROOT/www/vendor"
+  cp "$ROOT/www/node_modules/chart.js/dist/chart.umd.min.js" "$ROOT/www/vendor/chart.umd.min.js"
+  cp "$ROOT/www/node_modules/chart.js/LICENSE.md" "$ROOT/www/vendor/chart.js.LICENSE.md"
+  cp "$ROOT/www/node_modules/fflate/esm/browser.js" "$ROOT/www/vendor/fflate.js"
+  cp "$ROOT/www/node_modules/fflate/LICENSE" "$ROOT/www/vendor/fflate.LICENSE"
+fi
+
 log "assets (model and data)"
 python3 "$ROOT/scripts/fetch_assets.py"
 

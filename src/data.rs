@@ -264,3 +264,187 @@ pub fn stratified_split(examples: &[Example], eval_fraction: f64, seed: u64) -> 
         eval_idx.into_iter().map(|i| examples[i].clone()).collect(),
     )
 }
+
+/// How many examples of one label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelCount {
+    pub label: String,
+    pub count: usize,
+}
+
+/// Token-length statistics from the real tokenizer (special tokens included).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenStats {
+    /// Texts tokenized: all of them, or an evenly spaced sample of large files.
+    pub counted: usize,
+    pub of: usize,
+    pub max_len: usize,
+    /// Counted texts longer than `max_len` tokens (they will be cut).
+    pub truncated: usize,
+    /// Counted texts with fewer than `SHORT_TOKENS` tokens besides the special ones.
+    pub short: usize,
+    pub mean: f64,
+    pub p95: usize,
+    pub max: usize,
+}
+
+/// Texts with fewer content tokens than this are flagged as very short.
+pub const SHORT_TOKENS: usize = 3;
+/// Labels with fewer training examples than this are flagged as rare.
+pub const RARE_COUNT: usize = 10;
+/// Tokenizing more texts than this for the checks is sampled (the page stays quick on big files).
+pub const TOKEN_SAMPLE: usize = 20_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalChecks {
+    pub name: String,
+    pub rows: usize,
+    pub usable: usize,
+    pub empty_text: usize,
+    pub empty_label: usize,
+    pub label_counts: Vec<LabelCount>,
+    /// Eval labels that never occur in the training data (training would refuse them).
+    pub unseen_labels: Vec<LabelCount>,
+    /// Eval texts that also occur in the training data (leakage).
+    pub in_train: usize,
+}
+
+/// What the page's data checks show, computed on the chosen text/label columns.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataChecks {
+    pub name: String,
+    pub rows: usize,
+    /// Rows with both a text and a label.
+    pub usable: usize,
+    pub empty_text: usize,
+    pub empty_label: usize,
+    /// Usable rows whose text repeats an earlier row's text.
+    pub duplicates: usize,
+    /// Of those, rows whose label differs from the earlier row's (contradictory examples).
+    pub conflicting_duplicates: usize,
+    /// Training label distribution, most frequent first.
+    pub label_counts: Vec<LabelCount>,
+    /// Labels with fewer than `RARE_COUNT` examples.
+    pub rare_labels: Vec<LabelCount>,
+    pub rare_threshold: usize,
+    /// None when no tokenizer is loaded yet.
+    pub tokens: Option<TokenStats>,
+    pub eval: Option<EvalChecks>,
+}
+
+fn label_counts<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<LabelCount> {
+    let mut map: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in labels {
+        *map.entry(l).or_default() += 1;
+    }
+    let mut out: Vec<LabelCount> = map.into_iter().map(|(label, count)| LabelCount { label: label.to_string(), count }).collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.label.cmp(&b.label)));
+    out
+}
+
+/// Usable (text, label) pairs and the empty-cell counts of a table's chosen columns.
+fn pairs<'a>(table: &'a Table, text_col: &str, label_col: &str) -> Result<(Vec<(&'a str, &'a str)>, usize, usize)> {
+    let ti = column_index(table, text_col, "text")?;
+    let li = column_index(table, label_col, "label")?;
+    if ti == li {
+        return Err(Error::data(format!("{}: the text and label columns must differ (both are \"{text_col}\")", table.name)));
+    }
+    let (mut empty_text, mut empty_label) = (0, 0);
+    let mut out = Vec::with_capacity(table.rows.len());
+    for row in &table.rows {
+        let (t, l) = (row[ti].trim(), row[li].trim());
+        if t.is_empty() {
+            empty_text += 1;
+        } else if l.is_empty() {
+            empty_label += 1;
+        } else {
+            out.push((t, l));
+        }
+    }
+    Ok((out, empty_text, empty_label))
+}
+
+/// Data checks for the chosen columns. `count_tokens` (the model's tokenizer, special tokens
+/// included) adds length statistics; files with more than `TOKEN_SAMPLE` usable rows are
+/// measured on an evenly spaced sample, and `TokenStats` says how many were counted.
+pub fn check_data(
+    train: &Table,
+    text_col: &str,
+    label_col: &str,
+    eval: Option<&Table>,
+    max_len: usize,
+    count_tokens: Option<&mut dyn FnMut(&str) -> Result<usize>>,
+) -> Result<DataChecks> {
+    let (usable, empty_text, empty_label) = pairs(train, text_col, label_col)?;
+    let mut first_label: std::collections::HashMap<&str, &str> = std::collections::HashMap::with_capacity(usable.len());
+    let (mut duplicates, mut conflicting) = (0, 0);
+    for &(t, l) in &usable {
+        match first_label.get(t) {
+            Some(&prev) => {
+                duplicates += 1;
+                if prev != l {
+                    conflicting += 1;
+                }
+            }
+            None => {
+                first_label.insert(t, l);
+            }
+        }
+    }
+    let counts = label_counts(usable.iter().map(|p| p.1));
+    let rare: Vec<LabelCount> = counts.iter().filter(|c| c.count < RARE_COUNT).cloned().collect();
+
+    let tokens = match count_tokens {
+        None => None,
+        Some(count) if !usable.is_empty() => {
+            let stride = usable.len().div_ceil(TOKEN_SAMPLE).max(1);
+            let specials = count("")?;
+            let mut lens = Vec::with_capacity(usable.len() / stride + 1);
+            for &(t, _) in usable.iter().step_by(stride) {
+                lens.push(count(t)?);
+            }
+            let truncated = lens.iter().filter(|&&n| n > max_len).count();
+            let short = lens.iter().filter(|&&n| n.saturating_sub(specials) < SHORT_TOKENS).count();
+            let mean = lens.iter().sum::<usize>() as f64 / lens.len() as f64;
+            let mut sorted = lens.clone();
+            sorted.sort_unstable();
+            let p95 = sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1];
+            Some(TokenStats { counted: lens.len(), of: usable.len(), max_len, truncated, short, mean, p95, max: *sorted.last().unwrap_or(&0) })
+        }
+        Some(_) => None,
+    };
+
+    let eval = match eval {
+        None => None,
+        Some(table) => {
+            let (ev, e_text, e_label) = pairs(table, text_col, label_col)?;
+            let e_counts = label_counts(ev.iter().map(|p| p.1));
+            let unseen = e_counts.iter().filter(|c| !counts.iter().any(|t| t.label == c.label)).cloned().collect();
+            let in_train = ev.iter().filter(|(t, _)| first_label.contains_key(t)).count();
+            Some(EvalChecks {
+                name: table.name.clone(),
+                rows: table.rows.len(),
+                usable: ev.len(),
+                empty_text: e_text,
+                empty_label: e_label,
+                label_counts: e_counts,
+                unseen_labels: unseen,
+                in_train,
+            })
+        }
+    };
+    Ok(DataChecks {
+        name: train.name.clone(),
+        rows: train.rows.len(),
+        usable: usable.len(),
+        empty_text,
+        empty_label,
+        duplicates,
+        conflicting_duplicates: conflicting,
+        label_counts: counts,
+        rare_labels: rare,
+        rare_threshold: RARE_COUNT,
+        tokens,
+        eval,
+    })
+}

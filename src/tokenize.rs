@@ -42,6 +42,13 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// A counter of tokens without truncation (for data checks); clones the tokenizer once.
+    pub fn counter(&self) -> Result<impl FnMut(&str) -> Result<usize> + use<>> {
+        let mut t = self.inner.clone();
+        t.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        Ok(move |text: &str| Ok(t.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?.len()))
+    }
+
     /// Token count without truncation (for data checks).
     pub fn count(&self, text: &str) -> Result<usize> {
         let mut t = self.inner.clone();

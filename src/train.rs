@@ -26,6 +26,8 @@ use crate::weights::{LoadReport, ParamSource, read_f32};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Recipe {
+    /// What is trained; only "text-classification" is implemented so far.
+    pub task: String,
     pub epochs: usize,
     pub lr: f64,
     pub batch_size: usize,
@@ -38,11 +40,17 @@ pub struct Recipe {
     pub max_grad_norm: f64,
     pub text_column: String,
     pub label_column: String,
+    /// Also score the eval set every this many steps (0: only at the end of each epoch).
+    pub eval_every: usize,
 }
+
+/// Tasks the engine trains today.
+pub const TASKS: &[&str] = &["text-classification"];
 
 impl Default for Recipe {
     fn default() -> Self {
         Recipe {
+            task: "text-classification".into(),
             epochs: 3,
             lr: 5e-5,
             batch_size: 16,
@@ -54,6 +62,7 @@ impl Default for Recipe {
             max_grad_norm: 1.0,
             text_column: "text".into(),
             label_column: "label".into(),
+            eval_every: 0,
         }
     }
 }
@@ -61,6 +70,9 @@ impl Default for Recipe {
 impl Recipe {
     pub fn validate(&self, max_positions: usize) -> Result<()> {
         let bad = |m: String| Err(Error::Recipe(m));
+        if !TASKS.contains(&self.task.as_str()) {
+            return bad(format!("task \"{}\" is not supported (supported: {})", self.task, TASKS.join(", ")));
+        }
         if self.epochs == 0 || self.epochs > 1000 {
             return bad(format!("epochs must be between 1 and 1000 (got {})", self.epochs));
         }
@@ -173,6 +185,8 @@ pub struct StepReport {
     pub done: bool,
     /// Set when this step closed an epoch and the eval set was scored.
     pub epoch_end: Option<EpochRecord>,
+    /// Eval metrics when the eval set was scored after this step (epoch end or `eval_every`).
+    pub eval: Option<Metrics>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -462,6 +476,11 @@ impl TrainSession {
             self.history.push(rec.clone());
             epoch_end = Some(rec);
         }
+        let mut eval = epoch_end.as_ref().and_then(|e| e.eval.clone());
+        let every = self.recipe.eval_every;
+        if eval.is_none() && every > 0 && self.step % every == 0 && !self.eval.is_empty() {
+            eval = Some(self.evaluate().await?.0);
+        }
         let secs = self.train_seconds.max(1e-9);
         Ok(StepReport {
             step: self.step,
@@ -476,6 +495,7 @@ impl TrainSession {
             elapsed_s: self.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
             done: self.is_done(),
             epoch_end,
+            eval,
         })
     }
 
@@ -503,6 +523,33 @@ pub async fn export_classifier(model: &SequenceClassifier, ckpt: &Checkpoint, la
     files.extend(ckpt.tokenizer_files());
     files.push(("model.safetensors".to_string(), crate::weights::export_classifier_safetensors(model).await?));
     Ok(files)
+}
+
+/// Rough bytes needed to fine-tune (all parameters trained, f32, AdamW), for the page's
+/// estimate before Start.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryEstimate {
+    pub parameters: usize,
+    pub weights: u64,
+    pub gradients: u64,
+    /// AdamW's two moment tensors.
+    pub optimizer: u64,
+    /// Activations kept for the backward pass of one `batch × max_len` batch.
+    pub activations: u64,
+    pub total: u64,
+}
+
+/// Per token and layer, a BERT layer keeps about 10·hidden + 2·intermediate floats (Q, K, V,
+/// context, attention output, two layer norms and residuals, the FFN input and GELU output)
+/// plus 3·heads·len for the attention scores, probabilities and dropout mask.
+pub fn estimate_memory(cfg: &crate::config::BertConfig, parameters: usize, batch: usize, max_len: usize) -> MemoryEstimate {
+    let (h, i, heads, layers) = (cfg.hidden_size as u64, cfg.intermediate_size as u64, cfg.num_attention_heads as u64, cfg.num_hidden_layers as u64);
+    let tokens = (batch * max_len) as u64;
+    let per_token = layers * (10 * h + 2 * i + 3 * heads * max_len as u64) + 4 * h;
+    let p = parameters as u64;
+    let (weights, gradients, optimizer) = (4 * p, 4 * p, 8 * p);
+    let activations = 4 * tokens * per_token;
+    MemoryEstimate { parameters, weights, gradients, optimizer, activations, total: weights + gradients + optimizer + activations }
 }
 
 #[derive(Debug, Clone, Serialize)]

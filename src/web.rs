@@ -83,7 +83,7 @@ fn inspect(bytes: &[u8], name: &str, eval: bool) -> Result<JsValue, JsError> {
         name: &table.name,
         format: table.format,
         columns: &table.columns,
-        preview: table.rows.iter().take(5).cloned().collect(),
+        preview: table.rows.iter().take(8).cloned().collect(),
         row_count: table.rows.len(),
     })?;
     STATE.with(|s| {
@@ -111,6 +111,36 @@ pub fn inspect_eval_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsErr
 #[wasm_bindgen(js_name = clearEvalData)]
 pub fn clear_eval_data() {
     STATE.with(|s| s.borrow_mut().eval_table = None);
+}
+
+/// Data checks on the chosen columns (token lengths when a model is loaded).
+#[wasm_bindgen(js_name = checkData)]
+pub fn check_data(text_column: &str, label_column: &str, max_len: usize) -> Result<JsValue, JsError> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        let table = s.train_table.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
+        if label_column.is_empty() {
+            return Err(JsError::new("choose the label column: text classification needs a label for every text"));
+        }
+        let mut counter = match &s.checkpoint {
+            Some(c) => Some(c.tokenizer.counter().map_err(js_err)?),
+            None => None,
+        };
+        let count = counter.as_mut().map(|c| c as &mut dyn FnMut(&str) -> crate::error::Result<usize>);
+        let checks = data::check_data(table, text_column, label_column, s.eval_table.as_ref(), max_len, count).map_err(js_err)?;
+        to_js(&checks)
+    })
+}
+
+/// Training-memory estimate for the loaded model at `batch × max_len`.
+#[wasm_bindgen(js_name = estimateMemory)]
+pub fn estimate_memory(batch_size: usize, max_len: usize) -> Result<JsValue, JsError> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        let c = s.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+        let est = crate::train::estimate_memory(&c.config, c.summary().parameters, batch_size, max_len);
+        to_js(&est)
+    })
 }
 
 #[derive(Serialize)]

@@ -83,10 +83,27 @@ enum Command {
         /// Share of the training file held out when no --eval file is given
         #[arg(long)]
         eval_fraction: Option<f64>,
+        /// Also evaluate every N steps (0: only at each epoch end)
+        #[arg(long)]
+        eval_every: Option<usize>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
         device: DeviceArg,
+    },
+    /// Data checks (the page's): empty rows, duplicates, label counts, rare labels, token lengths
+    Check {
+        #[arg(long)]
+        train: PathBuf,
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        #[command(flatten)]
+        columns: Columns,
+        /// A model folder: adds token-length checks with its tokenizer
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
     },
     /// Evaluate a fine-tuned classifier folder on a labelled file
     Eval {
@@ -217,7 +234,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train {
             model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
-            eval_fraction, out, device: d,
+            eval_fraction, eval_every, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -236,6 +253,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = weight_decay { r.weight_decay = v; }
             if let Some(v) = seed { r.seed = v; }
             if let Some(v) = eval_fraction { r.eval_fraction = v; }
+            if let Some(v) = eval_every { r.eval_every = v; }
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -267,6 +285,8 @@ fn run(cli: Cli) -> Result<()> {
                     if let Some(m) = &e.eval {
                         eprintln!("epoch {}: train loss {:.4}, eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", e.epoch, e.train_loss, m.loss, m.accuracy, m.macro_f1);
                     }
+                } else if let Some(m) = &rep.eval {
+                    eprintln!("step {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.step, m.loss, m.accuracy, m.macro_f1);
                 }
             }
             let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?.0) };
@@ -296,6 +316,23 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
             eprintln!("wrote {}", out.display());
             print_json(&metrics);
+        }
+        Command::Check { train, eval, columns, model, max_len } => {
+            let d = Recipe::default();
+            let text_col = columns.text_column.unwrap_or(d.text_column);
+            let label_col = columns.label_column.unwrap_or(d.label_column);
+            let table = data::parse_table(&read(&train)?, &train.display().to_string())?;
+            let eval_table = match &eval {
+                Some(p) => Some(data::parse_table(&read(p)?, &p.display().to_string())?),
+                None => None,
+            };
+            let mut counter = match &model {
+                Some(m) => Some(load_checkpoint(m)?.tokenizer.counter()?),
+                None => None,
+            };
+            let count = counter.as_mut().map(|c| c as &mut dyn FnMut(&str) -> Result<usize>);
+            let checks = data::check_data(&table, &text_col, &label_col, eval_table.as_ref(), max_len, count)?;
+            print_json(&serde_json::to_value(&checks).map_err(|e| Error::Other(e.to_string()))?);
         }
         Command::Eval { model, data: path, columns, max_len, batch_size, device: d } => {
             let mut ckpt = load_checkpoint(&model)?;

@@ -117,3 +117,21 @@ fn bad_input_gets_specific_messages() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn check_reports_data_problems_as_json() {
+    let data = root().join("tests/data");
+    let (ok, stdout, stderr) = burnish(&[
+        "check", "--train", data.join("checks.csv").to_str().unwrap(), "--eval", data.join("checks_eval.csv").to_str().unwrap(),
+        "--model", fixture("tiny-bert").to_str().unwrap(), "--max-len", "12",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["rows"], 9);
+    assert_eq!(v["duplicates"], 2);
+    assert_eq!(v["eval"]["unseen_labels"][0]["label"], "other");
+    assert!(v["tokens"]["truncated"].as_u64().unwrap() >= 1);
+    let (ok, _, stderr) = burnish(&["check", "--train", data.join("ints.tsv").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("no text column \"text\""), "{stderr}");
+}

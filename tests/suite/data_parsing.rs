@@ -115,3 +115,46 @@ fn stratified_split_is_seeded_and_keeps_class_shares() {
     let (_, ev3) = stratified_split(&ex, 0.2, 8);
     assert_ne!(ev, ev3);
 }
+
+#[test]
+fn data_checks_count_what_they_say() {
+    let t = parse_table(&file("checks.csv"), "checks.csv").unwrap();
+    let e = parse_table(&file("checks_eval.csv"), "checks_eval.csv").unwrap();
+    // A whitespace counter (+2 for the special tokens) makes the expected numbers plain to see.
+    let mut words = |s: &str| Ok::<_, burnish::error::Error>(s.split_whitespace().count() + 2);
+    let c = data::check_data(&t, "text", "label", Some(&e), 8, Some(&mut words)).unwrap();
+    assert_eq!((c.rows, c.usable, c.empty_text, c.empty_label), (9, 7, 1, 1));
+    assert_eq!((c.duplicates, c.conflicting_duplicates), (2, 1));
+    let counts: Vec<(&str, usize)> = c.label_counts.iter().map(|l| (l.label.as_str(), l.count)).collect();
+    assert_eq!(counts, vec![("neg", 3), ("pos", 3), ("meh", 1)]);
+    assert_eq!(c.rare_labels.len(), 3); // all under 10 examples
+    let tok = c.tokens.unwrap();
+    assert_eq!((tok.counted, tok.of, tok.max_len), (7, 7, 8));
+    assert_eq!(tok.truncated, 1); // the 16-word review
+    assert_eq!(tok.short, 5); // "good movie" ×3, "ok", "rare one": under 3 words
+    assert_eq!(tok.max, 17);
+    let ev = c.eval.unwrap();
+    assert_eq!((ev.rows, ev.usable, ev.in_train), (3, 3, 1));
+    assert_eq!(ev.unseen_labels.iter().map(|l| l.label.as_str()).collect::<Vec<_>>(), vec!["other"]);
+    // No tokenizer: no token statistics, the rest is unchanged.
+    assert!(data::check_data(&t, "text", "label", None, 8, None).unwrap().tokens.is_none());
+    // Wrong column names are named.
+    let err = data::check_data(&t, "review", "label", None, 8, None).unwrap_err().to_string();
+    assert!(err.contains("no text column \"review\""), "{err}");
+    let err = data::check_data(&t, "text", "label", Some(&parse_table(&file("ints.tsv"), "ints.tsv").unwrap()), 8, None).unwrap_err().to_string();
+    assert!(err.contains("ints.tsv: no text column \"text\""), "{err}");
+}
+
+#[test]
+fn data_checks_with_the_real_tokenizer_match_its_counts() {
+    let ckpt = super::common::tiny();
+    let t = parse_table(&file("checks.csv"), "checks.csv").unwrap();
+    let mut counter = ckpt.tokenizer.counter().unwrap();
+    let c = data::check_data(&t, "text", "label", None, 12, Some(&mut counter)).unwrap();
+    let d = labeled_examples(&t, "text", "label").unwrap();
+    let lens: Vec<usize> = d.examples.iter().map(|e| ckpt.tokenizer.count(&e.text).unwrap()).collect();
+    let tok = c.tokens.unwrap();
+    assert_eq!(tok.truncated, lens.iter().filter(|&&n| n > 12).count());
+    assert!(tok.truncated >= 1);
+    assert_eq!(tok.max, *lens.iter().max().unwrap());
+}

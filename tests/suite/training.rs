@@ -7,7 +7,7 @@
 use burn::tensor::Device;
 use burnish::Checkpoint;
 use burnish::data::Example;
-use burnish::train::{Classifier, Recipe, TrainSession, build_classifier, linear_schedule};
+use burnish::train::{Classifier, Recipe, TrainSession, build_classifier, estimate_memory, linear_schedule};
 use super::common::*;
 
 /// A sentiment task a small model can learn: the label is carried by the adjective.
@@ -118,6 +118,8 @@ fn bad_recipes_are_refused_with_the_reason() {
     assert!(bad(Recipe { batch_size: 0, ..recipe() }, &mut ckpt).contains("batch size"));
     assert!(bad(Recipe { max_len: 4096, ..recipe() }, &mut ckpt).contains("64 positions"));
     assert!(bad(Recipe { epochs: 0, ..recipe() }, &mut ckpt).contains("epochs"));
+    let e = bad(Recipe { task: "summarization".into(), ..recipe() }, &mut ckpt);
+    assert!(e.contains("task \"summarization\" is not supported (supported: text-classification)"), "{e}");
     let mut eval = learnable(4, 100);
     eval[0].label = "neutral".into();
     let e = TrainSession::new(&mut ckpt, &learnable(8, 0), &eval, labels(), recipe(), &Device::flex()).err().unwrap().to_string();
@@ -170,4 +172,48 @@ fn a_new_head_is_initialised_when_labels_differ() {
     let three: Vec<String> = ckpt.config.labels.clone();
     let (_, report) = build_classifier(&ckpt, &three, 0, &Device::flex()).unwrap();
     assert!(report.initialized.is_empty());
+}
+
+#[test]
+fn periodic_evaluation_scores_every_n_steps_and_at_epoch_ends() {
+    let mut ckpt = tiny();
+    let r = Recipe { epochs: 2, eval_every: 3, ..recipe() };
+    // 20 examples, batch 8: 3 steps per epoch, 6 in all.
+    let mut s = TrainSession::new(&mut ckpt, &learnable(20, 0), &learnable(6, 500), labels(), r, &Device::flex()).unwrap();
+    let mut scored = Vec::new();
+    while !s.is_done() {
+        let rep = pollster::block_on(s.step()).unwrap();
+        if let Some(m) = &rep.eval {
+            assert_eq!(m.count, 6);
+            scored.push((rep.step, rep.epoch_end.is_some()));
+        }
+    }
+    assert_eq!(scored, vec![(3, true), (6, true)]);
+    let mut ckpt = tiny();
+    let r = Recipe { epochs: 1, eval_every: 1, ..recipe() };
+    let mut s = TrainSession::new(&mut ckpt, &learnable(20, 0), &learnable(6, 500), labels(), r, &Device::flex()).unwrap();
+    let mut steps = Vec::new();
+    while !s.is_done() {
+        let rep = pollster::block_on(s.step()).unwrap();
+        if rep.eval.is_some() {
+            steps.push(rep.step);
+        }
+    }
+    assert_eq!(steps, vec![1, 2, 3]);
+}
+
+#[test]
+fn memory_estimate_adds_up_and_scales_with_the_batch() {
+    let ckpt = tiny();
+    let p = ckpt.summary().parameters;
+    let a = estimate_memory(&ckpt.config, p, 8, 32);
+    let b = estimate_memory(&ckpt.config, p, 16, 32);
+    assert_eq!(a.weights, 4 * p as u64);
+    assert_eq!(a.optimizer, 2 * a.weights);
+    assert_eq!(a.total, a.weights + a.gradients + a.optimizer + a.activations);
+    assert_eq!(b.activations, 2 * a.activations);
+    assert_eq!(b.weights, a.weights);
+    // Attention scores grow with the square of the length: doubling it more than doubles them.
+    let c = estimate_memory(&ckpt.config, p, 8, 64);
+    assert!(c.activations > 2 * a.activations);
 }
