@@ -1,56 +1,106 @@
-// The page's logic: reads files and form fields, talks to the wasm worker through
-// BurnishClient, and renders progress, results and errors. `window.burnishState` mirrors
-// what the page shows, for the browser tests.
+// The studio page: reads files and form fields, talks to the wasm worker through
+// BurnishClient, and renders data checks, model info, live charts, results and exports.
+// `window.burnishState` mirrors what the page shows, for the browser tests.
 
 import { BurnishClient, CONCERNS, IN, OUT } from './protocol.js';
+import { applyLanguage, initialLanguage, saveLanguage, t } from './i18n.js';
+import { LabelChart, TrainingCharts, chartsAvailable } from './charts.js';
+import { fetchHubModel, fflate, pickModelFiles, readBody } from './sources.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const bundledModel = params.get('model') || 'all-MiniLM-L6-v2';
 const BUNDLED_DATA = 'assets/data/sentiment-demo.csv';
+const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.txt', '.text'];
 
 const state = (window.burnishState = {
   backend: null, // {kind, adapter, note}
-  model: null, // loadModel's summary
+  model: null, // loadModel's summary + {source}
+  memory: null, // estimateMemory's answer
   data: null, // inspectData's summary
+  evalData: null, // inspectEvalData's summary
+  checks: null, // checkData's answer
   summary: null, // startTraining's summary
-  recipe: null,
+  recipe: null, // the recipe of the current run
   losses: [], // one number per step, in order
-  metrics: null,
+  lrs: [],
+  evals: [], // {step, accuracy, macro_f1, loss} from periodic/epoch evaluations
+  before: null, // metrics at step 0
+  metrics: null, // latest final metrics
+  predictions: [],
   prediction: null,
+  charts: null, // points drawn per chart
   training: false,
+  paused: false,
   done: false,
+  exported: null, // {name, files, size}
   errors: [], // {message, concerns, step}
 });
 let modelKey = null; // which source the loaded model came from
-let dataKey = null; // which source the inspected data came from
 let dataGeneration = 0; // only the newest inspection is rendered
-let exportUrls = [];
+let loadedRecipeExtras = {}; // recipe fields the form does not show (kept for download)
+let exportUrl = null;
+
+// ---------------------------------------------------------------- language
+const langSelect = $('lang');
+langSelect.value = initialLanguage();
+applyLanguage(langSelect.value);
+langSelect.addEventListener('change', () => {
+  applyLanguage(langSelect.value);
+  saveLanguage(langSelect.value);
+  renderChecks();
+  renderMemory();
+  setTrainingButtons(state.training);
+});
+
+// ---------------------------------------------------------------- intro
+try {
+  if (localStorage.getItem('burnish.introSeen') === '1') $('intro').open = false;
+} catch {
+  // storage unavailable: keep the intro open
+}
+$('intro-hide').addEventListener('click', () => {
+  $('intro').open = false;
+  try {
+    localStorage.setItem('burnish.introSeen', '1');
+  } catch {
+    // not fatal
+  }
+});
 
 // ---------------------------------------------------------------- errors
 const SECTION_ERROR = {
-  backend: 'backend-error', model: 'model-error', data: 'data-error', recipe: 'recipe-error',
-  train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
+  backend: 'backend-error', model: 'model-error', data: 'data-error', columns: 'columns-error', eval: 'eval-error',
+  recipe: 'recipe-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
 };
 
 function showError(err, concerns = err?.concerns) {
   const message = err instanceof Error ? err.message : String(err?.message ?? err);
   const step = err?.step ?? null;
   state.errors.push({ message, concerns: concerns ?? null, step });
-  const where = concerns ? ` (${concerns}${step ? `, step ${step}` : ''})` : '';
-  $('error').textContent = `Error${where}: ${message}`;
-  $('error').hidden = false;
-  const near = $(SECTION_ERROR[concerns]);
+  const near = $(SECTION_ERROR[concerns]) ?? (concerns?.startsWith?.('field:') ? fieldError(concerns.slice(6)) : null);
   if (near) {
     near.textContent = message;
     near.hidden = false;
+    $('error').hidden = true;
+    near.scrollIntoView?.({ block: 'nearest' });
+  } else {
+    $('error').textContent = message;
+    $('error').hidden = false;
   }
 }
 
 function clearErrors(...concerns) {
-  for (const c of concerns) $(SECTION_ERROR[c]).hidden = true;
+  for (const c of concerns) {
+    const el = $(SECTION_ERROR[c]);
+    if (el) el.hidden = true;
+  }
   $('error').hidden = true;
 }
+
+const failWith = (concerns, message) => {
+  throw Object.assign(new Error(message), { concerns });
+};
 
 /** Wraps an event handler so that nothing it throws escapes to the console. */
 const guarded = (concerns, fn) => async (event) => {
@@ -79,14 +129,13 @@ window.addEventListener('unhandledrejection', (event) => {
 // ---------------------------------------------------------------- worker
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const client = new BurnishClient(worker, onWorkerEvent);
-const request = (type, payload, transfer) =>
-  concerning(CONCERNS[type], () => client.request(type, payload, transfer));
+const request = (type, payload, transfer) => concerning(CONCERNS[type], () => client.request(type, payload, transfer));
 
 function onWorkerEvent({ type, payload }) {
   try {
     if (type === OUT.PROGRESS) showProgress(payload.reports);
     else if (type === OUT.METRICS) showResults(payload);
-    else if (type === OUT.LOG) log(payload.message);
+    else if (type === OUT.LOG) log(payload.key ? t(payload.key) : payload.message);
     else if (type === OUT.ERROR) showError(payload);
     else if (type === OUT.DONE) trainingEnded(payload);
   } catch (err) {
@@ -103,27 +152,39 @@ function log(message) {
 // ---------------------------------------------------------------- formatting helpers
 const fmt = (x, digits = 4) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '—');
 const sci = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toExponential(2) : '—');
-const pct = (x) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '—');
+const pct = (x) => (typeof x === 'number' && Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
 function bytes(n) {
   if (!n) return '0 B';
-  const units = ['B', 'kB', 'MB', 'GB'];
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   const i = Math.min(units.length - 1, Math.floor(Math.log10(n) / 3));
   return `${(n / 1000 ** i).toFixed(i ? 1 : 0)} ${units[i]}`;
 }
-function millions(n) {
-  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+const millions = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
+function duration(s) {
+  if (!Number.isFinite(s)) return '—';
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
-/** Fills a <table> from a header row and body rows (cells are text; a th cell is {th: text}). */
+/** Fills a <table> from a header row and body rows (cells are text, or {th}, or {text, cls}). */
 function fillTable(table, header, rows) {
   const cell = (tag, value) => {
     const el = document.createElement(value?.th !== undefined ? 'th' : tag);
-    el.textContent = value?.th ?? value ?? '';
+    el.textContent = value?.th ?? value?.text ?? value ?? '';
+    if (value?.cls) el.className = value.cls;
+    if (value?.th !== undefined) el.scope = 'row';
     return el;
   };
   const thead = document.createElement('thead');
   const headRow = thead.insertRow();
-  header.forEach((h) => headRow.append(cell('th', h)));
+  header.forEach((h) => {
+    const th = cell('th', h);
+    th.scope = 'col';
+    headRow.append(th);
+  });
   const tbody = document.createElement('tbody');
   for (const row of rows) {
     const tr = tbody.insertRow();
@@ -156,104 +217,17 @@ backendReady.catch((err) => {
   showError(err, 'backend');
 });
 
-// ---------------------------------------------------------------- model
-$('bundled-model-name').textContent = bundledModel;
-const radioValue = (name) => document.querySelector(`input[name="${name}"]:checked`).value;
-const fileKey = (...files) => files.map((f) => f && `${f.name}:${f.size}:${f.lastModified}`).join('|');
-
-/** Fetches a URL to bytes, reporting progress; a 404 on an optional file gives undefined. */
-async function fetchBytes(url, onProgress, { optional = false } = {}) {
-  const res = await fetch(url);
-  if (!res.ok) {
-    if (optional && res.status === 404) return undefined;
-    throw new Error(`Could not fetch ${url}: HTTP ${res.status}. Are the bundled assets installed (python3 scripts/fetch_assets.py)?`);
-  }
-  const total = Number(res.headers.get('content-length')) || 0;
-  const reader = res.body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress?.(loaded, total);
-  }
-  const out = new Uint8Array(loaded);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
-const readFile = async (file) => new Uint8Array(await file.arrayBuffer());
-
-function currentModelKey() {
-  if (radioValue('model-source') === 'bundled') return `bundled:${bundledModel}`;
-  return `local:${fileKey($('model-config').files[0], $('model-tokenizer').files[0], $('model-weights').files[0], $('model-tokenizer-config').files[0])}`;
-}
-
-async function modelBytes() {
-  if (radioValue('model-source') === 'bundled') {
-    const base = `assets/models/${encodeURIComponent(bundledModel)}/`;
-    const status = $('model-status');
-    const config = await fetchBytes(base + 'config.json');
-    const tokenizer = await fetchBytes(base + 'tokenizer.json');
-    const tokenizerConfig = await fetchBytes(base + 'tokenizer_config.json', null, { optional: true });
-    const weights = await fetchBytes(base + 'model.safetensors', (loaded, total) => {
-      status.textContent = `downloading weights: ${bytes(loaded)}${total ? ` of ${bytes(total)}` : ''}`;
-    });
-    return { config, tokenizer, weights, tokenizerConfig };
-  }
-  const [config, tokenizer, weights] = ['model-config', 'model-tokenizer', 'model-weights'].map((id) => $(id).files[0]);
-  if (!config || !tokenizer || !weights) {
-    throw new Error('Choose config.json, tokenizer.json and model.safetensors (or use the bundled model).');
-  }
-  const tokenizerConfigFile = $('model-tokenizer-config').files[0];
-  return {
-    config: await readFile(config),
-    tokenizer: await readFile(tokenizer),
-    weights: await readFile(weights),
-    tokenizerConfig: tokenizerConfigFile ? await readFile(tokenizerConfigFile) : undefined,
-  };
-}
-
-async function loadModel() {
-  clearErrors('model');
-  await concerning('backend', () => backendReady);
-  const key = currentModelKey();
-  const payload = await concerning('model', modelBytes);
-  $('model-status').textContent = 'loading…';
-  const transfer = Object.values(payload).filter(Boolean).map((b) => b.buffer);
-  try {
-    const info = await request(IN.LOAD_MODEL, payload, transfer);
-    state.model = info;
-    modelKey = key;
-    $('model-status').textContent = 'loaded';
-    $('model-summary').textContent =
-      `${info.architecture} (${info.model_type}) · ${millions(info.parameters)} parameters · ` +
-      `${info.layers} layers · hidden size ${info.hidden_size} · ${info.heads} heads · ` +
-      `vocabulary ${info.vocab_size} · max positions ${info.max_position_embeddings} · ` +
-      `weights ${bytes(info.weights_bytes)}` +
-      (info.labels?.length ? ` · labels in config: ${info.labels.join(', ')}` : '');
-  } catch (err) {
-    $('model-status').textContent = '';
-    throw err;
-  }
-}
-
-const ensureModel = () => (modelKey === currentModelKey() ? null : loadModel());
-
-for (const id of ['model-config', 'model-tokenizer', 'model-weights', 'model-tokenizer-config']) {
-  $(id).addEventListener('change', () => (document.querySelector('input[name="model-source"][value="local"]').checked = true));
-}
-$('load-model').addEventListener('click', guarded('model', loadModel));
-
 // ---------------------------------------------------------------- data
-function currentDataKey() {
-  return radioValue('data-source') === 'bundled' ? `bundled:${BUNDLED_DATA}` : `file:${fileKey($('data-file').files[0])}`;
+/** Reads a File with a progress bar (the page stays responsive; parsing runs in the worker). */
+async function readWithProgress(file, bar, status) {
+  bar.hidden = false;
+  bar.max = file.size || 1;
+  bar.value = 0;
+  const res = new Response(file.stream(), { headers: { 'content-length': String(file.size) } });
+  return readBody(res, (loaded) => {
+    bar.value = loaded;
+    status.textContent = t('data.reading', { name: file.name, done: bytes(loaded), total: bytes(file.size) });
+  });
 }
 
 /** Picks the likely text and label columns: exact names first, then look-alikes, then first/last. */
@@ -267,11 +241,18 @@ function guessColumns(columns) {
     }
     return -1;
   };
-  let text = find(['text', 'sentence', 'review', 'content', 'document', 'comment']);
-  let label = find(['label', 'category', 'class', 'sentiment', 'target']);
+  let text = find(['text', 'sentence', 'review', 'content', 'document', 'comment', 'body', 'message']);
+  let label = find(['label', 'category', 'class', 'sentiment', 'target', 'topic', 'tag']);
   if (text < 0) text = 0;
-  if (label < 0 || label === text) label = columns.length > 1 ? columns.length - 1 : -1;
-  if (label === text) label = -1;
+  if (label < 0 || label === text) {
+    label = -1;
+    for (let i = columns.length - 1; i >= 0; i--) {
+      if (i !== text) {
+        label = i;
+        break;
+      }
+    }
+  }
   return { text, label };
 }
 
@@ -280,120 +261,510 @@ function fillSelect(select, columns, selected, { allowNone = false } = {}) {
   if (allowNone) select.append(new Option('(none)', '', false, selected < 0));
 }
 
-async function inspectData() {
-  clearErrors('data');
-  await concerning('backend', () => backendReady);
-  const key = currentDataKey();
-  const generation = ++dataGeneration;
-  let bytesIn, name;
-  if (radioValue('data-source') === 'bundled') {
-    bytesIn = await concerning('data', () => fetchBytes(BUNDLED_DATA));
-    name = BUNDLED_DATA.split('/').pop();
-  } else {
-    const file = $('data-file').files[0];
-    if (!file) throw Object.assign(new Error('Choose a data file (or use the bundled dataset).'), { concerns: 'data' });
-    bytesIn = await readFile(file);
-    name = file.name;
+function checkExtension(name, concerns) {
+  const lower = name.toLowerCase();
+  if (!DATA_EXTENSIONS.some((e) => lower.endsWith(e))) {
+    failWith(concerns, `${name}: unsupported file type. Use CSV (.csv), TSV (.tsv), JSON Lines (.jsonl) or plain text (.txt).`);
   }
-  const info = await request(IN.INSPECT_DATA, { bytes: bytesIn, fileName: name }, [bytesIn.buffer]);
-  if (generation !== dataGeneration) return; // a newer inspection superseded this one
+}
+
+/** Loads training data from a File (or the bundled sample when `file` is null). */
+async function loadData(file) {
+  clearErrors('data', 'columns');
+  const generation = ++dataGeneration;
+  const status = $('data-status');
+  const bar = $('data-progress');
+  let data, name;
+  if (file) {
+    checkExtension(file.name, 'data');
+    if (file.size === 0) failWith('data', `${file.name}: the file is empty`);
+    data = await readWithProgress(file, bar, status);
+    name = file.name;
+  } else {
+    status.textContent = t('data.reading', { name: BUNDLED_DATA, done: '…', total: '…' });
+    const res = await fetch(BUNDLED_DATA).catch((err) => failWith('data', `Could not fetch ${BUNDLED_DATA}: ${err.message}`));
+    if (!res.ok) failWith('data', `Could not fetch ${BUNDLED_DATA}: HTTP ${res.status}. Are the bundled assets installed (python3 scripts/fetch_assets.py)?`);
+    data = await readBody(res);
+    name = BUNDLED_DATA.split('/').pop();
+  }
+  status.textContent = t('data.parsing', { name, size: bytes(data.length) });
+  await concerning('backend', () => backendReady);
+  let info;
+  try {
+    info = await request(IN.INSPECT_DATA, { bytes: data, fileName: name }, [data.buffer]);
+  } finally {
+    bar.hidden = true;
+    if (generation === dataGeneration) status.textContent = '';
+  }
+  if (generation !== dataGeneration) return; // a newer file superseded this one
   state.data = info;
-  dataKey = key;
-  $('data-summary').textContent = `${info.name}: ${info.format.toUpperCase()}, ${info.row_count} rows, columns: ${info.columns.join(', ')}`;
+  $('data-loaded').hidden = false;
+  $('data-summary').textContent = t('data.loaded', { name: info.name, format: info.format.toUpperCase(), rows: info.row_count, columns: info.columns.join(', ') });
   fillTable($('data-preview'), info.columns, info.preview);
   const guess = guessColumns(info.columns);
   fillSelect($('text-column'), info.columns, guess.text);
   fillSelect($('label-column'), info.columns, guess.label, { allowNone: true });
+  await runChecks();
 }
 
-const ensureData = () => (dataKey === currentDataKey() ? null : inspectData());
+const labelChart = new LabelChart($('label-chart'));
 
-$('data-file').addEventListener('change', guarded('data', () => {
-  if (!$('data-file').files[0]) return;
-  document.querySelector('input[name="data-source"][value="file"]').checked = true;
-  return inspectData();
+/** Re-runs the data checks for the chosen columns and max length. */
+async function runChecks() {
+  if (!state.data) return;
+  clearErrors('columns');
+  const textColumn = $('text-column').value;
+  const labelColumn = $('label-column').value;
+  const maxLen = Math.max(2, Math.round(Number($('max-len').value)) || 64);
+  try {
+    state.checks = await request(IN.CHECK_DATA, { textColumn, labelColumn, maxLen });
+  } catch (err) {
+    state.checks = null;
+    renderChecks();
+    err.concerns = err.concerns === 'data' ? 'columns' : err.concerns;
+    throw err;
+  }
+  renderChecks();
+}
+
+function renderChecks() {
+  const list = $('data-checks');
+  const c = state.checks;
+  if (!c) {
+    list.replaceChildren();
+    return;
+  }
+  const items = [];
+  const add = (key, level, text) => {
+    const li = document.createElement('li');
+    li.dataset.check = key;
+    li.className = level;
+    li.textContent = text;
+    items.push(li);
+  };
+  add('rows', 'info', t('check.rows', { usable: c.usable, rows: c.rows }));
+  if (c.empty_text) add('empty_text', 'warn', t('check.emptyText', { n: c.empty_text }));
+  if (c.empty_label) add('empty_label', 'warn', t('check.emptyLabel', { n: c.empty_label }));
+  if (c.duplicates) add('duplicates', c.conflicting_duplicates ? 'bad' : 'warn', t('check.duplicates', { n: c.duplicates, c: c.conflicting_duplicates }));
+  if (c.label_counts.length === 1) add('one_class', 'bad', t('check.oneClass', { label: c.label_counts[0].label }));
+  if (c.rare_labels.length) add('rare', 'warn', t('check.rare', { k: c.rare_threshold, list: c.rare_labels.map((l) => `${l.label} (${l.count})`).join(', ') }));
+  const tk = c.tokens;
+  if (tk) {
+    if (tk.truncated) add('truncated', 'warn', t('check.truncated', { n: tk.truncated, of: tk.counted, max: tk.max_len, longest: tk.max, p95: tk.p95 }));
+    else add('truncated', 'ok', t('check.notTruncated', { max: tk.max_len, longest: tk.max, mean: tk.mean.toFixed(1) }));
+    if (tk.short) add('short', 'warn', t('check.short', { n: tk.short }));
+    if (tk.counted < tk.of) add('sampled', 'info', t('check.sampled', { counted: tk.counted, of: tk.of }));
+  } else {
+    add('tokens', 'info', t('check.noTokenizer'));
+  }
+  if (c.eval) {
+    add('eval_rows', 'info', t('check.evalRows', { usable: c.eval.usable, rows: c.eval.rows }));
+    if (c.eval.unseen_labels.length) add('eval_unseen', 'bad', t('check.evalUnseen', { list: c.eval.unseen_labels.map((l) => `${l.label} (${l.count})`).join(', ') }));
+    if (c.eval.in_train) add('eval_leak', 'warn', t('check.evalLeak', { n: c.eval.in_train }));
+  }
+  list.replaceChildren(...items);
+  labelChart.show(c.label_counts, c.eval?.label_counts);
+}
+
+function dataFromEvent(files) {
+  if (!files?.length) return null;
+  if (files.length > 1) failWith('data', `Drop one file at a time (got ${files.length}).`);
+  return files[0];
+}
+
+$('data-file').addEventListener('change', guarded('data', async () => {
+  const file = dataFromEvent($('data-file').files);
+  if (file) await loadData(file);
 }));
-for (const radio of document.querySelectorAll('input[name="data-source"]')) {
-  radio.addEventListener('change', guarded('data', () => (radio.value === 'file' && !$('data-file').files[0] ? null : ensureData())));
+$('data-bundled').addEventListener('click', guarded('data', () => loadData(null)));
+const dropZone = $('drop-zone');
+dropZone.addEventListener('keydown', (e) => {
+  if (e.target === dropZone && (e.key === 'Enter' || e.key === ' ')) {
+    e.preventDefault();
+    $('data-file').click();
+  }
+});
+for (const type of ['dragenter', 'dragover']) {
+  dropZone.addEventListener(type, (e) => {
+    e.preventDefault();
+    dropZone.classList.add('dragging');
+  });
 }
+dropZone.addEventListener('dragleave', () => dropZone.classList.remove('dragging'));
+dropZone.addEventListener('drop', guarded('data', async (e) => {
+  e.preventDefault();
+  dropZone.classList.remove('dragging');
+  const file = dataFromEvent(e.dataTransfer?.files);
+  if (file) await loadData(file);
+}));
+// A file dropped anywhere else must not navigate away from the page (and lose the work).
+window.addEventListener('dragover', (e) => e.preventDefault());
+window.addEventListener('drop', (e) => e.preventDefault());
 
-$('eval-file').addEventListener('change', guarded('data', async () => {
+for (const id of ['text-column', 'label-column']) $(id).addEventListener('change', guarded('columns', runChecks));
+
+// Evaluation data: held-out share or a separate file.
+const evalMode = () => document.querySelector('input[name="eval-mode"]:checked').value;
+async function loadEvalFile() {
+  clearErrors('eval');
   const file = $('eval-file').files[0];
   if (!file) return;
-  await backendReady;
-  const data = await readFile(file);
-  const info = await request(IN.INSPECT_EVAL_DATA, { bytes: data, fileName: file.name }, [data.buffer]);
-  $('eval-summary').textContent = `${info.name}: ${info.format.toUpperCase()}, ${info.row_count} rows (used instead of the eval fraction)`;
-  $('eval-clear').hidden = false;
-}));
-$('eval-clear').addEventListener('click', guarded('data', async () => {
-  await request(IN.CLEAR_EVAL_DATA);
-  $('eval-file').value = '';
-  $('eval-summary').textContent = '';
-  $('eval-clear').hidden = true;
-}));
+  document.querySelector('input[name="eval-mode"][value="file"]').checked = true;
+  checkExtension(file.name, 'eval');
+  await concerning('backend', () => backendReady);
+  const data = new Uint8Array(await file.arrayBuffer());
+  try {
+    state.evalData = await concerning('eval', () => request(IN.INSPECT_EVAL_DATA, { bytes: data, fileName: file.name }, [data.buffer]));
+  } catch (err) {
+    err.concerns = 'eval';
+    state.evalData = null;
+    $('eval-summary').textContent = '';
+    throw err;
+  }
+  $('eval-summary').textContent = `${state.evalData.name}: ${state.evalData.row_count} rows`;
+  await runChecks();
+}
+$('eval-file').addEventListener('change', guarded('eval', loadEvalFile));
+for (const radio of document.querySelectorAll('input[name="eval-mode"]')) {
+  radio.addEventListener('change', guarded('eval', async () => {
+    if (evalMode() === 'split') {
+      await request(IN.CLEAR_EVAL_DATA);
+      state.evalData = null;
+      $('eval-summary').textContent = '';
+      await runChecks();
+    } else if ($('eval-file').files[0]) {
+      await loadEvalFile();
+    }
+  }));
+}
 
-// Preview the bundled dataset right away (it is small); failures show in the Data section.
-backendReady.then(guarded('data', () => ensureData()), () => {});
+// The bundled sample is previewed right away, so that Start works immediately.
+backendReady.then(guarded('data', () => (state.data ? null : loadData(null))), () => {});
 
-// ---------------------------------------------------------------- recipe and training
+// ---------------------------------------------------------------- model
+$('bundled-model-name').textContent = bundledModel;
+const radioValue = (name) => document.querySelector(`input[name="${name}"]:checked`).value;
+const fileKey = (files) => [...files].map((f) => `${f.webkitRelativePath || f.name}:${f.size}:${f.lastModified}`).join('|');
+let localFiles = []; // the last chosen files or folder
+
+function currentModelKey() {
+  const source = radioValue('model-source');
+  if (source === 'bundled') return `bundled:${bundledModel}`;
+  if (source === 'hub') return `hub:${$('hub-id').value.trim()}`;
+  return `local:${fileKey(localFiles)}`;
+}
+
+function onLocalFiles(input) {
+  localFiles = [...input.files];
+  document.querySelector('input[name="model-source"][value="local"]').checked = true;
+  $('model-files-summary').textContent = localFiles.length ? localFiles.map((f) => f.name).slice(0, 6).join(', ') + (localFiles.length > 6 ? ` … (${localFiles.length})` : '') : '';
+}
+$('model-files').addEventListener('change', () => onLocalFiles($('model-files')));
+$('model-folder').addEventListener('change', () => onLocalFiles($('model-folder')));
+$('hub-id').addEventListener('input', () => (document.querySelector('input[name="model-source"][value="hub"]').checked = true));
+
+async function modelBytes() {
+  const source = radioValue('model-source');
+  const bar = $('model-progress');
+  const status = $('model-status');
+  const progress = ({ file, loaded, total, cached }) => {
+    bar.hidden = false;
+    bar.max = total || loaded || 1;
+    bar.value = loaded;
+    status.textContent = cached ? t('model.fromCache', { file }) : t('model.fetching', { file, done: bytes(loaded), total: total ? bytes(total) : '?' });
+  };
+  if (source === 'hub') return fetchHubModel($('hub-id').value, progress);
+  if (source === 'local') return pickModelFiles(localFiles);
+  const base = `assets/models/${encodeURIComponent(bundledModel)}/`;
+  const get = async (file, optional = false) => {
+    const res = await fetch(base + file).catch((err) => failWith('model', `Could not fetch ${base + file}: ${err.message}`));
+    if (!res.ok) {
+      if (optional && res.status === 404) return undefined;
+      failWith('model', `Could not fetch ${base + file}: HTTP ${res.status}. Are the bundled assets installed (python3 scripts/fetch_assets.py)?`);
+    }
+    return readBody(res, (loaded, total) => progress({ file, loaded, total, cached: false }));
+  };
+  return {
+    config: await get('config.json'),
+    tokenizer: await get('tokenizer.json'),
+    tokenizerConfig: await get('tokenizer_config.json', true),
+    weights: await get('model.safetensors'),
+    source: bundledModel,
+  };
+}
+
+async function loadModel() {
+  clearErrors('model');
+  await concerning('backend', () => backendReady);
+  const key = currentModelKey();
+  const button = $('load-model');
+  button.disabled = true;
+  try {
+    const files = await concerning('model', modelBytes);
+    $('model-status').textContent = t('model.loading');
+    const payload = { config: files.config, tokenizer: files.tokenizer, weights: files.weights, tokenizerConfig: files.tokenizerConfig };
+    const transfer = Object.values(payload).filter(Boolean).map((b) => b.buffer);
+    const info = await request(IN.LOAD_MODEL, payload, transfer);
+    state.model = { ...info, source: files.source };
+    modelKey = key;
+    $('model-status').textContent = t('model.loaded');
+    renderModelInfo();
+    if (files.recipe) applyRecipeText(new TextDecoder().decode(files.recipe), 'recipe.json in the archive');
+    await updateMemory();
+    if (state.data) await runChecks().catch((err) => showError(err, 'columns'));
+  } catch (err) {
+    $('model-status').textContent = '';
+    throw err;
+  } finally {
+    $('model-progress').hidden = true;
+    button.disabled = false;
+  }
+}
+
+function renderModelInfo() {
+  const m = state.model;
+  const rows = [
+    ['source', m.source],
+    ['architecture', `${m.architecture} (${m.model_type})`],
+    ['parameters', `${millions(m.parameters)} (${m.parameters.toLocaleString('en-US')})`],
+    ['layers', m.layers],
+    ['hidden size', `${m.hidden_size} · ${m.heads} attention heads · feed-forward ${m.intermediate_size}`],
+    ['vocabulary', m.vocab_size.toLocaleString('en-US')],
+    ['max positions', m.max_position_embeddings],
+    ['weights file', bytes(m.weights_bytes)],
+    ['classification head', m.labels?.length ? `labels ${m.labels.join(', ')} (reused when the data has exactly these labels)` : 'none (a new head is initialised for your labels)'],
+  ];
+  const dl = $('model-info');
+  dl.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = String(v);
+    dd.dataset.field = k;
+    return [dt, dd];
+  }));
+  dl.hidden = false;
+  $('max-len').max = String(m.max_position_embeddings);
+}
+
+async function updateMemory() {
+  if (!state.model) return;
+  const batch = Math.round(Number($('batch-size').value));
+  const len = Math.round(Number($('max-len').value));
+  if (!(batch >= 1 && len >= 1)) return;
+  state.memory = await request(IN.ESTIMATE_MEMORY, { batchSize: batch, maxLen: len });
+  state.memory.batch = batch;
+  state.memory.len = len;
+  renderMemory();
+}
+
+function renderMemory() {
+  const m = state.memory;
+  if (!m) return;
+  $('memory-estimate').textContent = t('model.memory', {
+    batch: m.batch, len: m.len, total: bytes(m.total), weights: bytes(m.weights), gradients: bytes(m.gradients),
+    optimizer: bytes(m.optimizer), activations: bytes(m.activations),
+  });
+}
+
+const ensureModel = () => (modelKey === currentModelKey() && state.model ? null : loadModel());
+$('load-model').addEventListener('click', guarded('model', loadModel));
+
+// ---------------------------------------------------------------- recipe
 const RECIPE_FIELDS = {
-  epochs: 'epochs', lr: 'lr', batch_size: 'batch-size', max_len: 'max-len',
-  warmup_ratio: 'warmup-ratio', weight_decay: 'weight-decay', seed: 'seed', eval_fraction: 'eval-fraction',
+  epochs: { id: 'epochs', int: true, min: 1, max: 1000 },
+  lr: { id: 'lr', gt: 0, lt: 1 },
+  batch_size: { id: 'batch-size', int: true, min: 1, max: 4096 },
+  max_len: { id: 'max-len', int: true, min: 4 },
+  warmup_ratio: { id: 'warmup-ratio', min: 0, lt: 1 },
+  weight_decay: { id: 'weight-decay', min: 0 },
+  seed: { id: 'seed', int: true, min: 0 },
+  eval_fraction: { id: 'eval-fraction', gt: 0, lt: 0.9, name: 'Evaluation share' },
+  eval_every: { id: 'eval-every', int: true, min: 0 },
 };
+const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), 'max_grad_norm', 'text_column', 'label_column'];
 
-/** The recipe's numbers; the column choices are added once the data is inspected. */
+function fieldError(id) {
+  let el = $(`err-${id}`);
+  if (!el) {
+    el = document.createElement('p');
+    el.id = `err-${id}`;
+    el.className = 'error field-error';
+    el.setAttribute('role', 'alert');
+    const help = $(`help-${id}`) ?? $(id);
+    help.after(el);
+  }
+  return el;
+}
+
+function clearFieldErrors() {
+  for (const { id } of Object.values(RECIPE_FIELDS)) {
+    $(id).removeAttribute('aria-invalid');
+    const el = $(`err-${id}`);
+    if (el) el.hidden = true;
+  }
+}
+
+/** The recipe from the form; a bad field throws a message shown next to that field. */
 function readRecipe() {
-  const recipe = {};
-  for (const [key, id] of Object.entries(RECIPE_FIELDS)) {
-    const input = $(id);
-    const value = Number(input.value);
-    if (input.value.trim() === '' || !Number.isFinite(value)) {
-      throw Object.assign(new Error(`${input.labels[0].textContent.trim()} must be a number.`), { concerns: 'recipe' });
+  clearFieldErrors();
+  const recipe = { task: $('task').value };
+  for (const [key, spec] of Object.entries(RECIPE_FIELDS)) {
+    const input = $(spec.id);
+    const name = spec.name ?? (input.labels[0]?.textContent.trim() || key);
+    const raw = input.value.trim();
+    const value = Number(raw);
+    let problem = null;
+    if (raw === '' || !Number.isFinite(value)) problem = `${name} must be a number.`;
+    else if (spec.int && !Number.isInteger(value)) problem = `${name} must be a whole number (got ${raw}).`;
+    else if (spec.min !== undefined && value < spec.min) problem = `${name} must be at least ${spec.min} (got ${raw}).`;
+    else if (spec.max !== undefined && value > spec.max) problem = `${name} must be at most ${spec.max} (got ${raw}).`;
+    else if (spec.gt !== undefined && !(value > spec.gt)) problem = `${name} must be greater than ${spec.gt} (got ${raw}).`;
+    else if (spec.lt !== undefined && !(value < spec.lt)) problem = `${name} must be below ${spec.lt} (got ${raw}).`;
+    else if (key === 'max_len' && state.model && value > state.model.max_position_embeddings) {
+      problem = `${name} must be at most the model's ${state.model.max_position_embeddings} positions (got ${raw}).`;
+    }
+    if (problem) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      failWith(`field:${spec.id}`, problem);
     }
     recipe[key] = value;
   }
+  if (loadedRecipeExtras.max_grad_norm !== undefined) recipe.max_grad_norm = loadedRecipeExtras.max_grad_norm;
+  if ($('text-column').value) recipe.text_column = $('text-column').value;
+  if ($('label-column').value) recipe.label_column = $('label-column').value;
   return recipe;
 }
 
+/** Fills the form from a recipe JSON text (the page's download, or the CLI's recipe.json). */
+function applyRecipeText(text, source) {
+  let recipe;
+  try {
+    recipe = JSON.parse(text);
+  } catch (err) {
+    failWith('recipe', `${source} is not valid JSON: ${err.message}`);
+  }
+  if (!recipe || typeof recipe !== 'object' || Array.isArray(recipe)) failWith('recipe', `${source} must be a JSON object like {"epochs": 3, "lr": 5e-5}.`);
+  const unknown = Object.keys(recipe).filter((k) => !RECIPE_KEYS.includes(k));
+  if (unknown.length) failWith('recipe', `${source}: unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${RECIPE_KEYS.join(', ')}).`);
+  if (recipe.task !== undefined && ![...$('task').options].some((o) => o.value === recipe.task)) {
+    failWith('recipe', `${source}: task "${recipe.task}" is not supported (supported: ${[...$('task').options].map((o) => o.value).join(', ')}).`);
+  }
+  for (const [key, spec] of Object.entries(RECIPE_FIELDS)) {
+    if (recipe[key] === undefined) continue;
+    if (typeof recipe[key] !== 'number') failWith('recipe', `${source}: "${key}" must be a number (got ${JSON.stringify(recipe[key])}).`);
+  }
+  for (const [key, spec] of Object.entries(RECIPE_FIELDS)) if (recipe[key] !== undefined) $(spec.id).value = String(recipe[key]);
+  if (recipe.task) $('task').value = recipe.task;
+  loadedRecipeExtras = recipe.max_grad_norm !== undefined ? { max_grad_norm: recipe.max_grad_norm } : {};
+  for (const [key, id] of [['text_column', 'text-column'], ['label_column', 'label-column']]) {
+    if (recipe[key] === undefined) continue;
+    const select = $(id);
+    if ([...select.options].some((o) => o.value === recipe[key])) select.value = recipe[key];
+    else if (state.data) showError(new Error(`${source}: the data has no column "${recipe[key]}" (columns: ${state.data.columns.join(', ')}); keeping "${select.value}".`), 'columns');
+  }
+  log(`Recipe loaded from ${source}.`);
+  if (state.data) runChecks().catch((err) => showError(err, 'columns'));
+}
+
+$('recipe-download').addEventListener('click', guarded('recipe', () => {
+  clearErrors('recipe');
+  const recipe = readRecipe();
+  const blob = new Blob([JSON.stringify(recipe, null, 2) + '\n'], { type: 'application/json' });
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = 'recipe.json';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}));
+$('recipe-file').addEventListener('change', guarded('recipe', async () => {
+  clearErrors('recipe');
+  const file = $('recipe-file').files[0];
+  if (!file) return;
+  applyRecipeText(await file.text(), file.name);
+  $('recipe-file').value = '';
+}));
+let memoryTimer = null;
+for (const id of ['batch-size', 'max-len']) {
+  $(id).addEventListener('input', () => {
+    clearTimeout(memoryTimer);
+    memoryTimer = setTimeout(guarded('model', async () => {
+      await updateMemory();
+      if (id === 'max-len') await runChecks().catch((err) => showError(err, 'columns'));
+    }), 300);
+  });
+}
+
+// ---------------------------------------------------------------- training
+const charts = new TrainingCharts({ loss: $('loss-chart'), lr: $('lr-chart'), evaluation: $('eval-chart') });
+if (!chartsAvailable) {
+  $('chart-error').textContent = 'The chart library (vendor/chart.umd.min.js) is missing: run the set-up command (scripts/serve.sh) to install it. Training works without it; the numbers are in the step table below.';
+  $('chart-error').hidden = false;
+}
+matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  charts.restyle?.();
+  labelChart.restyle();
+});
+
 function setTrainingButtons(running) {
   $('start').disabled = running;
+  $('evaluate-only').disabled = running;
   $('pause').disabled = !running;
   $('stop').disabled = !running;
-  $('pause').textContent = 'Pause';
+  $('pause').textContent = t(state.paused ? 'train.resume' : 'train.pause');
+}
+
+/** Everything Start and Evaluate need: backend, model, data, columns, eval file, recipe. */
+async function prepareRun() {
+  clearErrors('backend', 'model', 'data', 'columns', 'eval', 'recipe', 'train', 'results');
+  const recipe = readRecipe(); // before any loading, so a typo fails fast
+  await concerning('backend', () => backendReady);
+  await ensureModel();
+  if (!state.data) await loadData(null);
+  if (!$('label-column').value) failWith('columns', 'Choose the label column: text classification needs a label for every text.');
+  if (evalMode() === 'file' && !state.evalData) failWith('eval', 'Choose the evaluation file, or hold out part of the training file instead.');
+  recipe.text_column = $('text-column').value;
+  recipe.label_column = $('label-column').value;
+  return recipe;
+}
+
+function resetRun(recipe) {
+  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null });
+  $('loss-log').replaceChildren();
+  $('log').replaceChildren();
+  $('results').hidden = true;
+  charts.reset?.();
+  state.charts = charts.counts();
+}
+
+function describeStart(summary) {
+  const report = summary.load_report ?? { initialized: [], unexpected: [] };
+  const head = report.initialized.length ? `new classification head (${report.initialized.join(', ')})` : 'classification head reused from the checkpoint';
+  $('train-summary').textContent =
+    `${summary.train_count} training rows, ${summary.eval_count} evaluation rows` +
+    (summary.skipped_rows ? `, ${summary.skipped_rows} rows skipped` : '') +
+    ` · labels: ${summary.labels.join(', ')} · ${summary.total_steps} steps · ${head}` +
+    (report.unexpected.length ? ` · unused weights in the file: ${report.unexpected.length}` : '');
 }
 
 async function startTraining() {
-  clearErrors('backend', 'model', 'data', 'recipe', 'train', 'results');
-  const recipe = readRecipe(); // before any loading, so a typo fails fast
   $('start').disabled = true;
   try {
-    await concerning('backend', () => backendReady);
-    await ensureModel();
-    await ensureData(); // fills the column selects
-    recipe.text_column = $('text-column').value || undefined;
-    recipe.label_column = $('label-column').value || undefined;
-    Object.assign(state, { summary: null, losses: [], metrics: null, done: false, recipe });
-    $('loss-log').replaceChildren();
-    $('epoch-log').replaceChildren();
-    $('log').replaceChildren();
-    $('results').hidden = true;
-    const summary = await request(IN.TRAIN, state.recipe);
+    const recipe = await prepareRun();
+    resetRun(recipe);
+    const summary = await request(IN.TRAIN, recipe);
     state.summary = summary;
     state.training = true;
     setTrainingButtons(true);
     $('progress-bar').max = summary.total_steps;
     $('progress-bar').value = 0;
     $('progress').textContent = `step 0/${summary.total_steps}`;
-    const report = summary.load_report ?? { initialized: [], unexpected: [] };
-    $('train-summary').textContent =
-      `${summary.train_count} training rows, ${summary.eval_count} evaluation rows` +
-      (summary.skipped_rows ? `, ${summary.skipped_rows} rows skipped` : '') +
-      ` · labels: ${summary.labels.join(', ')} · ${summary.total_steps} steps` +
-      ` · newly initialised weights: ${report.initialized.length ? report.initialized.join(', ') : 'none'}` +
-      (report.unexpected.length ? ` · unused weights in the file: ${report.unexpected.length}` : '');
+    describeStart(summary);
   } catch (err) {
-    $('start').disabled = false;
+    setTrainingButtons(false);
     throw err;
   }
 }
@@ -402,124 +773,209 @@ function showProgress(reports) {
   const items = [];
   for (const r of reports) {
     state.losses.push(r.loss);
+    state.lrs.push(r.lr);
     const li = document.createElement('li');
     li.dataset.step = r.step;
     li.dataset.loss = r.loss;
     li.textContent = `step ${r.step}: loss ${fmt(r.loss)} · lr ${sci(r.lr)} · grad norm ${fmt(r.grad_norm, 3)}`;
     items.push(li);
-    if (r.epoch_end) {
-      const e = r.epoch_end;
-      const li2 = document.createElement('li');
-      li2.textContent =
-        `epoch ${e.epoch} ended at step ${e.step}: train loss ${fmt(e.train_loss)}` +
-        (e.eval ? ` · eval loss ${fmt(e.eval.loss)} · accuracy ${pct(e.eval.accuracy)} · macro-F1 ${fmt(e.eval.macro_f1, 3)}` : '');
-      $('epoch-log').append(li2);
+    if (r.eval) {
+      state.evals.push({ step: r.step, accuracy: r.eval.accuracy, macro_f1: r.eval.macro_f1, loss: r.eval.loss });
+      charts.addEval(r.step, r.eval);
+      log(`step ${r.step}${r.epoch_end ? ` (end of epoch ${r.epoch_end.epoch}, train loss ${fmt(r.epoch_end.train_loss)})` : ''}: eval loss ${fmt(r.eval.loss)} · accuracy ${pct(r.eval.accuracy)} · macro-F1 ${fmt(r.eval.macro_f1, 3)}`);
     }
   }
   $('loss-log').append(...items);
+  charts.add(reports);
+  state.charts = charts.counts();
   const last = reports[reports.length - 1];
   if (!last) return;
   $('progress-bar').max = last.total_steps;
   $('progress-bar').value = last.step;
-  $('progress').textContent =
-    `step ${last.step}/${last.total_steps} · epoch ${last.epoch}/${last.epochs} · loss ${fmt(last.loss)} · ` +
-    `${fmt(last.examples_per_s, 0)} ex/s · ${fmt(last.tokens_per_s, 0)} tokens/s · ${fmt(last.elapsed_s, 1)} s`;
+  const batch = state.recipe?.batch_size ?? 16;
+  const eta = last.examples_per_s > 0 ? ((last.total_steps - last.step) * batch) / last.examples_per_s : NaN;
+  $('progress').textContent = t('progress.line', {
+    step: last.step, total: last.total_steps, epoch: last.epoch, epochs: last.epochs, loss: fmt(last.loss),
+    exs: fmt(last.examples_per_s, 1), toks: fmt(last.tokens_per_s, 0), elapsed: duration(last.elapsed_s), eta: duration(eta),
+  });
 }
 
 function trainingEnded({ ok, stopped, step }) {
   state.training = false;
+  state.paused = false;
   state.done = true;
   setTrainingButtons(false);
-  log(ok ? (stopped ? `Stopped at step ${step}.` : 'Training finished.') : `Training failed at step ${step}.`);
+  log(ok ? (stopped ? t('train.stopped', { step }) : t('train.finished')) : t('train.failed', { step }));
 }
 
 $('start').addEventListener('click', guarded('train', startTraining));
 $('pause').addEventListener('click', guarded('train', async () => {
-  const resume = $('pause').textContent === 'Resume';
+  const resume = state.paused;
   await request(resume ? IN.RESUME : IN.PAUSE);
-  $('pause').textContent = resume ? 'Pause' : 'Resume';
+  state.paused = !resume;
+  setTrainingButtons(true);
 }));
 $('stop').addEventListener('click', guarded('train', async () => {
   $('stop').disabled = true;
   $('pause').disabled = true;
   await request(IN.STOP);
 }));
+$('evaluate-only').addEventListener('click', guarded('train', async () => {
+  $('evaluate-only').disabled = true;
+  $('start').disabled = true;
+  try {
+    const recipe = await prepareRun();
+    resetRun(recipe);
+    const result = await request(IN.EVALUATE_ONLY, recipe);
+    state.summary = result.summary;
+    describeStart(result.summary);
+    showResults({ ...result, phase: 'after', step: 0 });
+    state.done = true;
+  } finally {
+    setTrainingButtons(false);
+  }
+}));
 
 // ---------------------------------------------------------------- results
-function showResults({ metrics, predictions = [] }) {
+function showResults({ metrics, predictions = [], phase = 'after', step = 0 }) {
+  if (phase === 'before') {
+    state.before = metrics;
+    return;
+  }
   state.metrics = metrics;
+  state.metricsStep = step;
+  state.predictions = predictions;
   $('metric-accuracy').textContent = pct(metrics.accuracy);
   $('metric-f1').textContent = fmt(metrics.macro_f1, 3);
   $('metric-loss').textContent = fmt(metrics.loss);
   $('metric-count').textContent = String(metrics.count);
-  fillTable(
-    $('per-class'),
-    ['label', 'precision', 'recall', 'F1', 'support'],
-    metrics.per_class.map((c) => [{ th: c.label }, fmt(c.precision, 3), fmt(c.recall, 3), fmt(c.f1, 3), String(c.support)]),
-  );
-  fillTable(
-    $('confusion'),
-    ['gold \\ predicted', ...metrics.labels],
-    metrics.confusion.map((row, gold) => [{ th: metrics.labels[gold] }, ...row.map(String)]),
-  );
-  fillTable(
-    $('predictions'),
-    ['text', 'gold', 'predicted', 'confidence'],
-    predictions.slice(0, 20).map((p) => [p.text, p.gold, p.label, pct(p.confidence)]),
-  );
-  for (const [i, p] of predictions.slice(0, 20).entries()) {
-    if (p.gold !== p.label) $('predictions').tBodies[0].rows[i].classList.add('wrong');
-  }
+  renderMetricsTable();
+  renderConfusion(metrics);
+  renderPredictions();
   $('results').hidden = false;
 }
+
+function renderMetricsTable() {
+  const after = state.metrics;
+  const before = state.before;
+  const rows = [];
+  const row = (name, a, b, format) => {
+    const delta = typeof a === 'number' && typeof b === 'number' ? b - a : NaN;
+    const sign = Number.isFinite(delta) ? (delta > 0 ? '+' : '') : '';
+    rows.push([{ th: name }, before ? format(a) : '—', format(b), Number.isFinite(delta) ? `${sign}${format === pct ? `${(100 * delta).toFixed(1)} pt` : delta.toFixed(3)}` : '—']);
+  };
+  row('accuracy', before?.accuracy, after.accuracy, pct);
+  row('macro-F1', before?.macro_f1, after.macro_f1, (x) => fmt(x, 3));
+  row('loss', before?.loss, after.loss, (x) => fmt(x, 4));
+  for (const c of after.per_class) {
+    const b = before?.per_class.find((x) => x.label === c.label);
+    row(`${c.label}: precision`, b?.precision, c.precision, (x) => fmt(x, 3));
+    row(`${c.label}: recall`, b?.recall, c.recall, (x) => fmt(x, 3));
+    row(`${c.label}: F1 (support ${c.support})`, b?.f1, c.f1, (x) => fmt(x, 3));
+  }
+  const stepName = t('results.after', { step: state.metricsStep ?? 0 });
+  fillTable($('metrics-table'), ['metric', t('results.before'), stepName, 'change'], rows);
+}
+
+function renderConfusion(metrics) {
+  const max = Math.max(1, ...metrics.confusion.flat());
+  fillTable(
+    $('confusion'),
+    ['true \\ predicted', ...metrics.labels],
+    metrics.confusion.map((row, gold) => [{ th: metrics.labels[gold] }, ...row.map((n, p) => ({ text: String(n), cls: p === gold ? 'diag' : 'off' }))]),
+  );
+  for (const td of $('confusion').querySelectorAll('tbody td')) {
+    td.style.setProperty('--heat', String(Number(td.textContent) / max)); // CSSOM: allowed by the CSP
+  }
+}
+
+function renderPredictions() {
+  let preds = state.predictions.map((p, i) => ({ ...p, i }));
+  if ($('errors-only').checked) preds = preds.filter((p) => p.gold !== p.label);
+  const sort = $('sort-predictions').value;
+  if (sort === 'conf-asc') preds.sort((a, b) => a.confidence - b.confidence);
+  if (sort === 'conf-desc') preds.sort((a, b) => b.confidence - a.confidence);
+  const shown = preds.slice(0, 500);
+  fillTable($('predictions'), ['#', 'text', 'true', 'predicted', 'confidence'], shown.map((p) => [String(p.i + 1), p.text, p.gold, p.label, pct(p.confidence)]));
+  shown.forEach((p, i) => {
+    if (p.gold !== p.label) $('predictions').tBodies[0].rows[i].classList.add('wrong');
+  });
+  $('predictions-count').textContent = t('results.count', { shown: shown.length, total: preds.length });
+}
+$('errors-only').addEventListener('change', guarded('results', renderPredictions));
+$('sort-predictions').addEventListener('change', guarded('results', renderPredictions));
 
 // ---------------------------------------------------------------- try it
 $('try-button').addEventListener('click', guarded('try', async () => {
   clearErrors('try');
   const text = $('try-text').value;
-  if (!text.trim()) throw Object.assign(new Error('Type some text to classify first.'), { concerns: 'try' });
-  await ensureModel();
+  if (!text.trim()) failWith('try', 'Type some text to classify first.');
+  if (!state.summary) failWith('try', 'Start training (or "Evaluate without training") first: the try-it box uses the model being trained.');
   const prediction = await request(IN.PREDICT, { text });
   state.prediction = prediction;
-  const labels = state.summary?.labels ?? state.model?.labels ?? [];
-  const name = (i) => labels[i] ?? `class ${i}`;
+  const labels = state.summary?.labels ?? [];
   const title = document.createElement('p');
-  title.textContent = `Predicted: ${prediction.label} (${pct(prediction.probabilities[prediction.label_id])})`;
-  const list = document.createElement('ul');
+  title.textContent = t('try.predicted', { label: prediction.label, p: pct(prediction.probabilities[prediction.label_id]) });
+  const table = document.createElement('table');
+  table.className = 'probs';
   prediction.probabilities.forEach((p, i) => {
-    const li = document.createElement('li');
-    li.textContent = `${name(i)}: ${pct(p)}`;
-    list.append(li);
+    const tr = table.insertRow();
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = labels[i] ?? `class ${i}`;
+    const bar = document.createElement('td');
+    const fill = document.createElement('div');
+    fill.className = 'bar';
+    fill.style.setProperty('--p', String(p));
+    bar.append(fill);
+    const value = document.createElement('td');
+    value.textContent = pct(p);
+    tr.append(th, bar, value);
   });
-  $('try-result').replaceChildren(title, list);
+  $('try-result').replaceChildren(title, table);
 }));
 
 // ---------------------------------------------------------------- export
-function addDownload(name, blob) {
-  const url = URL.createObjectURL(blob);
-  exportUrls.push(url);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.textContent = `${name} (${bytes(blob.size)})`;
-  const li = document.createElement('li');
-  li.append(a);
-  $('export-links').append(li);
-}
-
 $('export').addEventListener('click', guarded('export', async () => {
   clearErrors('export');
+  if (!state.summary) failWith('export', 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
+  if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
   $('export').disabled = true;
+  $('export-status').textContent = '…';
   try {
     const files = await request(IN.EXPORT);
-    exportUrls.forEach((u) => URL.revokeObjectURL(u));
-    exportUrls = [];
-    $('export-links').replaceChildren();
-    for (const { name, bytes: data } of files) addDownload(name, new Blob([new Uint8Array(data)]));
-    const json = (value) => new Blob([JSON.stringify(value, null, 2) + '\n'], { type: 'application/json' });
-    addDownload('metrics.json', json({ metrics: state.metrics, losses: state.losses, recipe: state.recipe, backend: state.backend }));
-    addDownload('recipe.json', json(state.recipe));
+    const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-finetuned`;
+    const entries = {};
+    for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
+    const json = (value) => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n');
+    const metricsDoc = {
+      model: state.model?.source, labels: state.summary.labels, before: state.before, after: state.metrics,
+      evaluations: state.evals, train_losses: state.losses, learning_rates: state.lrs, backend: state.backend,
+      train_rows: state.summary.train_count, eval_rows: state.summary.eval_count, recipe: state.recipe,
+    };
+    entries[`${folder}/metrics.json`] = json(metricsDoc);
+    entries[`${folder}/recipe.json`] = json(state.recipe);
+    const { zipSync } = await fflate();
+    const zip = zipSync(entries);
+    if (exportUrl) URL.revokeObjectURL(exportUrl);
+    exportUrl = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+    const name = `${folder}.zip`;
+    const a = document.createElement('a');
+    a.href = exportUrl;
+    a.download = name;
+    a.textContent = `${name} (${bytes(zip.length)})`;
+    const li = document.createElement('li');
+    li.append(a);
+    $('export-links').replaceChildren(li);
+    state.exported = { name, size: zip.length, files: Object.keys(entries) };
+    $('export-status').textContent = t('export.done', { name });
+    a.click();
   } finally {
     $('export').disabled = false;
   }
 }));
+
+// Leaving the page mid-run loses the work: ask first.
+window.addEventListener('beforeunload', (e) => {
+  if (state.training) e.preventDefault();
+});

@@ -9,7 +9,10 @@ export const IN = Object.freeze({
   INSPECT_DATA: 'inspectData',
   INSPECT_EVAL_DATA: 'inspectEvalData',
   CLEAR_EVAL_DATA: 'clearEvalData',
+  CHECK_DATA: 'checkData',
+  ESTIMATE_MEMORY: 'estimateMemory',
   TRAIN: 'train',
+  EVALUATE_ONLY: 'evaluateOnly',
   PAUSE: 'pause',
   RESUME: 'resume',
   STOP: 'stop',
@@ -21,7 +24,7 @@ export const IN = Object.freeze({
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
 export const OUT = Object.freeze({
   PROGRESS: 'progress', // {reports: StepReport[]}
-  METRICS: 'metrics', // {metrics, predictions, stopped}
+  METRICS: 'metrics', // {metrics, predictions, phase: 'before'|'after', step, stopped}
   LOG: 'log', // {message}
   DONE: 'done', // {stopped, step, ok}
   ERROR: 'error', // {message, concerns, step}
@@ -35,7 +38,10 @@ export const CONCERNS = Object.freeze({
   [IN.INSPECT_DATA]: 'data',
   [IN.INSPECT_EVAL_DATA]: 'data',
   [IN.CLEAR_EVAL_DATA]: 'data',
+  [IN.CHECK_DATA]: 'data',
+  [IN.ESTIMATE_MEMORY]: 'model',
   [IN.TRAIN]: 'train',
+  [IN.EVALUATE_ONLY]: 'train',
   [IN.PAUSE]: 'train',
   [IN.RESUME]: 'train',
   [IN.STOP]: 'train',

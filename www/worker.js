@@ -60,6 +60,12 @@ async function trainLoop(summary) {
   let ok = false;
   try {
     const m = await wasm();
+    if (summary.eval_count > 0) {
+      // The model before fine-tuning (step 0), for the before/after comparison.
+      post(OUT.LOG, { key: 'train.before' });
+      const before = await exclusive(() => m.evaluate());
+      post(OUT.METRICS, { ...before, phase: 'before', step: 0, stopped: false });
+    }
     let done = false;
     while (!done && !training.stopped) {
       if (training.paused) {
@@ -78,7 +84,7 @@ async function trainLoop(summary) {
     if (summary.eval_count > 0) {
       post(OUT.LOG, { message: `Evaluating on ${summary.eval_count} held-out rows…` });
       const result = await exclusive(() => m.evaluate());
-      post(OUT.METRICS, { ...result, stopped: training.stopped });
+      post(OUT.METRICS, { ...result, phase: 'after', step: training.step, stopped: training.stopped });
     } else {
       post(OUT.LOG, { message: 'No evaluation rows (eval fraction 0 and no eval file): skipping evaluation.' });
     }
@@ -127,6 +133,25 @@ const handlers = {
     const m = await wasm();
     await exclusive(() => m.clearEvalData());
     return {};
+  },
+
+  async [IN.CHECK_DATA]({ textColumn, labelColumn, maxLen }) {
+    const m = await wasm();
+    return exclusive(() => m.checkData(textColumn, labelColumn ?? '', maxLen));
+  },
+
+  async [IN.ESTIMATE_MEMORY]({ batchSize, maxLen }) {
+    const m = await wasm();
+    return exclusive(() => m.estimateMemory(batchSize, maxLen));
+  },
+
+  async [IN.EVALUATE_ONLY](recipe) {
+    refuseWhileTraining('evaluating');
+    const m = await wasm();
+    const summary = await exclusive(() => m.startTraining(recipe));
+    if (summary.eval_count === 0) throw new Error('There are no evaluation rows: choose an evaluation file or a larger held-out share.');
+    const result = await exclusive(() => m.evaluate());
+    return { summary, ...result };
   },
 
   async [IN.TRAIN](recipe) {

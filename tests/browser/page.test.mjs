@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { REPO, openPage, waitForState } from './harness.mjs';
 
-const PAGE_FILES = ['index.html', 'main.js', 'worker.js', 'protocol.js', 'style.css'];
+const PAGE_FILES = ['index.html', 'main.js', 'worker.js', 'protocol.js', 'style.css', 'i18n.js', 'charts.js', 'sources.js'];
 
 /** A temporary copy of the page without the wasm build. */
 async function pageRoot() {
@@ -22,9 +22,11 @@ test('explains a missing wasm build', { timeout: 60_000 }, async () => {
   const session = await openPage({ root });
   try {
     const { page, problems } = session;
-    await page.waitForSelector('#error:not([hidden])', { timeout: 20_000 });
-    assert.match(await page.textContent('#error'), /pkg\/burnish\.js/);
+    await page.waitForSelector('#backend-error:not([hidden])', { timeout: 20_000 });
+    assert.match(await page.textContent('#backend-error'), /pkg\/burnish\.js/);
     assert.match(await page.textContent('#backend-error'), /Build it first/);
+    // Without the set-up's vendor libraries the charts explain themselves instead of breaking the page.
+    assert.match(await page.textContent('#chart-error'), /chart library .* is missing/);
     assert.equal(await page.textContent('#backend'), 'Backend: not available');
     // Every control still answers with a message instead of an exception.
     await page.click('#start');

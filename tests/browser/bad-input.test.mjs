@@ -1,0 +1,196 @@
+// Bad input in the page (real wasm, CPU backend): malformed files and wrong choices, each
+// answered by its specific message next to the control it concerns, never by an exception.
+
+import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { DATA, REPO, TINY, TINY_FILES, messageIn, openPage, waitForState } from './harness.mjs';
+
+let session;
+let page;
+let dir;
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'burnish-bad-'));
+  session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  page = session.page;
+  await waitForState(page, (s) => s.backend !== null && s.data !== null, 30_000);
+  // Hub requests never reach the network in tests: a missing model answers 404.
+  await session.context.route('https://huggingface.co/**', (route) => route.fulfill({ status: 404, body: 'Entry not found' }));
+});
+
+after(async () => {
+  // Nothing threw into the console on the way.
+  const { problems } = session;
+  await session.screenshot('bad-input');
+  await session.close();
+  await rm(dir, { recursive: true, force: true });
+  assert.deepEqual(problems.pageErrors, [], 'page errors');
+  assert.deepEqual(problems.consoleErrors, [], 'console errors');
+});
+
+async function file(name, content) {
+  const p = path.join(dir, name);
+  await writeFile(p, content);
+  return p;
+}
+
+async function upload(selector, files) {
+  await page.setInputFiles(selector, files);
+}
+
+const dataCases = [
+  ['invalid UTF-8', () => DATA('bad_utf8.csv'), /invalid UTF-8 on line 3 \(byte \d+\); save the file as UTF-8/],
+  ['a row with too many fields', () => DATA('ragged.csv'), /line 3 has 4 fields but the header has 2 \(an unquoted comma inside a field\?\)/],
+  ['an empty file', () => file('empty.csv', ''), /empty\.csv: the file is empty/],
+  ['a header without rows', () => file('header.csv', 'text,label\n'), /header\.csv: the file has a header but no data rows/],
+  ['a broken JSON line', () => file('broken.jsonl', '{"text": "ok", "label": "a"}\n{"text": "oops", "label": \n'), /broken\.jsonl: line 2 is not valid JSON/],
+  ['a JSON line that is not an object', () => file('array.jsonl', '["text", "label"]\n'), /array\.jsonl: line 1 is not a JSON object/],
+  ['a duplicated column name', () => file('dup.csv', 'text,label,text\na,b,c\n'), /dup\.csv: column "text" appears twice in the header/],
+  ['an unsupported file type', () => file('sheet.xlsx', 'PK\x03\x04'), /sheet\.xlsx: unsupported file type/],
+];
+
+for (const [what, make, re] of dataCases) {
+  test(`data: ${what}`, async () => {
+    await upload('#data-file', await make());
+    await messageIn(page, '#data-error', re);
+  });
+}
+
+test('columns: the same column for text and label', async () => {
+  await upload('#data-file', DATA('studio-train.csv'));
+  await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+  await page.selectOption('#label-column', 'phrase');
+  await messageIn(page, '#columns-error', /the text and label columns must differ \(both are "phrase"\)/);
+  await page.selectOption('#label-column', 'polarity');
+  await page.waitForSelector('#columns-error', { state: 'hidden' });
+});
+
+test('columns: no label column chosen', async () => {
+  await page.selectOption('#label-column', '');
+  await messageIn(page, '#columns-error', /choose the label column/);
+  await page.selectOption('#label-column', 'polarity');
+});
+
+test('data: a single class is flagged, and Start explains it', async () => {
+  await upload('#data-file', DATA('one_class.csv'));
+  await page.waitForSelector('#data-checks li[data-check="one_class"]');
+  assert.match(await page.textContent('#data-checks li[data-check="one_class"]'), /Only one label \(x\)/);
+  await page.click('#start');
+  await messageIn(page, '#train-error', /the label column "label" has only one class \("x"\); classification needs at least two/);
+});
+
+test('eval file: labels the training data does not have', async () => {
+  await upload('#data-file', DATA('studio-train.csv'));
+  await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+  await page.selectOption('#label-column', 'polarity');
+  await upload('#eval-file', await file('eval.csv', 'phrase,category,polarity\ngreat,film,positive\nmeh,film,neutral\n'));
+  await page.waitForSelector('#data-checks li[data-check="eval_unseen"]');
+  assert.match(await page.textContent('#data-checks li[data-check="eval_unseen"]'), /neutral \(1\)/);
+  await page.click('#start');
+  await messageIn(page, '#train-error', /the evaluation data has labels that the training data does not: neutral/);
+  await page.check('input[name="eval-mode"][value="split"]');
+  await waitForState(page, (s) => s.evalData === null, 5_000);
+});
+
+test('eval file: a malformed one is reported next to it', async () => {
+  await upload('#eval-file', DATA('ragged.csv'));
+  await messageIn(page, '#eval-error', /ragged\.csv: line 3 has 4 fields/);
+  await page.check('input[name="eval-mode"][value="split"]');
+});
+
+test('model: files without the weights', async () => {
+  await upload('#model-files', TINY_FILES.slice(0, 2));
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /Missing model\.safetensors among the chosen files \(config\.json, tokenizer\.json\)/);
+});
+
+test('model: a config.json that is not JSON', async () => {
+  const bad = await file('config.json', '{"model_type": "bert", ');
+  await upload('#model-files', [bad, TINY_FILES[1], TINY_FILES[2]]);
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /not valid JSON for a model config/);
+});
+
+test('model: an unsupported architecture', async () => {
+  const cfg = JSON.parse(await readFile(path.join(TINY, 'config.json'), 'utf8'));
+  cfg.model_type = 'gpt2';
+  const bad = await file('config.json', JSON.stringify(cfg));
+  await upload('#model-files', [bad, TINY_FILES[1], TINY_FILES[2]]);
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /gpt2/);
+});
+
+test('model: a tokenizer from another model', async () => {
+  const other = path.join(REPO, 'www', 'assets', 'models', 'all-MiniLM-L6-v2', 'tokenizer.json');
+  const sub = path.join(dir, 'mixed');
+  await rm(sub, { recursive: true, force: true });
+  await import('node:fs/promises').then((fs) => fs.mkdir(sub));
+  await copyFile(other, path.join(sub, 'tokenizer.json'));
+  await upload('#model-files', [TINY_FILES[0], path.join(sub, 'tokenizer.json'), TINY_FILES[2]]);
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /the tokenizer has 30522 tokens but config\.json says vocab_size 368: they belong to different models/);
+});
+
+test('model: a .zip that is not an archive', async () => {
+  await upload('#model-files', await file('model.zip', 'not a zip at all'));
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /model\.zip is not a readable \.zip archive/);
+});
+
+test('model: a malformed Hugging Face id', async () => {
+  await page.fill('#hub-id', 'not a/valid/id');
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /"not a\/valid\/id" is not a valid model id/);
+});
+
+test('model: a Hugging Face id that does not exist', async () => {
+  await page.fill('#hub-id', 'nobody/no-such-model');
+  await page.click('#load-model');
+  await messageIn(page, '#model-error', /nobody\/no-such-model has no config\.json \(HTTP 404\)/);
+});
+
+test('recipe: a learning rate out of range, next to its field', async () => {
+  await page.check('input[name="model-source"][value="bundled"]');
+  await page.fill('#lr', '5');
+  await page.click('#start');
+  await messageIn(page, '#err-lr', /Learning rate must be below 1 \(got 5\)/);
+  assert.equal(await page.getAttribute('#lr', 'aria-invalid'), 'true');
+  await page.fill('#lr', '1e-2');
+});
+
+test('recipe: a fractional batch size', async () => {
+  await page.fill('#batch-size', '2.5');
+  await page.click('#start');
+  await messageIn(page, '#err-batch-size', /Batch size must be a whole number \(got 2\.5\)/);
+  await page.fill('#batch-size', '8');
+});
+
+test('recipe: a max length beyond the model', async () => {
+  await page.click('#load-model');
+  await waitForState(page, (s) => s.model?.max_position_embeddings === 64, 20_000);
+  await page.fill('#max-len', '500');
+  await page.click('#start');
+  await messageIn(page, '#err-max-len', /Max length must be at most the model's 64 positions \(got 500\)/);
+  await page.fill('#max-len', '32');
+});
+
+test('recipe: a recipe file with an unknown field', async () => {
+  await upload('#recipe-file', await file('recipe.json', JSON.stringify({ epochs: 2, learning_rate: 0.1 })));
+  await messageIn(page, '#recipe-error', /recipe\.json: unknown field "learning_rate"/);
+});
+
+test('recipe: a recipe file for a task that is not supported', async () => {
+  await upload('#recipe-file', await file('recipe.json', JSON.stringify({ task: 'summarization' })));
+  await messageIn(page, '#recipe-error', /task "summarization" is not supported \(supported: text-classification\)/);
+});
+
+test('try-it and export before any training', async () => {
+  await page.fill('#try-text', 'hello');
+  await page.click('#try-button');
+  await messageIn(page, '#try-error', /Start training .* first/);
+  await page.click('#export');
+  await messageIn(page, '#export-error', /Train a model first/);
+});

@@ -1,0 +1,221 @@
+// UI text in English and Chinese. Static text lives in index.html (English) and is marked
+// data-i18n="key"; ZH below replaces it. Dynamic text goes through t(key, vars), which reads
+// EN or ZH. Messages that come from the engine (Rust) stay in English.
+
+const EN = {
+  'check.ok': 'No problems found.',
+  'check.rows': '{usable} usable rows of {rows}.',
+  'check.emptyText': '{n} rows have an empty text and will be skipped.',
+  'check.emptyLabel': '{n} rows have an empty label and will be skipped.',
+  'check.duplicates': '{n} rows repeat an earlier text ({c} of them with a different label).',
+  'check.rare': 'Rare labels (under {k} examples): {list}. The model will barely learn them.',
+  'check.oneClass': 'Only one label ({label}): classification needs at least two.',
+  'check.truncated': '{n} of {of} texts are longer than {max} tokens and will be cut (longest: {longest}, 95% are at most {p95}).',
+  'check.notTruncated': 'Every text fits in {max} tokens (longest: {longest}, mean {mean}).',
+  'check.short': '{n} texts have fewer than 3 tokens.',
+  'check.sampled': 'Token counts from an evenly spaced sample of {counted} of {of} texts.',
+  'check.noTokenizer': 'Load a model to see token lengths and truncation.',
+  'check.evalUnseen': 'The evaluation file has labels the training data does not: {list}. Training will refuse it.',
+  'check.evalLeak': '{n} evaluation texts also appear in the training data: the score will look better than it is.',
+  'check.evalRows': 'Evaluation file: {usable} usable rows of {rows}.',
+  'data.reading': 'Reading {name}: {done} of {total}…',
+  'data.parsing': 'Parsing {name} ({size}) in the background…',
+  'data.loaded': '{name}: {format}, {rows} rows, columns: {columns}',
+  'model.fetching': 'Downloading {file}: {done} of {total}',
+  'model.fromCache': '{file}: from the browser cache',
+  'model.loading': 'Checking and loading the weights…',
+  'model.loaded': 'Loaded.',
+  'model.memory': 'Estimated memory to train at batch {batch} × {len} tokens: {total} (weights {weights}, gradients {gradients}, AdamW state {optimizer}, activations {activations}).',
+  'progress.idle': 'not started',
+  'progress.line': 'step {step}/{total} · epoch {epoch}/{epochs} · loss {loss} · {exs} examples/s · {toks} tokens/s · {elapsed} elapsed · ETA {eta}',
+  'train.before': 'Evaluating the model before fine-tuning (step 0)…',
+  'train.finished': 'Training finished.',
+  'train.stopped': 'Stopped at step {step}.',
+  'train.failed': 'Training failed at step {step}.',
+  'train.pause': 'Pause',
+  'train.resume': 'Resume',
+  'results.before': 'before (step 0)',
+  'results.after': 'after (step {step})',
+  'results.count': '{shown} of {total} shown',
+  'try.predicted': 'Predicted: {label} ({p})',
+  'export.done': 'Archive ready: {name}',
+};
+
+const ZH = {
+  tagline: '在这个浏览器标签页里，用你自己的 GPU 微调语言模型。数据不会离开你的电脑。',
+  language: '语言',
+  'step.data': '数据',
+  'step.model': '模型',
+  'step.recipe': '配方',
+  'step.train': '训练',
+  'step.evaluate': '评估',
+  'step.export': '导出',
+  'intro.title': '什么是微调？',
+  'intro.p1': '预训练语言模型已经懂得很多语言知识。微调就是用你自己带标签的例子再训练它一会儿，让它学会你的任务：情感、主题、垃圾邮件，任何你能标注的东西。',
+  'intro.p2': '按下面的步骤来：提供数据、选择模型、设定配方（训练参数）、一边训练一边看曲线、检查效果，然后下载结果。一切都在这个标签页里运行。',
+  'intro.hide': '知道了',
+  'data.title': '数据',
+  'data.explain': '模型要学习的例子：每行一段文本和它的标签。支持 CSV、TSV、JSON Lines 或纯文本（每行一个例子）。文件只在你的浏览器里读取。',
+  'data.drop': '把文件拖到这里，或',
+  'data.pick': '选择文件',
+  'data.or': '或',
+  'data.bundled': '使用示例数据集',
+  'data.dropHelp': 'CSV、TSV、JSONL 或 TXT，UTF-8 编码。',
+  'data.textColumn': '文本列',
+  'data.labelColumn': '标签列',
+  'data.columnsHelp': '根据列名猜测；猜错了可以修改。',
+  'data.checks': '数据检查',
+  'data.distribution': '标签分布',
+  'data.evalLegend': '评估数据',
+  'data.evalSplit': '从训练文件中留出一部分：',
+  'data.evalShare': '比例',
+  'data.evalFile': '单独的评估文件：',
+  'help.evalFraction': '按随机种子分层划分：每个标签在两边所占比例相同。',
+  'model.title': '模型',
+  'model.explain': '作为起点的预训练模型。小型 BERT 系编码器（例如 MiniLM）在浏览器里训练很快。',
+  'model.source': '来源',
+  'model.bundled': '内置默认模型：',
+  'model.hub': 'Hugging Face 模型 ID：',
+  'model.hubHelp': '从 huggingface.co 下载一次 config.json、tokenizer.json 和 model.safetensors，之后保存在浏览器缓存里。',
+  'model.local': '本地文件：',
+  'model.pickFiles': '选择文件',
+  'model.pickFolder': '选择文件夹',
+  'model.localHelp': 'config.json、tokenizer.json 和 model.safetensors（tokenizer_config.json 可选），或 Burnish 导出的 .zip，用来评估或继续训练。',
+  'model.load': '加载模型',
+  'recipe.title': '配方',
+  'recipe.explain': '怎样训练。默认值就能用：直接点“开始训练”。每个设置都说明了它的作用以及何时需要修改。',
+  'recipe.task': '任务',
+  'task.classification': '文本分类',
+  'help.task': '给每段文本分配一个标签（情感、主题、垃圾邮件……）。',
+  'recipe.strategy': '策略',
+  'strategy.full': '全量微调',
+  'help.strategy': '训练模型的全部权重，外加一个新的分类头。',
+  'recipe.epochs': '轮数',
+  'help.epochs': '遍历训练数据的次数。轮数越多拟合越好，直到模型开始死记硬背。',
+  'recipe.lr': '学习率',
+  'help.lr': 'AdamW 的最大步长。2e-4 适合这个一轮的快速演示；在大数据上长时间训练用 2e-5 到 5e-5。太高会让损失上下乱跳。',
+  'recipe.batch': '批大小',
+  'help.batch': '每一步的例子数。批越大步子越稳，但需要更多内存。',
+  'recipe.maxLen': '最大长度',
+  'help.maxLen': '每段文本保留的词元数，更长的会被截断。数据检查会显示有多少会被截断。',
+  'recipe.warmup': '预热',
+  'help.warmup': '学习率从 0 逐步升高所占的步数比例，之后线性衰减到 0。避免一开始就破坏预训练权重。',
+  'recipe.weightDecay': '权重衰减',
+  'help.weightDecay': 'AdamW 把权重拉向零的力度，温和地防止过拟合。',
+  'recipe.seed': '随机种子',
+  'help.seed': '固定打乱顺序、训练/评估划分和新分类头的初始权重：同样的种子得到同样的结果。',
+  'recipe.evalEvery': '评估间隔',
+  'help.evalEvery': '每隔多少步评估一次；0 表示每轮结束时评估。越频繁曲线越细，但训练越慢。',
+  'recipe.download': '下载配方',
+  'recipe.load': '载入配方…',
+  'recipe.cli': '同一个 JSON 文件也能用于命令行：burnish train --recipe recipe.json',
+  'train.title': '训练',
+  'train.explain': '每一步给模型看一批例子，计算损失（错得有多离谱），再微调权重让损失变小。损失应该下降；评估曲线显示这种进步是否也适用于模型没见过的例子。',
+  'train.forceCpu': '即使有 WebGPU 也使用 CPU',
+  'train.reloadNote': '重新加载页面后生效：',
+  'train.reloadNow': '立即重新加载',
+  'train.start': '开始训练',
+  'train.pause': '暂停',
+  'train.resume': '继续',
+  'train.stop': '停止',
+  'train.evaluateOnly': '不训练，直接评估',
+  'chart.loss': '每步训练损失',
+  'chart.lr': '学习率',
+  'chart.eval': '评估',
+  'train.stepLog': '每步损失（表格）',
+  'results.title': '评估',
+  'results.explain': '模型在评估例子上的表现：微调前（第 0 步）和现在。准确率是答对的比例；宏平均 F1 对每个标签的 F1 求平均，稀有标签和常见标签同样重要。',
+  'results.examples': '个例子',
+  'results.confusion': '混淆矩阵（行：真实标签，列：预测标签）',
+  'results.predictions': '预测结果',
+  'results.errorsOnly': '只看错误',
+  'results.sort': '排序',
+  'results.sortOrder': '文件顺序',
+  'results.sortAsc': '置信度从低到高',
+  'results.sortDesc': '置信度从高到低',
+  'try.title': '试一试',
+  'try.explain': '输入一段文本，看当前模型给每个标签的概率。',
+  'try.button': '分类',
+  'export.title': '导出',
+  'export.explain': '把微调后的模型下载为一个 .zip：Hugging Face 格式的文件夹（config.json、分词器文件、model.safetensors），transformers 可以用 from_pretrained 直接加载，另附 metrics.json 和 recipe.json。在“模型 → 本地文件”里载入这个 .zip，可以评估它或继续训练。',
+  'export.button': '导出模型 (.zip)',
+  footer: 'Burnish 完全在这个标签页里运行：唯一的网络请求是本页自己的文件，以及你要求时从 huggingface.co 下载的模型。',
+  'check.ok': '没有发现问题。',
+  'check.rows': '{rows} 行中有 {usable} 行可用。',
+  'check.emptyText': '{n} 行的文本为空，将被跳过。',
+  'check.emptyLabel': '{n} 行的标签为空，将被跳过。',
+  'check.duplicates': '{n} 行重复了前面的文本（其中 {c} 行标签不同）。',
+  'check.rare': '稀有标签（少于 {k} 个例子）：{list}。模型很难学会它们。',
+  'check.oneClass': '只有一个标签（{label}）：分类至少需要两个。',
+  'check.truncated': '{of} 段文本中有 {n} 段超过 {max} 个词元，将被截断（最长 {longest}，95% 不超过 {p95}）。',
+  'check.notTruncated': '所有文本都不超过 {max} 个词元（最长 {longest}，平均 {mean}）。',
+  'check.short': '{n} 段文本少于 3 个词元。',
+  'check.sampled': '词元数来自 {of} 段文本中均匀抽取的 {counted} 段。',
+  'check.noTokenizer': '加载模型后可以看到词元长度和截断情况。',
+  'check.evalUnseen': '评估文件中有训练数据没有的标签：{list}。训练会拒绝它。',
+  'check.evalLeak': '{n} 段评估文本也出现在训练数据里：分数会显得比实际好。',
+  'check.evalRows': '评估文件：{rows} 行中有 {usable} 行可用。',
+  'data.reading': '正在读取 {name}：{done} / {total}…',
+  'data.parsing': '正在后台解析 {name}（{size}）…',
+  'data.loaded': '{name}：{format}，{rows} 行，列：{columns}',
+  'model.fetching': '正在下载 {file}：{done} / {total}',
+  'model.fromCache': '{file}：来自浏览器缓存',
+  'model.loading': '正在检查并加载权重…',
+  'model.loaded': '已加载。',
+  'model.memory': '以批大小 {batch} × {len} 个词元训练，估计需要内存 {total}（权重 {weights}，梯度 {gradients}，AdamW 状态 {optimizer}，激活 {activations}）。',
+  'progress.idle': '尚未开始',
+  'progress.line': '第 {step}/{total} 步 · 第 {epoch}/{epochs} 轮 · 损失 {loss} · 每秒 {exs} 个例子 · 每秒 {toks} 个词元 · 已用 {elapsed} · 预计剩余 {eta}',
+  'train.before': '正在评估微调前的模型（第 0 步）…',
+  'train.finished': '训练完成。',
+  'train.stopped': '在第 {step} 步停止。',
+  'train.failed': '训练在第 {step} 步失败。',
+  'results.before': '微调前（第 0 步）',
+  'results.after': '现在（第 {step} 步）',
+  'results.count': '显示 {total} 条中的 {shown} 条',
+  'try.predicted': '预测：{label}（{p}）',
+  'export.done': '压缩包已就绪：{name}',
+};
+
+const DICTS = { en: EN, zh: ZH };
+const original = new Map(); // element -> its English text from index.html
+let lang = 'en';
+
+export function currentLang() {
+  return lang;
+}
+
+/** Dynamic text: `t('check.rows', {usable: 3, rows: 4})`. */
+export function t(key, vars = {}) {
+  const template = DICTS[lang][key] ?? EN[key] ?? key;
+  return template.replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? `{${name}}`).toString());
+}
+
+/** Switches the static text (data-i18n elements) and <html lang>. */
+export function applyLanguage(next) {
+  lang = DICTS[next] ? next : 'en';
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  for (const el of document.querySelectorAll('[data-i18n]')) {
+    if (!original.has(el)) original.set(el, el.textContent);
+    const key = el.dataset.i18n;
+    el.textContent = lang === 'en' ? original.get(el) : (ZH[key] ?? original.get(el));
+  }
+}
+
+/** The language to start in: saved choice, else the browser's. */
+export function initialLanguage() {
+  try {
+    const saved = localStorage.getItem('burnish.lang');
+    if (saved && DICTS[saved]) return saved;
+  } catch {
+    // storage may be unavailable (private mode); fall through
+  }
+  return navigator.language?.toLowerCase().startsWith('zh') ? 'zh' : 'en';
+}
+
+export function saveLanguage(value) {
+  try {
+    localStorage.setItem('burnish.lang', value);
+  } catch {
+    // not fatal
+  }
+}

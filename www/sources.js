@@ -1,0 +1,162 @@
+// Where model files come from: the Hugging Face Hub (resolve/main URLs, byte progress, kept in
+// the Cache API), local files or a folder, or a .zip exported by Burnish (fflate). Every
+// function returns plain bytes; the worker validates the model itself.
+
+/** fflate (www/vendor/fflate.js, installed by the set-up command), loaded when first needed. */
+export async function fflate() {
+  try {
+    return await import('./vendor/fflate.js');
+  } catch (err) {
+    throw new Error(`The zip library (vendor/fflate.js) is missing: run the set-up command (scripts/serve.sh). (${err.message})`);
+  }
+}
+
+export const HUB = 'https://huggingface.co';
+const CACHE_NAME = 'burnish-hub-v1';
+export const MODEL_FILES = ['config.json', 'tokenizer.json', 'model.safetensors'];
+
+const fail = (message) => {
+  throw Object.assign(new Error(message), { concerns: 'model' });
+};
+
+/** `owner/name` or `name`: letters, digits, '-', '_', '.'; no '..', no leading or trailing '-'/'.'. */
+export function checkHubId(raw) {
+  const id = raw.trim();
+  if (!id) fail('Type a Hugging Face model id, for example sentence-transformers/all-MiniLM-L6-v2.');
+  if (/^https?:\/\//.test(id)) fail(`"${id}" is a URL: type only the model id, the part after huggingface.co/ (for example sentence-transformers/all-MiniLM-L6-v2).`);
+  const part = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+  const parts = id.split('/');
+  if (parts.length > 2 || !parts.every((p) => part.test(p) && !p.includes('..'))) {
+    fail(`"${id}" is not a valid model id: use owner/name with letters, digits, '-', '_' or '.', for example sentence-transformers/all-MiniLM-L6-v2.`);
+  }
+  return id;
+}
+
+export const hubUrl = (id, file) => `${HUB}/${id}/resolve/main/${file}`;
+
+async function openCache() {
+  try {
+    return 'caches' in self ? await caches.open(CACHE_NAME) : null;
+  } catch {
+    return null; // e.g. storage disabled: download without caching
+  }
+}
+
+/** Reads a response body with progress callbacks `(loaded, total)`. */
+export async function readBody(res, onProgress) {
+  const total = Number(res.headers.get('content-length')) || 0;
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress?.(loaded, total);
+  }
+  const out = new Uint8Array(loaded);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+/**
+ * Downloads the model files of `id` (or takes them from the cache). `onProgress({file, loaded,
+ * total, cached})`. Resolves with {config, tokenizer, weights, tokenizerConfig}.
+ */
+export async function fetchHubModel(rawId, onProgress) {
+  const id = checkHubId(rawId);
+  const cache = await openCache();
+  const get = async (file, { optional = false } = {}) => {
+    const url = hubUrl(id, file);
+    const hit = cache ? await cache.match(url) : undefined;
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
+      return bytes;
+    }
+    let res;
+    try {
+      res = await fetch(url, { mode: 'cors', credentials: 'omit' });
+    } catch (err) {
+      fail(`Could not reach huggingface.co for ${id}/${file} (${err.message}). Check the connection, or download the files and use local files.`);
+    }
+    if (!res.ok) {
+      if (optional && res.status === 404) return undefined;
+      if (res.status === 401 || res.status === 403) {
+        fail(`${id} is private or gated (HTTP ${res.status}): accept its licence on huggingface.co and download the files, then use local files.`);
+      }
+      if (res.status === 404 && file === 'model.safetensors') {
+        fail(`${id} has no model.safetensors (HTTP 404). Burnish reads safetensors only; pick a model that has them (a model id that does not exist also gives this).`);
+      }
+      if (res.status === 404) fail(`${id} has no ${file} (HTTP 404). Check the id; Burnish needs config.json, tokenizer.json and model.safetensors.`);
+      fail(`Downloading ${id}/${file} failed: HTTP ${res.status}.`);
+    }
+    const bytes = await readBody(res, (loaded, total) => onProgress?.({ file, loaded, total, cached: false }));
+    if (cache) {
+      await cache
+        .put(url, new Response(bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }))
+        .catch(() => {}); // quota: keep going without the cache
+    }
+    return bytes;
+  };
+  const config = await get('config.json');
+  const tokenizer = await get('tokenizer.json');
+  const tokenizerConfig = await get('tokenizer_config.json', { optional: true });
+  const weights = await get('model.safetensors');
+  return { config, tokenizer, weights, tokenizerConfig, source: `huggingface.co/${id}` };
+}
+
+const base = (p) => p.split('/').pop();
+
+/**
+ * Picks the model files from a file list (chosen files or a folder); a .zip (Burnish export)
+ * is unpacked. Also returns recipe.json / metrics.json when present (an exported archive).
+ */
+export async function pickModelFiles(fileList) {
+  const files = [...fileList];
+  if (!files.length) fail('Choose the model files (config.json, tokenizer.json, model.safetensors), a folder, or a .zip exported by Burnish.');
+  const found = new Map(); // basename -> Uint8Array
+  const names = [];
+  for (const file of files) {
+    const name = base(file.webkitRelativePath || file.name);
+    names.push(name);
+    if (name.toLowerCase().endsWith('.zip')) {
+      const { unzipSync } = await fflate();
+      let entries;
+      try {
+        entries = unzipSync(new Uint8Array(await file.arrayBuffer()));
+      } catch (err) {
+        fail(`${name} is not a readable .zip archive (${err.message}).`);
+      }
+      for (const [path, bytes] of Object.entries(entries)) {
+        if (!path.endsWith('/') && !found.has(base(path))) found.set(base(path), bytes);
+        names.push(base(path));
+      }
+    } else if (!found.has(name)) {
+      found.set(name, file);
+    }
+  }
+  const missing = MODEL_FILES.filter((f) => !found.has(f));
+  if (missing.length) {
+    const hint = names.includes('pytorch_model.bin') && missing.includes('model.safetensors')
+      ? ' This model only has pytorch_model.bin, which Burnish cannot read: convert it to safetensors, or pick a model that has them.'
+      : '';
+    fail(`Missing ${missing.join(', ')} among the chosen files (${[...new Set(names)].slice(0, 8).join(', ') || 'none'}). Choose config.json, tokenizer.json and model.safetensors together, their folder, or a Burnish .zip.${hint}`);
+  }
+  const bytes = async (v) => (v instanceof Uint8Array ? v : new Uint8Array(await v.arrayBuffer()));
+  const optional = async (n) => (found.has(n) ? bytes(found.get(n)) : undefined);
+  return {
+    config: await bytes(found.get('config.json')),
+    tokenizer: await bytes(found.get('tokenizer.json')),
+    weights: await bytes(found.get('model.safetensors')),
+    tokenizerConfig: await optional('tokenizer_config.json'),
+    recipe: await optional('recipe.json'),
+    source: files.length === 1 ? files[0].name : `${files.length} local files`,
+  };
+}
