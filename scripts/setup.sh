@@ -17,6 +17,8 @@ command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
 if [ "${BURNISH_NEED_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+  # A CJK font, so that the Chinese UI and data render in the test screenshots.
+  fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-microhei)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"

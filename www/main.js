@@ -684,8 +684,11 @@ $('recipe-file').addEventListener('change', guarded('recipe', async () => {
   clearErrors('recipe');
   const file = $('recipe-file').files[0];
   if (!file) return;
-  applyRecipeText(await file.text(), file.name);
-  $('recipe-file').value = '';
+  try {
+    applyRecipeText(await file.text(), file.name);
+  } finally {
+    $('recipe-file').value = ''; // choosing the same file again fires change again
+  }
 }));
 let memoryTimer = null;
 for (const id of ['batch-size', 'max-len']) {

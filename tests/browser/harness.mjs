@@ -62,6 +62,13 @@ export async function openPage({ args = [], root, query = '', viewport = { width
       await mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true }).catch(() => {});
     },
+    /** A screenshot of one element (for the README), or of the viewport when `selector` is null. */
+    async screenshotOf(selector, name) {
+      await mkdir(ARTIFACTS, { recursive: true });
+      const file = path.join(ARTIFACTS, `${name}.png`);
+      if (selector) await page.locator(selector).screenshot({ path: file }).catch(() => {});
+      else await page.screenshot({ path: file }).catch(() => {});
+    },
     async close() {
       await browser.close().catch(() => {});
       await server.close();

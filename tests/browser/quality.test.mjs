@@ -30,6 +30,7 @@ test('fits 1280×800 and a narrow window; follows the dark theme', { timeout: 90
       if (colorScheme === 'dark') assert.ok(brightness < 60, `dark theme background ${bg}`);
       else assert.ok(brightness > 200, `light theme background ${bg}`);
       await session.screenshot(name);
+      await session.screenshotOf(null, `${name}-viewport`);
       assert.deepEqual(problems.consoleErrors, []);
     } finally {
       await session.close();
@@ -48,6 +49,7 @@ test('switches between English and Chinese, and remembers the choice', { timeout
     assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
     assert.match(await page.textContent('#data-checks li[data-check="rows"]'), /行中有 \d+ 行可用/);
     await session.screenshot('lang-zh');
+    await session.screenshotOf(null, 'lang-zh-viewport');
     await page.reload();
     await waitForState(page, (s) => s.checks !== null, 30_000);
     assert.equal(await page.inputValue('#lang'), 'zh');
@@ -86,13 +88,13 @@ test('every control is labelled and reachable with the keyboard; a strict CSP is
     const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /connect-src 'self' https:\/\/huggingface\.co https:\/\/\*\.hf\.co;/);
-    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval'/);
+    assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'/);
   } finally {
     await session.close();
   }
 });
 
-test('a 50 MB CSV loads with progress while the page stays responsive', { timeout: 180_000 }, async () => {
+test('a 50 MB CSV loads with progress while the page stays responsive', { timeout: 180_000 }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'burnish-big-'));
   const big = path.join(dir, 'big.csv');
   const out = createWriteStream(big);
@@ -113,29 +115,41 @@ test('a 50 MB CSV loads with progress while the page stays responsive', { timeou
   try {
     const { page, problems } = session;
     await waitForState(page, (s) => s.checks !== null, 30_000);
+    // A timer on the page records the longest pause between its ticks: a frozen main thread
+    // shows up as a gap as long as the parse itself.
     await page.evaluate(() => {
       window.__ticks = 0;
-      setInterval(() => (window.__ticks += 1), 100);
+      window.__maxGap = 0;
+      let last = performance.now();
+      setInterval(() => {
+        const now = performance.now();
+        window.__maxGap = Math.max(window.__maxGap, now - last);
+        last = now;
+        window.__ticks += 1;
+      }, 50);
     });
+    const started = Date.now();
     await page.setInputFiles('#data-file', big);
     const statuses = new Set();
-    let ticksWhileBusy = 0;
     const deadline = Date.now() + 150_000;
     for (;;) {
       const snap = await page.evaluate(() => ({ status: document.getElementById('data-status').textContent, ticks: window.__ticks, name: window.burnishState.data?.name, checks: window.burnishState.checks?.rows, errors: window.burnishState.errors.length }));
       if (snap.status) statuses.add(snap.status.replace(/[\d.]+ [kMG]?B/g, 'N'));
-      if (snap.name !== 'big.csv') ticksWhileBusy = snap.ticks;
       if ((snap.name === 'big.csv' && snap.checks === rows) || snap.errors) break;
       assert.ok(Date.now() < deadline, 'the big file did not finish loading');
       await new Promise((r) => setTimeout(r, 200));
     }
+    const seconds = (Date.now() - started) / 1000;
+    const { maxGap, ticks } = await page.evaluate(() => ({ maxGap: window.__maxGap, ticks: window.__ticks }));
+    t.diagnostic(`${rows} rows loaded and checked in ${seconds.toFixed(1)} s; ${ticks} timer ticks, longest gap ${maxGap.toFixed(0)} ms`);
     const state = await waitForState(page, () => true, 0);
     assert.deepEqual(state.errors, []);
     assert.equal(state.data.row_count, rows);
     assert.equal(state.checks.usable, rows);
     assert.ok([...statuses].some((s) => /Parsing big\.csv/.test(s)), `no parsing status shown: ${[...statuses].join(' | ')}`);
-    // Timers kept firing on the page while the worker parsed: the tab did not freeze.
-    assert.ok(ticksWhileBusy >= 3, `page timers stalled while loading (${ticksWhileBusy} ticks)`);
+    // Timers kept firing on the page while the worker parsed: the tab did not freeze. (A
+    // generous bound: parsing on the main thread would stall it for the whole parse.)
+    assert.ok(maxGap < 2000, `the page froze for ${maxGap.toFixed(0)} ms while loading`);
     assert.deepEqual(problems.consoleErrors, []);
   } finally {
     await session.close();

@@ -54,7 +54,8 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     assert.equal(await page.inputValue('#text-column'), 'phrase');
     assert.equal(await page.inputValue('#label-column'), 'category');
     const previewText = await page.textContent('#data-preview');
-    assert.match(previewText, /the acting, sadly, is boring/, 'quoted commas survive');
+    assert.match(previewText, /"Quoted" title, great fun/, "quoted quotes and commas survive");
+    assert.match(previewText, /Café scenes: dull, dull, dull/);
     assert.doesNotMatch(previewText, /\r/, 'no stray CR from CRLF');
     assert.deepEqual(state.checks.label_counts.map((c) => c.label).sort(), ['film', 'series']);
     // Change the mapping to the real label column; the checks follow.
@@ -66,6 +67,7 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     assert.ok(await page.isVisible('#data-checks li[data-check="tokens"]'), 'asks for a model to count tokens');
     assert.match(await page.textContent('#data-preview'), /这部电影非常好看/);
     await shot('1-data');
+    await session.screenshotOf('#data-section', `${name}-section-data`);
 
     // Model.
     if (modelVia === 'local') {
@@ -113,6 +115,7 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     assert.equal((await waitForState(page, () => true, 0)).losses.length, pausedAt, 'training went on while paused');
     assert.match(await page.textContent('#progress'), new RegExp(`step ${pausedAt}/30 · epoch \\d/6 .* examples/s .* tokens/s .* ETA \\d+:\\d\\d`));
     await shot('4-paused');
+    await session.screenshotOf('#train-section', `${name}-section-training`);
     await page.click('#pause');
     await page.waitForSelector('#pause:text("Pause")');
     state = await waitForState(page, (s) => s.losses.length > pausedAt, 60_000);
@@ -148,6 +151,7 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     const confidences = await page.$$eval('#predictions tbody tr td:last-child', (tds) => tds.map((td) => parseFloat(td.textContent)));
     assert.deepEqual(confidences, [...confidences].sort((a, b) => a - b), 'sorted by confidence');
     await shot('6-results');
+    await session.screenshotOf('#results', `${name}-section-results`);
 
     // Try it.
     await page.fill('#try-text', 'the story was wonderful');
