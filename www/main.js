@@ -48,6 +48,7 @@ applyLanguage(langSelect.value);
 langSelect.addEventListener('change', () => {
   applyLanguage(langSelect.value);
   saveLanguage(langSelect.value);
+  renderDataSummary();
   renderChecks();
   renderMemory();
   setTrainingButtons(state.training);
@@ -209,7 +210,8 @@ const backendReady = request(IN.INIT, { forceCpu }).then((info) => {
   $('backend').textContent =
     info.kind === 'webgpu'
       ? `Backend: WebGPU — ${info.adapter}${info.note ? ` (${info.note})` : ''}`
-      : `Backend: CPU (WebAssembly) — ${info.note ?? info.adapter ?? ''}`;
+      : `Backend: CPU (WebAssembly) — ${forceCpu ? 'chosen with the checkbox below' : info.note ? 'no WebGPU adapter in this browser' : info.adapter ?? ''}`;
+  if (info.note) $('backend').title = info.note; // the full reason, on hover
   return info;
 });
 backendReady.catch((err) => {
@@ -299,12 +301,17 @@ async function loadData(file) {
   if (generation !== dataGeneration) return; // a newer file superseded this one
   state.data = info;
   $('data-loaded').hidden = false;
-  $('data-summary').textContent = t('data.loaded', { name: info.name, format: info.format.toUpperCase(), rows: info.row_count, columns: info.columns.join(', ') });
+  renderDataSummary();
   fillTable($('data-preview'), info.columns, info.preview);
   const guess = guessColumns(info.columns);
   fillSelect($('text-column'), info.columns, guess.text);
   fillSelect($('label-column'), info.columns, guess.label, { allowNone: true });
   await runChecks();
+}
+
+function renderDataSummary() {
+  const info = state.data;
+  if (info) $('data-summary').textContent = t('data.loaded', { name: info.name, format: info.format.toUpperCase(), rows: info.row_count, columns: info.columns.join(', ') });
 }
 
 const labelChart = new LabelChart($('label-chart'));
@@ -798,7 +805,8 @@ function showProgress(reports) {
   const batch = state.recipe?.batch_size ?? 16;
   const eta = last.examples_per_s > 0 ? ((last.total_steps - last.step) * batch) / last.examples_per_s : NaN;
   $('progress').textContent = t('progress.line', {
-    step: last.step, total: last.total_steps, epoch: last.epoch, epochs: last.epochs, loss: fmt(last.loss),
+    // `epoch` counts finished epochs; show the one in progress.
+    step: last.step, total: last.total_steps, epoch: last.epoch_end || last.done ? last.epoch : Math.min(last.epoch + 1, last.epochs), epochs: last.epochs, loss: fmt(last.loss),
     exs: fmt(last.examples_per_s, 1), toks: fmt(last.tokens_per_s, 0), elapsed: duration(last.elapsed_s), eta: duration(eta),
   });
 }

@@ -34,7 +34,7 @@ function safetensorsHeader(bytes) {
   return header;
 }
 
-async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutMs, t }) {
+async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutMs, continueTraining = false, t }) {
   const session = await openPage({ args, query });
   const { page, problems } = session;
   const shot = (stage) => session.screenshot(`${name}-${stage}`);
@@ -197,6 +197,17 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     assert.equal(state.metrics.accuracy, finalAccuracy);
     assert.deepEqual(state.predictions.map((p) => p.label), finalPredictions);
 
+    if (continueTraining) {
+      // Continue training the loaded archive: it starts from the fine-tuned weights (its
+      // step-0 evaluation is the exported model's) with the head reused.
+      await page.fill('#epochs', '1');
+      await page.click('#start');
+      state = await waitForState(page, (s) => s.done && s.summary?.total_steps === 5 && s.losses.length === 5 && s.metrics, 60_000);
+      assert.deepEqual(state.errors, []);
+      assert.match(await page.textContent('#train-summary'), /classification head reused from the checkpoint/);
+      assert.equal(state.before.accuracy, finalAccuracy);
+    }
+
     // The recipe the page wrote is accepted by the CLI (same Recipe type, --recipe).
     const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
     const cli = await promisify(execFile)(bin, ['train', '--model', path.dirname(TINY_FILES[0]), '--train', DATA('studio-train.csv'), '--recipe', recipeFile, '--epochs', '1', '--out', path.join(out, 'cli')]);
@@ -233,6 +244,7 @@ test('studio flow on the CPU fallback, tiny model from local files', { timeout: 
     expectBackend: { kind: 'cpu', text: /^Backend: CPU \(WebAssembly\)/ },
     modelVia: 'local',
     timeoutMs: 120_000,
+    continueTraining: true,
     t,
   });
 });
