@@ -196,27 +196,11 @@ fn column_index(table: &Table, col: &str, role: &str) -> Result<usize> {
 
 /// Picks the text and label columns. Empty texts or labels are skipped and counted.
 pub fn labeled_examples(table: &Table, text_col: &str, label_col: &str) -> Result<LabeledData> {
-    let ti = column_index(table, text_col, "text")?;
-    let li = column_index(table, label_col, "label")?;
-    if ti == li {
-        return Err(Error::data(format!("{}: the text and label columns must differ (both are \"{text_col}\")", table.name)));
-    }
-    let mut examples = Vec::with_capacity(table.rows.len());
-    let (mut empty_text, mut empty_label) = (0, 0);
-    for row in &table.rows {
-        let text = row[ti].trim();
-        let label = row[li].trim();
-        if text.is_empty() {
-            empty_text += 1;
-        } else if label.is_empty() {
-            empty_label += 1;
-        } else {
-            examples.push(Example { text: text.to_string(), label: label.to_string() });
-        }
-    }
-    if examples.is_empty() {
+    let (usable, empty_text, empty_label) = pairs(table, text_col, label_col)?;
+    if usable.is_empty() {
         return Err(Error::data(format!("{}: no row has both a text and a label", table.name)));
     }
+    let examples = usable.into_iter().map(|(t, l)| Example { text: t.to_string(), label: l.to_string() }).collect();
     Ok(LabeledData { examples, skipped_empty_text: empty_text, skipped_empty_label: empty_label })
 }
 

@@ -76,6 +76,7 @@ export async function fetchHubModel(rawId, onProgress) {
     const url = hubUrl(id, file);
     const hit = cache ? await cache.match(url) : undefined;
     if (hit) {
+      if (hit.headers.get('x-burnish-missing')) return undefined; // an optional file the model lacks
       const bytes = new Uint8Array(await hit.arrayBuffer());
       onProgress?.({ file, loaded: bytes.length, total: bytes.length, cached: true });
       return bytes;
@@ -87,7 +88,11 @@ export async function fetchHubModel(rawId, onProgress) {
       fail(`Could not reach huggingface.co for ${id}/${file} (${err.message}). Check the connection, or download the files and use local files.`);
     }
     if (!res.ok) {
-      if (optional && res.status === 404) return undefined;
+      if (optional && res.status === 404) {
+        // Remember the absence too, so a reload makes no request at all.
+        await cache?.put(url, new Response('', { headers: { 'x-burnish-missing': '1' } })).catch(() => {});
+        return undefined;
+      }
       if (res.status === 401 || res.status === 403) {
         fail(`${id} is private or gated (HTTP ${res.status}): accept its licence on huggingface.co and download the files, then use local files.`);
       }

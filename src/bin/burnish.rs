@@ -37,17 +37,25 @@ struct Columns {
     label_column: Option<String>,
 }
 
+/// Input texts: repeated --text and/or a file with one text per line.
+#[derive(Args, Clone)]
+struct Texts {
+    /// A text (repeatable)
+    #[arg(long = "text")]
+    texts: Vec<String>,
+    /// File with one text per line
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Sentence embeddings (mean-pooled, L2-normalised) as JSON Lines
     Embed {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long = "text")]
-        texts: Vec<String>,
-        /// File with one text per line
-        #[arg(long)]
-        input: Option<PathBuf>,
+        #[command(flatten)]
+        texts: Texts,
         #[arg(long, default_value_t = 256)]
         max_len: usize,
         #[command(flatten)]
@@ -124,10 +132,8 @@ enum Command {
     Predict {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long = "text")]
-        texts: Vec<String>,
-        #[arg(long)]
-        input: Option<PathBuf>,
+        #[command(flatten)]
+        texts: Texts,
         #[arg(long, default_value_t = 128)]
         max_len: usize,
         #[command(flatten)]
@@ -179,7 +185,7 @@ fn device(arg: &DeviceArg) -> (burn::tensor::Device, backend::BackendInfo) {
     (d, info)
 }
 
-fn texts_from(texts: Vec<String>, input: Option<PathBuf>) -> Result<Vec<String>> {
+fn texts_from(Texts { texts, input }: Texts) -> Result<Vec<String>> {
     let mut all = texts;
     if let Some(p) = input {
         let bytes = read(&p)?;
@@ -220,8 +226,8 @@ fn print_json(v: &serde_json::Value) {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Embed { model, texts, input, max_len, device: d } => {
-            let texts = texts_from(texts, input)?;
+        Command::Embed { model, texts, max_len, device: d } => {
+            let texts = texts_from(texts)?;
             let mut ckpt = load_checkpoint(&model)?;
             let (dev, _) = device(&d);
             let max_len = max_len.min(ckpt.config.max_position_embeddings);
@@ -348,8 +354,8 @@ fn run(cli: Cli) -> Result<()> {
             let (m, _) = pollster::block_on(clf.evaluate(&enc, batch_size, &dev))?;
             print_json(&serde_json::to_value(&m).unwrap_or_default());
         }
-        Command::Predict { model, texts, input, max_len, device: d } => {
-            let texts = texts_from(texts, input)?;
+        Command::Predict { model, texts, max_len, device: d } => {
+            let texts = texts_from(texts)?;
             let mut ckpt = load_checkpoint(&model)?;
             let (dev, _) = device(&d);
             let clf = classifier_from(&ckpt, &dev)?;

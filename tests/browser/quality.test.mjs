@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { TINY, openPage, waitForState } from './harness.mjs';
+import { DATA, TINY, openPage, waitForState } from './harness.mjs';
 
 const noHorizontalScroll = (page) => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
 
@@ -166,7 +166,8 @@ test('a Hugging Face model id downloads with progress, then loads from the Cache
       const url = new URL(route.request().url());
       const m = url.pathname.match(/^\/test-org\/tiny-bert\/resolve\/main\/(.+)$/);
       served.push(url.pathname);
-      if (!m) return route.fulfill({ status: 404, body: 'Entry not found' });
+      // Like many Hub models, this one has no tokenizer_config.json (optional for Burnish).
+      if (!m || m[1] === 'tokenizer_config.json') return route.fulfill({ status: 404, body: 'Entry not found', headers: { 'access-control-allow-origin': '*' } });
       const body = await readFile(path.join(TINY, m[1])).catch(() => null);
       if (!body) return route.fulfill({ status: 404, body: 'Entry not found' });
       return route.fulfill({ status: 200, body, headers: { 'access-control-allow-origin': '*', 'content-length': String(body.length) } });
@@ -186,6 +187,7 @@ test('a Hugging Face model id downloads with progress, then loads from the Cache
     assert.equal(state.model.source, 'huggingface.co/test-org/tiny-bert');
     assert.equal(state.model.hidden_size, 32);
     assert.ok(served.includes('/test-org/tiny-bert/resolve/main/model.safetensors'));
+    assert.ok(served.includes('/test-org/tiny-bert/resolve/main/tokenizer_config.json'));
     assert.ok([...statuses].some((s) => /Downloading|Checking|Loaded/.test(s)), [...statuses].join(' | '));
     // The user asked for huggingface.co: those are the only requests that left the origin.
     assert.ok(problems.foreignRequests.every((u) => u.startsWith('https://huggingface.co/test-org/tiny-bert/resolve/main/')), problems.foreignRequests.join(', '));
@@ -200,6 +202,36 @@ test('a Hugging Face model id downloads with progress, then loads from the Cache
     assert.deepEqual(state.errors, []);
     assert.equal(served.length, before, `cached files were downloaded again: ${served.slice(before).join(', ')}`);
     assert.match(await page.textContent('#model-status'), /Loaded/);
+  } finally {
+    await session.close();
+  }
+});
+
+test('a file dropped on the drop zone loads; a model folder loads through the folder picker', { timeout: 60_000 }, async () => {
+  const session = await openPage({ query: '?backend=cpu' });
+  try {
+    const { page, problems } = session;
+    await waitForState(page, (s) => s.checks !== null, 30_000);
+    const csv = await readFile(DATA('studio-train.csv'), 'utf8');
+    const dataTransfer = await page.evaluateHandle((text) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([text], 'dropped.csv', { type: 'text/csv' }));
+      return dt;
+    }, csv);
+    await page.dispatchEvent('#drop-zone', 'dragenter', { dataTransfer });
+    assert.ok(await page.evaluate(() => document.getElementById('drop-zone').classList.contains('dragging')));
+    await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+    let state = await waitForState(page, (s) => s.data?.name === 'dropped.csv' && s.checks?.rows === 52, 20_000);
+    assert.deepEqual(state.errors, []);
+    assert.deepEqual(state.data.columns, ['phrase', 'category', 'polarity']);
+
+    await page.setInputFiles('#model-folder', TINY);
+    assert.ok(await page.isChecked('input[name="model-source"][value="local"]'));
+    await page.click('#load-model');
+    state = await waitForState(page, (s) => s.model !== null, 30_000);
+    assert.deepEqual(state.errors, []);
+    assert.equal(state.model.hidden_size, 32);
+    assert.deepEqual(problems.consoleErrors, []);
   } finally {
     await session.close();
   }
