@@ -4,7 +4,8 @@
 //! linear warmup then linear decay (HF `get_linear_schedule_with_warmup`). Every tensor read is
 //! asynchronous, so the same code runs on WebGPU in the browser.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -42,6 +43,42 @@ pub struct Recipe {
     pub label_column: String,
     /// Also score the eval set every this many steps (0: only at the end of each epoch).
     pub eval_every: usize,
+    /// Which parameters train: everything, the head only, or the head and the top layers.
+    pub strategy: Strategy,
+    /// For `Strategy::Top`: how many encoder layers (from the top) train with the head.
+    pub top_layers: usize,
+    /// Keep the embeddings frozen (with `Strategy::Full`).
+    pub freeze_embeddings: bool,
+    /// Gradual unfreezing: start with the head only and unfreeze one more layer group from the
+    /// top every epoch (or every `unfreeze_every` steps), up to what `strategy` allows.
+    pub gradual_unfreeze: bool,
+    pub unfreeze_every: usize,
+    /// Discriminative learning rates: a layer group `d` groups below the head trains at
+    /// `lr × layer_lr_decay^d` (1.0: the same rate everywhere).
+    pub layer_lr_decay: f64,
+    /// Learning-rate schedule after the warm-up.
+    pub schedule: Schedule,
+}
+
+/// Which parameters are trained.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Every weight (embeddings optionally frozen).
+    Full,
+    /// The classification head only (pooler + classifier); the encoder is frozen.
+    Head,
+    /// The head and the top `top_layers` encoder layers.
+    Top,
+}
+
+/// Learning-rate schedule after linear warm-up (HF `get_*_schedule_with_warmup`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Linear,
+    Cosine,
+    Constant,
 }
 
 /// Tasks the engine trains today.
@@ -63,6 +100,13 @@ impl Default for Recipe {
             text_column: "text".into(),
             label_column: "label".into(),
             eval_every: 0,
+            strategy: Strategy::Full,
+            top_layers: 2,
+            freeze_embeddings: false,
+            gradual_unfreeze: false,
+            unfreeze_every: 0,
+            layer_lr_decay: 1.0,
+            schedule: Schedule::Linear,
         }
     }
 }
@@ -94,6 +138,12 @@ impl Recipe {
         if !(self.eval_fraction > 0.0 && self.eval_fraction < 0.9) {
             return bad(format!("eval fraction must be in (0, 0.9) (got {})", self.eval_fraction));
         }
+        if self.strategy == Strategy::Top && self.top_layers == 0 {
+            return bad("top layers must be at least 1 with the \"top\" strategy (use \"head\" to train the head only)".into());
+        }
+        if !(self.layer_lr_decay.is_finite() && self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
+            return bad(format!("layer lr decay must be in (0, 1] (got {})", self.layer_lr_decay));
+        }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return bad(format!("max grad norm must be ≥ 0 (got {})", self.max_grad_norm));
         }
@@ -108,6 +158,84 @@ pub fn linear_schedule(lr: f64, step: usize, warmup: usize, total: usize) -> f64
         return lr * step as f64 / warmup.max(1) as f64;
     }
     lr * ((total.saturating_sub(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64).max(0.0)
+}
+
+/// HF's cosine schedule (`get_cosine_schedule_with_warmup`, half a cycle): warm up, then
+/// follow a cosine from `lr` down to 0 at `total`.
+pub fn cosine_schedule(lr: f64, step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        return lr * step as f64 / warmup.max(1) as f64;
+    }
+    let progress = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
+    lr * (0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())).max(0.0)
+}
+
+/// HF's constant schedule with warm-up.
+pub fn constant_schedule(lr: f64, step: usize, warmup: usize) -> f64 {
+    if step < warmup { lr * step as f64 / warmup.max(1) as f64 } else { lr }
+}
+
+impl Schedule {
+    pub fn lr(self, lr: f64, step: usize, warmup: usize, total: usize) -> f64 {
+        match self {
+            Schedule::Linear => linear_schedule(lr, step, warmup, total),
+            Schedule::Cosine => cosine_schedule(lr, step, warmup, total),
+            Schedule::Constant => constant_schedule(lr, step, warmup),
+        }
+    }
+}
+
+/// Layer groups from the top: 0 is the head (pooler + classifier), 1 the last encoder layer,
+/// …, `layers` the first, `layers + 1` the embeddings.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerGroup {
+    pub name: String,
+    pub parameters: usize,
+    /// Learning-rate factor (`layer_lr_decay^depth`).
+    pub lr_factor: f64,
+}
+
+/// The ids of a module's float parameters.
+pub fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
+    struct Ids(Vec<ParamId>);
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.push(p.id);
+        }
+    }
+    let mut v = Ids(Vec::new());
+    module.visit(&mut v);
+    v.0
+}
+
+/// The layer groups of a classifier, top first, with their parameter ids.
+pub fn layer_groups(model: &SequenceClassifier, decay: f64) -> Vec<(LayerGroup, Vec<ParamId>)> {
+    let l = model.bert.layers.len();
+    let mut out = Vec::with_capacity(l + 2);
+    let mut push = |name: String, ids: Vec<ParamId>, parameters: usize| {
+        let depth = out.len() as i32;
+        out.push((LayerGroup { name, parameters, lr_factor: decay.powi(depth) }, ids));
+    };
+    let mut head = param_ids(&model.bert.pooler);
+    head.extend(param_ids(&model.classifier));
+    push("head (pooler + classifier)".into(), head, model.classifier.num_params() + model.bert.pooler.num_params());
+    for i in (0..l).rev() {
+        let layer = &model.bert.layers[i];
+        push(format!("encoder layer {i}"), param_ids(layer), layer.num_params());
+    }
+    push("embeddings".into(), param_ids(&model.bert.embeddings), model.bert.embeddings.num_params());
+    out
+}
+
+/// Sets which layer groups train: the top `n` groups (see `layer_groups`), minus the
+/// embeddings when `freeze_embeddings`.
+pub fn set_trainable(mut m: SequenceClassifier, n: usize, freeze_embeddings: bool) -> SequenceClassifier {
+    let l = m.bert.layers.len();
+    m.classifier = m.classifier.set_require_grad(true);
+    m.bert.pooler = m.bert.pooler.set_require_grad(true);
+    m.bert.layers = m.bert.layers.into_iter().enumerate().map(|(i, layer)| layer.set_require_grad(l - i < n)).collect();
+    m.bert.embeddings = m.bert.embeddings.set_require_grad(l + 1 < n && !freeze_embeddings);
+    m
 }
 
 /// A tokenized example.
@@ -187,6 +315,8 @@ pub struct StepReport {
     pub epoch_end: Option<EpochRecord>,
     /// Eval metrics when the eval set was scored after this step (epoch end or `eval_every`).
     pub eval: Option<Metrics>,
+    /// Set when gradual unfreezing changed what trains, from this step on.
+    pub unfrozen: Option<TrainableState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -338,6 +468,19 @@ pub struct TrainSession {
     pub train_seconds: f64,
     examples_seen: usize,
     tokens_seen: usize,
+    groups: Vec<(LayerGroup, Vec<ParamId>)>,
+    /// How many layer groups (from the top) train now.
+    pub trainable_groups: usize,
+}
+
+/// What trains at a point of the run (for the page and the CLI).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainableState {
+    pub step: usize,
+    /// Names of the groups that train, top first.
+    pub training: Vec<String>,
+    pub trainable_parameters: usize,
+    pub total_parameters: usize,
 }
 
 impl TrainSession {
@@ -352,6 +495,7 @@ impl TrainSession {
         let ad = device.clone().autodiff();
         ad.seed(recipe.seed);
         let (model, load_report) = build_classifier(ckpt, &labels, recipe.seed, &ad)?;
+        let groups = layer_groups(&model, recipe.layer_lr_decay);
         let optim = AdamWConfig::new()
             .with_weight_decay(recipe.weight_decay as f32)
             .with_epsilon(1e-8)
@@ -385,7 +529,54 @@ impl TrainSession {
             train_seconds: 0.0,
             examples_seen: 0,
             tokens_seen: 0,
+            groups,
+            trainable_groups: usize::MAX, // set before the first step
         })
+        .map(|mut s| {
+            let n = s.wanted_groups();
+            s.model = s.model.take().map(|m| set_trainable(m, n, s.recipe.freeze_embeddings));
+            s.trainable_groups = n;
+            s
+        })
+    }
+
+    /// The most layer groups the strategy lets train.
+    fn max_groups(&self) -> usize {
+        let layers = self.groups.len() - 2;
+        match self.recipe.strategy {
+            Strategy::Full => layers + 2,
+            Strategy::Head => 1,
+            Strategy::Top => 1 + self.recipe.top_layers.min(layers),
+        }
+    }
+
+    /// Groups that should train at the current step (gradual unfreezing grows it).
+    fn wanted_groups(&self) -> usize {
+        let max = self.max_groups();
+        if !self.recipe.gradual_unfreeze {
+            return max;
+        }
+        let unfrozen = if self.recipe.unfreeze_every > 0 { self.step / self.recipe.unfreeze_every } else { self.epoch };
+        (1 + unfrozen).min(max)
+    }
+
+    /// The layer groups, top first, with parameter counts and learning-rate factors.
+    pub fn layer_groups(&self) -> Vec<LayerGroup> {
+        self.groups.iter().map(|g| g.0.clone()).collect()
+    }
+
+    /// What trains right now.
+    pub fn trainable(&self) -> TrainableState {
+        let n = self.trainable_groups.min(self.groups.len());
+        let emb = self.groups.len() - 1;
+        let training: Vec<&LayerGroup> =
+            self.groups[..n].iter().enumerate().filter(|(i, _)| !(*i == emb && self.recipe.freeze_embeddings)).map(|(_, g)| &g.0).collect();
+        TrainableState {
+            step: self.step,
+            training: training.iter().map(|g| g.name.clone()).collect(),
+            trainable_parameters: training.iter().map(|g| g.parameters).sum(),
+            total_parameters: self.groups.iter().map(|g| g.0.parameters).sum(),
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -432,14 +623,28 @@ impl TrainSession {
         let n = rows.len();
         let tokens: usize = rows.iter().map(|r| r.len()).sum();
 
-        let lr = linear_schedule(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
-        let model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
+        let lr = self.recipe.schedule.lr(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
+        let mut model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
+        let wanted = self.wanted_groups();
+        let mut unfrozen = None;
+        if wanted != self.trainable_groups {
+            model = set_trainable(model, wanted, self.recipe.freeze_embeddings);
+            self.trainable_groups = wanted;
+            unfrozen = Some(self.trainable());
+        }
         let input = BertInput::from_rows(&rows, self.pad_id, &self.device);
         let label_t = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
         let loss = cross_entropy(model.forward(&input), label_t);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
-        let model = self.optim.step(lr, model, grads);
+        // Discriminative learning rates: one constant-rate group per layer group below the head.
+        let mut rates = ModuleLrScheduler::new(lr);
+        if self.recipe.layer_lr_decay != 1.0 {
+            for (g, ids) in &self.groups[1..] {
+                rates = rates.with_group(ParamGroup::from_ids(ids.clone()), lr * g.lr_factor);
+            }
+        }
+        let model = self.optim.step(rates.step(), model, grads);
         self.model = Some(model);
 
         let loss_v = read_f32(loss.detach()).await?.first().copied().unwrap_or(f32::NAN) as f64;
@@ -496,6 +701,7 @@ impl TrainSession {
             done: self.is_done(),
             epoch_end,
             eval,
+            unfrozen,
         })
     }
 

@@ -152,6 +152,8 @@ struct Started<'a> {
     skipped_rows: usize,
     load_report: &'a crate::weights::LoadReport,
     recipe: &'a Recipe,
+    trainable: crate::train::TrainableState,
+    layer_groups: Vec<crate::train::LayerGroup>,
 }
 
 /// Builds a training session from the loaded model, data and `recipe` (a partial Recipe JSON).
@@ -189,6 +191,8 @@ pub fn start_training(recipe: JsValue) -> Result<JsValue, JsError> {
             skipped_rows: labeled.skipped_empty_text + labeled.skipped_empty_label,
             load_report: &session.load_report,
             recipe: &recipe,
+            trainable: session.trainable(),
+            layer_groups: session.layer_groups(),
         })?;
         st.eval_texts = eval.into_iter().map(|e| (e.text, e.label)).collect();
         st.session = Some(session);

@@ -39,6 +39,8 @@ const EN = {
   'results.count': '{shown} of {total} shown',
   'try.predicted': 'Predicted: {label} ({p})',
   'export.done': 'Archive ready: {name}',
+  'trainable.line': 'Training {n} of {total} parameters ({pct}): {groups}',
+  'trainable.unfrozen': 'step {step}: unfroze {group}; now training {n} parameters',
 };
 
 const ZH = {
@@ -89,7 +91,24 @@ const ZH = {
   'help.task': '给每段文本分配一个标签（情感、主题、垃圾邮件……）。',
   'recipe.strategy': '策略',
   'strategy.full': '全量微调',
-  'help.strategy': '训练模型的全部权重，外加一个新的分类头。',
+  'strategy.top': '顶部若干层 + 分类头',
+  'strategy.head': '只训练分类头（冻结编码器）',
+  'help.strategy': '全量：训练所有权重，最准确，最占内存。顶部若干层：只训练分类头和最上面几层编码器，更快，小数据上更稳。只训练分类头：编码器只作固定的特征提取器，最快，准确率最低。',
+  'recipe.topLayers': '顶部层数',
+  'help.topLayers': '选择“顶部若干层 + 分类头”时：从顶部数起，有多少层编码器和分类头一起训练。',
+  'recipe.freezeEmbeddings': '冻结嵌入层',
+  'help.freezeEmbeddings': '保持词元和位置嵌入不变。节省内存；在小数据上避免数据中没出现的词发生漂移。',
+  'recipe.gradual': '逐层解冻',
+  'help.gradual': '先只训练分类头，然后每轮（或每隔 N 步，见下）从顶部再解冻一组层，直到策略允许的范围：新分类头先稳定下来，再去影响预训练的层（ULMFiT）。',
+  'recipe.unfreezeEvery': '解冻间隔',
+  'help.unfreezeEvery': '两次解冻之间的步数；0 表示每轮解冻一次。',
+  'recipe.layerDecay': '逐层学习率衰减',
+  'help.layerDecay': '分层学习率：分类头以下第 d 组层的学习率为 lr × decay^d，越底层（越通用）变化越小。1 表示所有层学习率相同；常用 0.8 到 0.95。',
+  'recipe.schedule': '学习率调度',
+  'schedule.linear': '线性衰减',
+  'schedule.cosine': '余弦衰减',
+  'schedule.constant': '恒定',
+  'help.schedule': '预热之后学习率如何变化：直线降到 0、沿余弦曲线下降（开头和结尾更平缓），或保持不变。',
   'recipe.epochs': '轮数',
   'help.epochs': '遍历训练数据的次数。轮数越多拟合越好，直到模型开始死记硬背。',
   'recipe.lr': '学习率',
@@ -174,6 +193,8 @@ const ZH = {
   'results.count': '显示 {total} 条中的 {shown} 条',
   'try.predicted': '预测：{label}（{p}）',
   'export.done': '压缩包已就绪：{name}',
+  'trainable.line': '正在训练 {total} 个参数中的 {n} 个（{pct}）：{groups}',
+  'trainable.unfrozen': '第 {step} 步：解冻 {group}；现在训练 {n} 个参数',
 };
 
 const DICTS = { en: EN, zh: ZH };

@@ -588,8 +588,13 @@ const RECIPE_FIELDS = {
   seed: { id: 'seed', int: true, min: 0 },
   eval_fraction: { id: 'eval-fraction', gt: 0, lt: 0.9, name: 'Evaluation share' },
   eval_every: { id: 'eval-every', int: true, min: 0 },
+  top_layers: { id: 'top-layers', int: true, min: 1 },
+  unfreeze_every: { id: 'unfreeze-every', int: true, min: 0 },
+  layer_lr_decay: { id: 'layer-lr-decay', gt: 0, max: 1 },
 };
-const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), 'max_grad_norm', 'text_column', 'label_column'];
+const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule' }; // <select>s
+const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
+const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'max_grad_norm', 'text_column', 'label_column'];
 
 function fieldError(id) {
   let el = $(`err-${id}`);
@@ -638,6 +643,8 @@ function readRecipe() {
     }
     recipe[key] = value;
   }
+  for (const [key, id] of Object.entries(RECIPE_CHOICES)) recipe[key] = $(id).value;
+  for (const [key, id] of Object.entries(RECIPE_FLAGS)) recipe[key] = $(id).checked;
   if (loadedRecipeExtras.max_grad_norm !== undefined) recipe.max_grad_norm = loadedRecipeExtras.max_grad_norm;
   if ($('text-column').value) recipe.text_column = $('text-column').value;
   if ($('label-column').value) recipe.label_column = $('label-column').value;
@@ -662,7 +669,17 @@ function applyRecipeText(text, source) {
     if (recipe[key] === undefined) continue;
     if (typeof recipe[key] !== 'number') failWith('recipe', `${source}: "${key}" must be a number (got ${JSON.stringify(recipe[key])}).`);
   }
+  for (const [key, id] of Object.entries(RECIPE_CHOICES)) {
+    if (recipe[key] === undefined) continue;
+    const options = [...$(id).options].map((o) => o.value);
+    if (!options.includes(recipe[key])) failWith('recipe', `${source}: "${key}" must be one of ${options.join(', ')} (got ${JSON.stringify(recipe[key])}).`);
+  }
+  for (const key of Object.keys(RECIPE_FLAGS)) {
+    if (recipe[key] !== undefined && typeof recipe[key] !== 'boolean') failWith('recipe', `${source}: "${key}" must be true or false (got ${JSON.stringify(recipe[key])}).`);
+  }
   for (const [key, spec] of Object.entries(RECIPE_FIELDS)) if (recipe[key] !== undefined) $(spec.id).value = String(recipe[key]);
+  for (const [key, id] of Object.entries(RECIPE_CHOICES)) if (recipe[key] !== undefined) $(id).value = recipe[key];
+  for (const [key, id] of Object.entries(RECIPE_FLAGS)) if (recipe[key] !== undefined) $(id).checked = recipe[key];
   if (recipe.task) $('task').value = recipe.task;
   loadedRecipeExtras = recipe.max_grad_norm !== undefined ? { max_grad_norm: recipe.max_grad_norm } : {};
   for (const [key, id] of [['text_column', 'text-column'], ['label_column', 'label-column']]) {
@@ -742,12 +759,45 @@ async function prepareRun() {
 }
 
 function resetRun(recipe) {
-  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null });
+  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null, trainable: null, trainableHistory: [] });
+  $('trainable-details').hidden = true;
   $('loss-log').replaceChildren();
   $('log').replaceChildren();
   $('results').hidden = true;
   charts.reset?.();
   state.charts = charts.counts();
+}
+
+/** The layer groups: parameters, learning-rate factor, and from which step each one trains. */
+function renderTrainable(summary, trainable) {
+  const groups = summary.layer_groups ?? [];
+  if (!groups.length || !trainable) return;
+  state.trainable = trainable;
+  const r = summary.recipe;
+  const pctOf = (n) => `${((100 * n) / trainable.total_parameters).toFixed(1)}%`;
+  $('trainable').textContent = t('trainable.line', {
+    n: trainable.trainable_parameters.toLocaleString('en-US'), total: trainable.total_parameters.toLocaleString('en-US'),
+    pct: pctOf(trainable.trainable_parameters), groups: trainable.training.join(', '),
+  });
+  // What the strategy allows, and when gradual unfreezing reaches each group.
+  const layers = groups.length - 2;
+  const max = r.strategy === 'head' ? 1 : r.strategy === 'top' ? 1 + Math.min(r.top_layers, layers) : layers + 2;
+  const perEpoch = Math.max(1, Math.round(summary.total_steps / r.epochs));
+  const from = (depth) => {
+    if (depth >= max || (depth === groups.length - 1 && r.freeze_embeddings)) return 'frozen';
+    if (!r.gradual_unfreeze || depth === 0) return 'step 1';
+    const step = depth * (r.unfreeze_every > 0 ? r.unfreeze_every : perEpoch) + 1;
+    return step > summary.total_steps ? `frozen (would start at step ${step})` : `step ${step}`;
+  };
+  fillTable(
+    $('layer-table'),
+    ['layer group', 'parameters', 'LR factor', 'peak LR', 'trains from', 'training now'],
+    groups.map((g, depth) => [
+      { th: g.name }, g.parameters.toLocaleString('en-US'), g.lr_factor.toFixed(3), sci(r.lr * g.lr_factor), from(depth),
+      trainable.training.includes(g.name) ? 'yes' : 'no',
+    ]),
+  );
+  $('trainable-details').hidden = false;
 }
 
 function describeStart(summary) {
@@ -758,6 +808,8 @@ function describeStart(summary) {
     (summary.skipped_rows ? `, ${summary.skipped_rows} rows skipped` : '') +
     ` · labels: ${summary.labels.join(', ')} · ${summary.total_steps} steps · ${head}` +
     (report.unexpected.length ? ` · unused weights in the file: ${report.unexpected.length}` : '');
+  state.trainableHistory = summary.trainable ? [summary.trainable] : [];
+  renderTrainable(summary, summary.trainable);
 }
 
 async function startTraining() {
@@ -789,6 +841,12 @@ function showProgress(reports) {
     li.dataset.loss = r.loss;
     li.textContent = `step ${r.step}: loss ${fmt(r.loss)} · lr ${sci(r.lr)} · grad norm ${fmt(r.grad_norm, 3)}`;
     items.push(li);
+    if (r.unfrozen) {
+      const added = r.unfrozen.training.filter((g) => !(state.trainable?.training ?? []).includes(g));
+      state.trainableHistory.push(r.unfrozen);
+      renderTrainable(state.summary, r.unfrozen);
+      log(t('trainable.unfrozen', { step: r.step, group: added.join(', '), n: r.unfrozen.trainable_parameters.toLocaleString('en-US') }));
+    }
     if (r.eval) {
       state.evals.push({ step: r.step, accuracy: r.eval.accuracy, macro_f1: r.eval.macro_f1, loss: r.eval.loss });
       charts.addEval(r.step, r.eval);

@@ -94,6 +94,26 @@ enum Command {
         /// Also evaluate every N steps (0: only at each epoch end)
         #[arg(long)]
         eval_every: Option<usize>,
+        /// What trains: full (everything), head (pooler + classifier), top (head + --top-layers)
+        #[arg(long, value_parser = ["full", "head", "top"])]
+        strategy: Option<String>,
+        /// Encoder layers (from the top) that train with --strategy top
+        #[arg(long)]
+        top_layers: Option<usize>,
+        /// Keep the embeddings frozen
+        #[arg(long)]
+        freeze_embeddings: bool,
+        /// Start with the head only and unfreeze one more layer group every epoch (or --unfreeze-every steps)
+        #[arg(long)]
+        gradual_unfreeze: bool,
+        #[arg(long)]
+        unfreeze_every: Option<usize>,
+        /// Discriminative learning rates: lr × decay^(depth below the head) per layer group
+        #[arg(long)]
+        layer_lr_decay: Option<f64>,
+        /// Learning-rate schedule after warm-up
+        #[arg(long, value_parser = ["linear", "cosine", "constant"])]
+        schedule: Option<String>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -240,7 +260,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train {
             model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
-            eval_fraction, eval_every, out, device: d,
+            eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
+            layer_lr_decay, schedule, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -260,6 +281,13 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = seed { r.seed = v; }
             if let Some(v) = eval_fraction { r.eval_fraction = v; }
             if let Some(v) = eval_every { r.eval_every = v; }
+            if let Some(v) = strategy { r.strategy = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
+            if let Some(v) = top_layers { r.top_layers = v; }
+            if freeze_embeddings { r.freeze_embeddings = true; }
+            if gradual_unfreeze { r.gradual_unfreeze = true; }
+            if let Some(v) = unfreeze_every { r.unfreeze_every = v; }
+            if let Some(v) = layer_lr_decay { r.layer_lr_decay = v; }
+            if let Some(v) = schedule { r.schedule = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -278,6 +306,8 @@ fn run(cli: Cli) -> Result<()> {
             if !session.load_report.initialized.is_empty() {
                 eprintln!("initialised (not in the checkpoint): {}", session.load_report.initialized.join(", "));
             }
+            let t = session.trainable();
+            eprintln!("training {} of {} parameters: {}", t.trainable_parameters, t.total_parameters, t.training.join(", "));
             let every = (session.total_steps / 20).max(1);
             while !session.is_done() {
                 let rep = pollster::block_on(session.step())?;
@@ -286,6 +316,9 @@ fn run(cli: Cli) -> Result<()> {
                         "step {}/{} epoch {} loss {:.4} lr {:.2e} {:.1} ex/s",
                         rep.step, rep.total_steps, rep.epoch, rep.loss, rep.lr, rep.examples_per_s
                     );
+                }
+                if let Some(t) = &rep.unfrozen {
+                    eprintln!("step {}: now training {} parameters: {}", t.step + 1, t.trainable_parameters, t.training.join(", "));
                 }
                 if let Some(e) = &rep.epoch_end {
                     if let Some(m) = &e.eval {
@@ -316,6 +349,8 @@ fn run(cli: Cli) -> Result<()> {
                 "train_seconds": session.train_seconds,
                 "backend": info,
                 "load_report": session.load_report,
+                "trainable": session.trainable(),
+                "layer_groups": session.layer_groups(),
                 "recipe": r,
             });
             std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;

@@ -7,4 +7,5 @@ mod common;
 
 mod data_parsing;
 mod fidelity;
+mod strategies;
 mod training;

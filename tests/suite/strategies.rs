@@ -1,0 +1,158 @@
+//! Fine-tuning strategies do what they say, measured on the weights: frozen groups are
+//! bit-identical after training and unfrozen ones moved; gradual unfreezing grows the set of
+//! moving groups on schedule; discriminative learning rates scale each layer's first AdamW
+//! update by `decay^depth`; the cosine and constant schedules follow HF's formulas.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Device, Tensor};
+use burnish::data::Example;
+use burnish::models::bert::SequenceClassifier;
+use burnish::train::{Recipe, Schedule, Strategy, TrainSession, cosine_schedule, constant_schedule, layer_groups};
+use burnish::weights::read_f32;
+
+use super::common::*;
+
+fn data(n: usize, offset: usize) -> Vec<Example> {
+    let pos = ["good", "great", "fun"];
+    let neg = ["bad", "awful", "dull"];
+    (offset..offset + n)
+        .map(|i| {
+            let p = i % 2 == 0;
+            let w = if p { pos[i % 3] } else { neg[i % 3] };
+            Example { text: format!("the film was {w}"), label: if p { "positive" } else { "negative" }.into() }
+        })
+        .collect()
+}
+
+fn session(r: Recipe) -> TrainSession {
+    let mut ckpt = tiny();
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    TrainSession::new(&mut ckpt, &data(32, 0), &data(8, 100), labels, r, &Device::flex()).unwrap()
+}
+
+fn recipe() -> Recipe {
+    Recipe { epochs: 1, lr: 1e-2, batch_size: 8, max_len: 16, warmup_ratio: 0.0, weight_decay: 0.01, seed: 5, ..Recipe::default() }
+}
+
+struct Collect(Vec<(ParamId, Tensor<1>)>);
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        self.0.push((p.id, p.val().flatten(0, D - 1)));
+    }
+}
+
+fn values(m: &SequenceClassifier) -> HashMap<ParamId, Vec<f32>> {
+    let mut c = Collect(Vec::new());
+    m.visit(&mut c);
+    c.0.into_iter().map(|(id, t)| (id, pollster::block_on(read_f32(t)).unwrap())).collect()
+}
+
+/// For each layer group (top first): (name, moved, mean |Δ| over its parameters).
+fn moved(before: &SequenceClassifier, after: &SequenceClassifier) -> Vec<(String, bool, f64)> {
+    let (a, b) = (values(before), values(after));
+    layer_groups(before, 1.0)
+        .into_iter()
+        .map(|(g, ids)| {
+            let (mut changed, mut sum, mut n) = (false, 0.0, 0usize);
+            for id in ids {
+                let (x, y) = (&a[&id], &b[&id]);
+                changed |= x != y;
+                sum += x.iter().zip(y).map(|(p, q)| (p - q).abs() as f64).sum::<f64>();
+                n += x.len();
+            }
+            (g.name, changed, sum / n as f64)
+        })
+        .collect()
+}
+
+fn steps(s: &mut TrainSession, n: usize) {
+    for _ in 0..n {
+        pollster::block_on(s.step()).unwrap();
+    }
+}
+
+fn model(s: &TrainSession) -> SequenceClassifier {
+    s.classifier().unwrap().model
+}
+
+fn changed(groups: &[(String, bool, f64)]) -> Vec<&str> {
+    groups.iter().filter(|g| g.1).map(|g| g.0.as_str()).collect()
+}
+
+#[test]
+fn freezing_keeps_frozen_groups_bit_identical() {
+    // tiny-bert has 2 encoder layers: groups are head, layer 1, layer 0, embeddings.
+    let cases = [
+        (Recipe { strategy: Strategy::Head, ..recipe() }, vec!["head (pooler + classifier)"]),
+        (Recipe { strategy: Strategy::Top, top_layers: 1, ..recipe() }, vec!["head (pooler + classifier)", "encoder layer 1"]),
+        (Recipe { freeze_embeddings: true, ..recipe() }, vec!["head (pooler + classifier)", "encoder layer 1", "encoder layer 0"]),
+        (recipe(), vec!["head (pooler + classifier)", "encoder layer 1", "encoder layer 0", "embeddings"]),
+    ];
+    for (r, want) in cases {
+        let mut s = session(r.clone());
+        let before = model(&s);
+        let t = s.trainable();
+        assert_eq!(t.training, want, "{:?}", r.strategy);
+        steps(&mut s, 3);
+        assert_eq!(changed(&moved(&before, &model(&s))), want, "{:?} freeze_embeddings={}", r.strategy, r.freeze_embeddings);
+        let groups = s.layer_groups();
+        let expect: usize = groups.iter().filter(|g| want.contains(&g.name.as_str())).map(|g| g.parameters).sum();
+        assert_eq!(t.trainable_parameters, expect);
+        assert_eq!(t.total_parameters, groups.iter().map(|g| g.parameters).sum::<usize>());
+    }
+}
+
+#[test]
+fn gradual_unfreezing_grows_the_moving_set_on_schedule() {
+    let mut s = session(Recipe { gradual_unfreeze: true, unfreeze_every: 2, ..recipe() });
+    let mut prev = model(&s);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let rep = pollster::block_on(s.step()).unwrap();
+        let m = model(&s);
+        seen.push((rep.step, changed(&moved(&prev, &m)).len(), rep.unfrozen.map(|t| t.training.len())));
+        prev = m;
+    }
+    // Steps 1-2: head only; step 3 unfreezes layer 1; (4 steps per epoch, so layer 0 would come at step 5).
+    assert_eq!(seen, vec![(1, 1, None), (2, 1, None), (3, 2, Some(2)), (4, 2, None)]);
+    // Per epoch by default: the second epoch adds one group.
+    let mut s = session(Recipe { gradual_unfreeze: true, epochs: 2, ..recipe() });
+    steps(&mut s, 4);
+    assert_eq!(s.trainable().training.len(), 1);
+    let rep = pollster::block_on(s.step()).unwrap();
+    assert_eq!(rep.unfrozen.unwrap().training, vec!["head (pooler + classifier)", "encoder layer 1"]);
+}
+
+#[test]
+fn discriminative_learning_rates_scale_each_layers_update() {
+    // First AdamW step without weight decay: every update is ±lr (m/√v = ±1), so the mean |Δ| of
+    // a layer is its learning rate.
+    let r = Recipe { layer_lr_decay: 0.5, weight_decay: 0.0, schedule: Schedule::Constant, lr: 1e-3, ..recipe() };
+    let mut s = session(r);
+    let before = model(&s);
+    let factors: Vec<f64> = s.layer_groups().iter().map(|g| g.lr_factor).collect();
+    assert_eq!(factors, vec![1.0, 0.5, 0.25, 0.125]);
+    steps(&mut s, 1);
+    let g = moved(&before, &model(&s));
+    let (top, below) = (g[1].2, g[2].2);
+    eprintln!("mean |Δ|: {g:?}");
+    assert!((top / 5e-4 - 1.0).abs() < 0.05, "layer 1 moved {top}, expected 5e-4");
+    assert!((below / 2.5e-4 - 1.0).abs() < 0.05, "layer 0 moved {below}, expected 2.5e-4");
+    assert!((top / below - 2.0).abs() < 0.1);
+}
+
+#[test]
+fn cosine_and_constant_schedules_follow_hf() {
+    assert_eq!(cosine_schedule(1.0, 5, 10, 110), 0.5);
+    assert_eq!(cosine_schedule(1.0, 10, 10, 110), 1.0);
+    assert!((cosine_schedule(1.0, 60, 10, 110) - 0.5).abs() < 1e-12);
+    assert!(cosine_schedule(1.0, 110, 10, 110).abs() < 1e-12);
+    assert_eq!(constant_schedule(2.0, 3, 4), 1.5);
+    assert_eq!(constant_schedule(2.0, 50, 4), 2.0);
+    let mut s = session(Recipe { schedule: Schedule::Cosine, warmup_ratio: 0.0, epochs: 2, ..recipe() });
+    let lrs: Vec<f64> = (0..8).map(|_| pollster::block_on(s.step()).unwrap().lr).collect();
+    assert_eq!(lrs[0], 1e-2);
+    assert!((lrs[4] - 5e-3).abs() < 1e-12, "{lrs:?}");
+}
