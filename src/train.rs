@@ -6,7 +6,7 @@
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -58,6 +58,49 @@ pub struct Recipe {
     pub layer_lr_decay: f64,
     /// Learning-rate schedule after the warm-up.
     pub schedule: Schedule,
+    /// Gradient accumulation: micro-batches of `batch_size` per optimizer step (effective batch
+    /// = batch_size × grad_accum).
+    pub grad_accum: usize,
+    /// Early stopping: stop after this many evaluations without improvement of
+    /// `early_stopping_metric` and restore the best weights (0: off).
+    pub early_stopping_patience: usize,
+    pub early_stopping_metric: EvalMetric,
+}
+
+/// The evaluation metric early stopping watches.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalMetric {
+    Accuracy,
+    MacroF1,
+    Loss,
+}
+
+impl EvalMetric {
+    pub fn of(self, m: &Metrics) -> f64 {
+        match self {
+            EvalMetric::Accuracy => m.accuracy,
+            EvalMetric::MacroF1 => m.macro_f1,
+            EvalMetric::Loss => m.loss,
+        }
+    }
+
+    fn better(self, new: f64, old: f64) -> bool {
+        if self == EvalMetric::Loss { new < old } else { new > old }
+    }
+}
+
+/// Early stopping's outcome: where the run stopped and which weights it kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct EarlyStop {
+    pub metric: EvalMetric,
+    /// The step after which training stopped.
+    pub stopped_at: usize,
+    /// The step whose weights were restored, and its metric value.
+    pub best_step: usize,
+    pub best_value: f64,
+    /// True when patience ran out before the planned last step.
+    pub early: bool,
 }
 
 /// Which parameters are trained.
@@ -107,6 +150,9 @@ impl Default for Recipe {
             unfreeze_every: 0,
             layer_lr_decay: 1.0,
             schedule: Schedule::Linear,
+            grad_accum: 1,
+            early_stopping_patience: 0,
+            early_stopping_metric: EvalMetric::MacroF1,
         }
     }
 }
@@ -140,6 +186,9 @@ impl Recipe {
         }
         if self.strategy == Strategy::Top && self.top_layers == 0 {
             return bad("top layers must be at least 1 with the \"top\" strategy (use \"head\" to train the head only)".into());
+        }
+        if self.grad_accum == 0 || self.grad_accum > 1024 {
+            return bad(format!("gradient accumulation must be between 1 and 1024 micro-batches (got {})", self.grad_accum));
         }
         if !(self.layer_lr_decay.is_finite() && self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
             return bad(format!("layer lr decay must be in (0, 1] (got {})", self.layer_lr_decay));
@@ -317,6 +366,8 @@ pub struct StepReport {
     pub eval: Option<Metrics>,
     /// Set when gradual unfreezing changed what trains, from this step on.
     pub unfrozen: Option<TrainableState>,
+    /// Set when early stopping ended the run (or restored the best weights at its end).
+    pub early_stop: Option<EarlyStop>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -471,6 +522,10 @@ pub struct TrainSession {
     groups: Vec<(LayerGroup, Vec<ParamId>)>,
     /// How many layer groups (from the top) train now.
     pub trainable_groups: usize,
+    /// Early stopping: the best evaluation so far (value, step, weights) and evaluations since.
+    best: Option<(f64, usize, SequenceClassifier)>,
+    evals_without_gain: usize,
+    pub early_stop: Option<EarlyStop>,
 }
 
 /// What trains at a point of the run (for the page and the CLI).
@@ -500,7 +555,7 @@ impl TrainSession {
             .with_weight_decay(recipe.weight_decay as f32)
             .with_epsilon(1e-8)
             .init();
-        let per_epoch = train_enc.len().div_ceil(recipe.batch_size);
+        let per_epoch = train_enc.len().div_ceil(recipe.batch_size).div_ceil(recipe.grad_accum.max(1));
         let total_steps = per_epoch * recipe.epochs;
         let warmup_steps = (total_steps as f64 * recipe.warmup_ratio).ceil() as usize;
         Ok(TrainSession {
@@ -531,6 +586,9 @@ impl TrainSession {
             tokens_seen: 0,
             groups,
             trainable_groups: usize::MAX, // set before the first step
+            best: None,
+            evals_without_gain: 0,
+            early_stop: None,
         })
         .map(|mut s| {
             let n = s.wanted_groups();
@@ -580,7 +638,7 @@ impl TrainSession {
     }
 
     pub fn is_done(&self) -> bool {
-        self.step >= self.total_steps
+        self.step >= self.total_steps || self.early_stop.is_some()
     }
 
     fn model(&self) -> Result<&SequenceClassifier> {
@@ -615,13 +673,15 @@ impl TrainSession {
             self.order.shuffle(&mut self.rng);
             self.cursor = 0;
         }
-        let end = (self.cursor + self.recipe.batch_size).min(self.order.len());
-        let idx: Vec<usize> = self.order[self.cursor..end].to_vec();
-        self.cursor = end;
-        let rows: Vec<Vec<u32>> = idx.iter().map(|&i| self.train[i].ids.clone()).collect();
-        let labels: Vec<i64> = idx.iter().map(|&i| self.train[i].label as i64).collect();
-        let n = rows.len();
-        let tokens: usize = rows.iter().map(|r| r.len()).sum();
+        // Up to `grad_accum` micro-batches, never across the end of the epoch.
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        while batches.len() < self.recipe.grad_accum.max(1) && self.cursor < self.order.len() {
+            let end = (self.cursor + self.recipe.batch_size).min(self.order.len());
+            batches.push(self.order[self.cursor..end].to_vec());
+            self.cursor = end;
+        }
+        let n: usize = batches.iter().map(|b| b.len()).sum();
+        let tokens: usize = batches.iter().flatten().map(|&i| self.train[i].ids.len()).sum();
 
         let lr = self.recipe.schedule.lr(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
         let mut model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
@@ -632,10 +692,25 @@ impl TrainSession {
             self.trainable_groups = wanted;
             unfrozen = Some(self.trainable());
         }
-        let input = BertInput::from_rows(&rows, self.pad_id, &self.device);
-        let label_t = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
-        let loss = cross_entropy(model.forward(&input), label_t);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        // Each micro-batch's mean loss weighted by its share of the examples: the accumulated
+        // gradient is the gradient of the mean loss over all of them, as with one big batch.
+        let mut acc = GradientsAccumulator::<SequenceClassifier>::new();
+        let mut loss: Option<Tensor<1>> = None;
+        for idx in &batches {
+            let rows: Vec<Vec<u32>> = idx.iter().map(|&i| self.train[i].ids.clone()).collect();
+            let labels: Vec<i64> = idx.iter().map(|&i| self.train[i].label as i64).collect();
+            let input = BertInput::from_rows(&rows, self.pad_id, &self.device);
+            let label_t = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &self.device);
+            let part = cross_entropy(model.forward(&input), label_t).mul_scalar(idx.len() as f64 / n as f64);
+            acc.accumulate(&model, GradientsParams::from_grads(part.backward(), &model));
+            let part = part.detach();
+            loss = Some(match loss.take() {
+                Some(l) => l + part,
+                None => part,
+            });
+        }
+        let loss = loss.ok_or_else(|| Error::Other("no training examples left in the epoch".into()))?;
+        let mut grads = acc.grads();
         let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
         // Discriminative learning rates: one constant-rate group per layer group below the head.
         let mut rates = ModuleLrScheduler::new(lr);
@@ -686,6 +761,30 @@ impl TrainSession {
         if eval.is_none() && every > 0 && self.step % every == 0 && !self.eval.is_empty() {
             eval = Some(self.evaluate().await?.0);
         }
+        let mut early_stop = None;
+        let patience = self.recipe.early_stopping_patience;
+        if patience > 0 {
+            let metric = self.recipe.early_stopping_metric;
+            if let Some(m) = &eval {
+                let value = metric.of(m);
+                if self.best.as_ref().is_none_or(|b| metric.better(value, b.0)) {
+                    self.best = Some((value, self.step, self.model()?.clone()));
+                    self.evals_without_gain = 0;
+                } else {
+                    self.evals_without_gain += 1;
+                }
+            }
+            let out_of_patience = self.evals_without_gain >= patience;
+            if out_of_patience || self.step >= self.total_steps {
+                if let Some((best_value, best_step, best)) = self.best.take() {
+                    // Keep the best weights (like transformers' load_best_model_at_end).
+                    self.model = Some(best);
+                    let stop = EarlyStop { metric, stopped_at: self.step, best_step, best_value, early: out_of_patience && self.step < self.total_steps };
+                    self.early_stop = Some(stop.clone());
+                    early_stop = Some(stop);
+                }
+            }
+        }
         let secs = self.train_seconds.max(1e-9);
         Ok(StepReport {
             step: self.step,
@@ -698,10 +797,11 @@ impl TrainSession {
             examples_per_s: self.examples_seen as f64 / secs,
             tokens_per_s: self.tokens_seen as f64 / secs,
             elapsed_s: self.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
-            done: self.is_done(),
+            done: self.is_done() || early_stop.is_some(),
             epoch_end,
             eval,
             unfrozen,
+            early_stop,
         })
     }
 

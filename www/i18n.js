@@ -41,6 +41,8 @@ const EN = {
   'export.done': 'Archive ready: {name}',
   'trainable.line': 'Training {n} of {total} parameters ({pct}): {groups}',
   'trainable.unfrozen': 'step {step}: unfroze {group}; now training {n} parameters',
+  'train.earlyStop': 'Early stopping at step {step}: no better {metric} for {patience} evaluations; kept the weights of step {best} ({metric} {value}).',
+  'train.bestKept': 'Kept the best weights, from step {best} ({metric} {value}).',
 };
 
 const ZH = {
@@ -104,6 +106,10 @@ const ZH = {
   'help.unfreezeEvery': '两次解冻之间的步数；0 表示每轮解冻一次。',
   'recipe.layerDecay': '逐层学习率衰减',
   'help.layerDecay': '分层学习率：分类头以下第 d 组层的学习率为 lr × decay^d，越底层（越通用）变化越小。1 表示所有层学习率相同；常用 0.8 到 0.95。',
+  'recipe.gradAccum': '梯度累积',
+  'help.gradAccum': '每次优化器更新使用的小批次数：有效批大小 = 批大小 × 该值，内存只占一个批次。更大的批放不下时使用。',
+  'recipe.patience': '早停',
+  'help.patience': '所选指标连续这么多次评估没有变好就停止，并保留最好的权重（完整跑完时也会保留）。0 表示关闭。',
   'recipe.schedule': '学习率调度',
   'schedule.linear': '线性衰减',
   'schedule.cosine': '余弦衰减',
@@ -195,6 +201,8 @@ const ZH = {
   'export.done': '压缩包已就绪：{name}',
   'trainable.line': '正在训练 {total} 个参数中的 {n} 个（{pct}）：{groups}',
   'trainable.unfrozen': '第 {step} 步：解冻 {group}；现在训练 {n} 个参数',
+  'train.earlyStop': '在第 {step} 步早停：{metric} 连续 {patience} 次评估没有变好；保留第 {best} 步的权重（{metric} {value}）。',
+  'train.bestKept': '保留了最好的权重，来自第 {best} 步（{metric} {value}）。',
 };
 
 const DICTS = { en: EN, zh: ZH };

@@ -591,8 +591,10 @@ const RECIPE_FIELDS = {
   top_layers: { id: 'top-layers', int: true, min: 1 },
   unfreeze_every: { id: 'unfreeze-every', int: true, min: 0 },
   layer_lr_decay: { id: 'layer-lr-decay', gt: 0, max: 1 },
+  grad_accum: { id: 'grad-accum', int: true, min: 1, max: 1024, name: 'Gradient accumulation' },
+  early_stopping_patience: { id: 'early-stopping-patience', int: true, min: 0, name: 'Early stopping patience' },
 };
-const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule' }; // <select>s
+const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric' }; // <select>s
 const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
 const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'max_grad_norm', 'text_column', 'label_column'];
 
@@ -759,7 +761,7 @@ async function prepareRun() {
 }
 
 function resetRun(recipe) {
-  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null, trainable: null, trainableHistory: [] });
+  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null, trainable: null, trainableHistory: [], earlyStop: null });
   $('trainable-details').hidden = true;
   $('loss-log').replaceChildren();
   $('log').replaceChildren();
@@ -847,6 +849,12 @@ function showProgress(reports) {
       renderTrainable(state.summary, r.unfrozen);
       log(t('trainable.unfrozen', { step: r.step, group: added.join(', '), n: r.unfrozen.trainable_parameters.toLocaleString('en-US') }));
     }
+    if (r.early_stop) {
+      const e = r.early_stop;
+      state.earlyStop = e;
+      const vars = { step: e.stopped_at, best: e.best_step, metric: e.metric.replace('_', '-'), value: fmt(e.best_value, 4), patience: state.recipe?.early_stopping_patience };
+      log(t(e.early ? 'train.earlyStop' : 'train.bestKept', vars));
+    }
     if (r.eval) {
       state.evals.push({ step: r.step, accuracy: r.eval.accuracy, macro_f1: r.eval.macro_f1, loss: r.eval.loss });
       charts.addEval(r.step, r.eval);
@@ -860,7 +868,7 @@ function showProgress(reports) {
   if (!last) return;
   $('progress-bar').max = last.total_steps;
   $('progress-bar').value = last.step;
-  const batch = state.recipe?.batch_size ?? 16;
+  const batch = (state.recipe?.batch_size ?? 16) * (state.recipe?.grad_accum ?? 1); // examples per step
   const eta = last.examples_per_s > 0 ? ((last.total_steps - last.step) * batch) / last.examples_per_s : NaN;
   $('progress').textContent = t('progress.line', {
     // `epoch` counts finished epochs; show the one in progress.

@@ -114,6 +114,14 @@ enum Command {
         /// Learning-rate schedule after warm-up
         #[arg(long, value_parser = ["linear", "cosine", "constant"])]
         schedule: Option<String>,
+        /// Gradient accumulation: micro-batches per optimizer step
+        #[arg(long)]
+        grad_accum: Option<usize>,
+        /// Stop after N evaluations without improvement and keep the best weights (0: off)
+        #[arg(long)]
+        early_stopping_patience: Option<usize>,
+        #[arg(long, value_parser = ["accuracy", "macro_f1", "loss"])]
+        early_stopping_metric: Option<String>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -261,7 +269,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train {
             model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
             eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
-            layer_lr_decay, schedule, out, device: d,
+            layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -288,6 +296,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = unfreeze_every { r.unfreeze_every = v; }
             if let Some(v) = layer_lr_decay { r.layer_lr_decay = v; }
             if let Some(v) = schedule { r.schedule = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
+            if let Some(v) = grad_accum { r.grad_accum = v; }
+            if let Some(v) = early_stopping_patience { r.early_stopping_patience = v; }
+            if let Some(v) = early_stopping_metric { r.early_stopping_metric = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -315,6 +326,13 @@ fn run(cli: Cli) -> Result<()> {
                     eprintln!(
                         "step {}/{} epoch {} loss {:.4} lr {:.2e} {:.1} ex/s",
                         rep.step, rep.total_steps, rep.epoch, rep.loss, rep.lr, rep.examples_per_s
+                    );
+                }
+                if let Some(e) = &rep.early_stop {
+                    eprintln!(
+                        "{} at step {}: kept the weights of step {} ({:?} {:.4})",
+                        if e.early { "early stopping" } else { "end of training" },
+                        e.stopped_at, e.best_step, e.metric, e.best_value
                     );
                 }
                 if let Some(t) = &rep.unfrozen {
@@ -350,6 +368,7 @@ fn run(cli: Cli) -> Result<()> {
                 "backend": info,
                 "load_report": session.load_report,
                 "trainable": session.trainable(),
+                "early_stop": session.early_stop,
                 "layer_groups": session.layer_groups(),
                 "recipe": r,
             });

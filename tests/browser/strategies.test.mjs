@@ -69,3 +69,33 @@ test('top layers + gradual unfreezing + layer-wise LR + cosine, shown and done',
     await session.close();
   }
 });
+
+test('gradient accumulation and early stopping with the best weights kept', { timeout: 120_000 }, async () => {
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, problems } = session;
+  try {
+    await waitForState(page, (s) => s.checks !== null, 30_000);
+    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
+    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+    await page.selectOption('#label-column', 'polarity');
+    // 38 training rows in micro-batches of 4 (10 per epoch), 2 per step: 5 steps per epoch.
+    // A learning rate too small to change any prediction: accuracy cannot improve after the
+    // first evaluation, so patience 2 stops after the third.
+    const fields = { epochs: '3', lr: '1e-9', 'batch-size': '4', 'grad-accum': '2', 'max-len': '32', 'eval-fraction': '0.25', 'eval-every': '1', 'warmup-ratio': '0', 'early-stopping-patience': '2' };
+    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+    await page.selectOption('#early-stopping-metric', 'accuracy');
+    await page.click('#start');
+    const state = await waitForState(page, (s) => s.done, 90_000);
+    assert.deepEqual(state.errors, []);
+    assert.equal(state.summary.total_steps, 15);
+    assert.equal(state.losses.length, 3, 'stopped after three steps');
+    assert.deepEqual(state.earlyStop && [state.earlyStop.stopped_at, state.earlyStop.best_step, state.earlyStop.early], [3, 1, true]);
+    assert.match(await page.textContent('#log'), /Early stopping at step 3: no better accuracy for 2 evaluations; kept the weights of step 1/);
+    // The final evaluation is of the restored weights: the same accuracy as at step 1.
+    assert.equal(state.metrics.accuracy, state.evals[0].accuracy);
+    assert.match(await page.textContent('#progress'), /step 3\/15 .* \d+(\.\d)? examples\/s/);
+    assert.deepEqual(problems.consoleErrors, []);
+  } finally {
+    await session.close();
+  }
+});

@@ -156,3 +156,71 @@ fn cosine_and_constant_schedules_follow_hf() {
     assert_eq!(lrs[0], 1e-2);
     assert!((lrs[4] - 5e-3).abs() < 1e-12, "{lrs:?}");
 }
+
+/// tiny-bert with dropout off, so that runs differing only in batching are comparable.
+fn tiny_without_dropout() -> burnish::Checkpoint {
+    let dir = fixture("tiny-bert");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    cfg["hidden_dropout_prob"] = 0.0.into();
+    cfg["attention_probs_dropout_prob"] = 0.0.into();
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    burnish::Checkpoint::from_bytes(&serde_json::to_vec(&cfg).unwrap(), &read("tokenizer.json"), read("model.safetensors")).unwrap()
+}
+
+#[test]
+fn gradient_accumulation_equals_one_big_batch() {
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    let run = |batch: usize, accum: usize| {
+        let mut ckpt = tiny_without_dropout();
+        let r = Recipe { batch_size: batch, grad_accum: accum, ..recipe() };
+        let mut s = TrainSession::new(&mut ckpt, &data(32, 0), &data(8, 100), labels.clone(), r, &Device::flex()).unwrap();
+        assert_eq!(s.total_steps, 32 / (batch * accum));
+        let rep = pollster::block_on(s.step()).unwrap();
+        // In visit order: parameter ids differ between separately built models.
+        let mut c = Collect(Vec::new());
+        model(&s).visit(&mut c);
+        let vals: Vec<Vec<f32>> = c.0.into_iter().map(|(_, t)| pollster::block_on(read_f32(t)).unwrap()).collect();
+        (rep.loss, vals)
+    };
+    let (loss_a, a) = run(8, 1);
+    let (loss_b, b) = run(4, 2);
+    let (loss_c, c) = run(8, 2); // a different effective batch: 16 examples
+    assert!((loss_a - loss_b).abs() < 1e-5, "{loss_a} vs {loss_b}");
+    // Mean |Δ| over all weights: AdamW's first step is ±lr wherever the gradient is clearly
+    // non-zero, so where a gradient is near zero (|g| ~ eps) float rounding can flip a few
+    // single elements; the mean stays tiny when the accumulated gradient is the big batch's.
+    let mean_diff = |x: &Vec<Vec<f32>>, y: &Vec<Vec<f32>>| {
+        assert_eq!(x.len(), y.len());
+        let (sum, n) = x.iter().zip(y).fold((0f64, 0usize), |(s, n), (v, w)| {
+            (s + v.iter().zip(w).map(|(p, q)| (p - q).abs() as f64).sum::<f64>(), n + v.len())
+        });
+        sum / n as f64
+    };
+    let (same, other) = (mean_diff(&a, &b), mean_diff(&a, &c));
+    eprintln!("mean |Δ| accumulated vs one batch: {same:e}; batch 8 vs effective 16: {other:e}");
+    assert!(same * 100.0 < other, "accumulated update differs: {same:e} vs {other:e} for a different batch");
+    assert!((loss_a - loss_c).abs() > 1e-6);
+}
+
+#[test]
+fn early_stopping_stops_and_restores_the_best_weights() {
+    use burnish::train::EvalMetric;
+    // A learning rate too small to change any prediction: accuracy never improves after the
+    // first evaluation, so patience 2 stops at step 3 and keeps step 1's weights.
+    let r = Recipe { lr: 1e-9, eval_every: 1, early_stopping_patience: 2, early_stopping_metric: EvalMetric::Accuracy, epochs: 3, ..recipe() };
+    let mut s = session(r);
+    pollster::block_on(s.step()).unwrap();
+    let after_first = values(&model(&s));
+    let mut last = None;
+    while !s.is_done() {
+        last = Some(pollster::block_on(s.step()).unwrap());
+    }
+    let rep = last.unwrap();
+    assert_eq!(rep.step, 3);
+    assert!(rep.done);
+    let stop = rep.early_stop.expect("early stop reported");
+    assert!(stop.early);
+    assert_eq!((stop.stopped_at, stop.best_step), (3, 1));
+    assert_eq!(values(&model(&s)), after_first, "the best (step 1) weights are restored");
+    assert!(s.step < s.total_steps);
+}
