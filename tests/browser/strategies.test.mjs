@@ -12,14 +12,19 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { ARTIFACTS, DATA, TINY, download, openPage, waitForState } from './harness.mjs';
 
+/** The quirky studio CSV with its real label column chosen. */
+async function loadStudioData(page) {
+  await waitForState(page, (s) => s.checks !== null, 30_000);
+  await page.setInputFiles('#data-file', DATA('studio-train.csv'));
+  await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+  await page.selectOption('#label-column', 'polarity');
+}
+
 test('top layers + gradual unfreezing + layer-wise LR + cosine, shown and done', { timeout: 120_000 }, async (t) => {
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
   const { page, problems } = session;
   try {
-    await waitForState(page, (s) => s.checks !== null, 30_000);
-    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
-    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
-    await page.selectOption('#label-column', 'polarity');
+    await loadStudioData(page);
     const fields = { epochs: '2', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'top-layers': '1', 'unfreeze-every': '3', 'layer-lr-decay': '0.5' };
     for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
     await page.selectOption('#strategy', 'top');
@@ -74,10 +79,7 @@ test('gradient accumulation and early stopping with the best weights kept', { ti
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
   const { page, problems } = session;
   try {
-    await waitForState(page, (s) => s.checks !== null, 30_000);
-    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
-    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
-    await page.selectOption('#label-column', 'polarity');
+    await loadStudioData(page);
     // 38 training rows in micro-batches of 4 (10 per epoch), 2 per step: 5 steps per epoch.
     // A learning rate too small to change any prediction: accuracy cannot improve after the
     // first evaluation, so patience 2 stops after the third.
