@@ -22,4 +22,17 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
   "$CARGO_TARGET_DIR/release/burnish" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
     --epochs 1 --batch-size 4 --max-len 32 --eval-fraction 0.34 --out "$OUT" >/dev/null
   python3 scripts/verify_export.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+
+  # LoRA: the PEFT adapter folder loads with peft on top of the base model, same logits.
+  if ! python3 -c "import peft" 2>/dev/null; then
+    python3 -m pip install --quiet --no-deps peft==0.21.2 accelerate==1.15.0 >&2 || echo "[test] could not install peft" >&2
+  fi
+  if python3 -c "import peft" 2>/dev/null; then
+    echo "[test] peft: loading a LoRA run's adapter folder on the base model" >&2
+    OUT="$(mktemp -d)"
+    "$CARGO_TARGET_DIR/release/burnish" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
+      --epochs 2 --batch-size 4 --max-len 32 --eval-fraction 0.34 --strategy lora --lora-rank 4 \
+      --lora-targets query,value,output --lr 0.01 --out "$OUT" >/dev/null
+    python3 scripts/verify_peft.py --export "$OUT" --base tests/fixtures/tiny-bert --burnish "$CARGO_TARGET_DIR/release/burnish"
+  fi
 fi

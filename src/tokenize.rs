@@ -48,11 +48,4 @@ impl TextTokenizer {
         t.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{e}")))?;
         Ok(move |text: &str| Ok(t.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?.len()))
     }
-
-    /// Token count without truncation (for data checks).
-    pub fn count(&self, text: &str) -> Result<usize> {
-        let mut t = self.inner.clone();
-        t.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{e}")))?;
-        Ok(t.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?.len())
-    }
 }

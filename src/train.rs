@@ -5,7 +5,8 @@
 //! asynchronous, so the same code runs on WebGPU in the browser.
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::module::{Lora, Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::nn::{DropoutConfig, Linear};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -19,7 +20,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::Example;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, classification_metrics};
-use crate::models::bert::{BertInput, SequenceClassifier};
+use crate::models::bert::{BertInput, BertLayer, SequenceClassifier};
 use crate::weights::{LoadReport, ParamSource, read_f32};
 
 /// Hyperparameters of a fine-tuning run. Every field has a default, so a partial JSON recipe
@@ -65,6 +66,58 @@ pub struct Recipe {
     /// `early_stopping_metric` and restore the best weights (0: off).
     pub early_stopping_patience: usize,
     pub early_stopping_metric: EvalMetric,
+    /// LoRA (`strategy: "lora"`): rank, alpha (the update is scaled by alpha / rank), dropout on
+    /// the adapters' input, and which linear layers of every encoder layer get an adapter.
+    pub lora_rank: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub lora_targets: Vec<LoraTarget>,
+}
+
+/// Linear layers of a BERT encoder layer that LoRA can adapt (HF module names in the docs).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraTarget {
+    /// `attention.self.query`
+    Query,
+    /// `attention.self.key`
+    Key,
+    /// `attention.self.value`
+    Value,
+    /// `attention.output.dense`
+    AttentionOutput,
+    /// `intermediate.dense` (feed-forward in)
+    Intermediate,
+    /// `output.dense` (feed-forward out)
+    Output,
+}
+
+impl LoraTarget {
+    pub const ALL: [LoraTarget; 6] =
+        [LoraTarget::Query, LoraTarget::Key, LoraTarget::Value, LoraTarget::AttentionOutput, LoraTarget::Intermediate, LoraTarget::Output];
+
+    /// The HF module path inside `encoder.layer.N`.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            LoraTarget::Query => "attention.self.query",
+            LoraTarget::Key => "attention.self.key",
+            LoraTarget::Value => "attention.self.value",
+            LoraTarget::AttentionOutput => "attention.output.dense",
+            LoraTarget::Intermediate => "intermediate.dense",
+            LoraTarget::Output => "output.dense",
+        }
+    }
+
+    pub fn linear(self, layer: &BertLayer) -> &Linear {
+        match self {
+            LoraTarget::Query => &layer.attention.query,
+            LoraTarget::Key => &layer.attention.key,
+            LoraTarget::Value => &layer.attention.value,
+            LoraTarget::AttentionOutput => &layer.attention_output,
+            LoraTarget::Intermediate => &layer.intermediate,
+            LoraTarget::Output => &layer.output,
+        }
+    }
 }
 
 /// The evaluation metric early stopping watches.
@@ -113,6 +166,9 @@ pub enum Strategy {
     Head,
     /// The head and the top `top_layers` encoder layers.
     Top,
+    /// Low-rank adapters (LoRA) on the chosen linear layers plus the head; every pretrained
+    /// encoder weight stays frozen.
+    Lora,
 }
 
 /// Learning-rate schedule after linear warm-up (HF `get_*_schedule_with_warmup`).
@@ -153,6 +209,10 @@ impl Default for Recipe {
             grad_accum: 1,
             early_stopping_patience: 0,
             early_stopping_metric: EvalMetric::MacroF1,
+            lora_rank: 8,
+            lora_alpha: 16.0,
+            lora_dropout: 0.1,
+            lora_targets: vec![LoraTarget::Query, LoraTarget::Value],
         }
     }
 }
@@ -192,6 +252,23 @@ impl Recipe {
         }
         if !(self.layer_lr_decay.is_finite() && self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
             return bad(format!("layer lr decay must be in (0, 1] (got {})", self.layer_lr_decay));
+        }
+        if self.strategy == Strategy::Lora {
+            if self.lora_rank == 0 || self.lora_rank > 256 {
+                return bad(format!("LoRA rank must be between 1 and 256 (got {})", self.lora_rank));
+            }
+            if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
+                return bad(format!("LoRA alpha must be a positive number (got {})", self.lora_alpha));
+            }
+            if !(0.0..1.0).contains(&self.lora_dropout) {
+                return bad(format!("LoRA dropout must be in [0, 1) (got {})", self.lora_dropout));
+            }
+            if self.lora_targets.is_empty() {
+                return bad("LoRA needs at least one target module (query, key, value, attention_output, intermediate, output)".into());
+            }
+            if self.gradual_unfreeze {
+                return bad("gradual unfreezing does not apply to LoRA (the pretrained weights stay frozen): turn one of them off".into());
+            }
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return bad(format!("max grad norm must be ≥ 0 (got {})", self.max_grad_norm));
@@ -285,6 +362,45 @@ pub fn set_trainable(mut m: SequenceClassifier, n: usize, freeze_embeddings: boo
     m.bert.layers = m.bert.layers.into_iter().enumerate().map(|(i, layer)| layer.set_require_grad(l - i < n)).collect();
     m.bert.embeddings = m.bert.embeddings.set_require_grad(l + 1 < n && !freeze_embeddings);
     m
+}
+
+/// Attaches burn's LoRA adapters (`Module::apply_lora`) to the recipe's target linears of every
+/// encoder layer: all pretrained weights are frozen, the adapters and the head (pooler +
+/// classifier, PEFT's `modules_to_save`) train. A starts like PEFT's Kaiming-uniform init in
+/// spread (std 1/√(3·hidden)), B at zero, so the model's outputs are unchanged at step 0.
+pub fn with_lora(mut m: SequenceClassifier, r: &Recipe) -> SequenceClassifier {
+    let mut ids = Vec::new();
+    for layer in &m.bert.layers {
+        for t in &r.lora_targets {
+            ids.push(t.linear(layer).weight.id);
+        }
+    }
+    let hidden = m.bert.pooler.weight.dims()[0] as f64;
+    let mut lora = Lora::new(r.lora_rank, r.lora_alpha).set_param_group(ParamGroup::from_ids(ids));
+    lora.init_std = Some(1.0 / (3.0 * hidden).sqrt());
+    m = m.apply_lora(lora);
+    for layer in &mut m.bert.layers {
+        layer.lora_dropout = DropoutConfig::new(r.lora_dropout).init();
+    }
+    m.classifier = m.classifier.set_require_grad(true);
+    m.bert.pooler = m.bert.pooler.set_require_grad(true);
+    m
+}
+
+/// Float parameters that currently require gradients (LoRA factors included).
+pub fn count_trainable<M: Module>(module: &M) -> usize {
+    struct Count(usize);
+    impl ModuleVisitor for Count {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let t = p.val();
+            if t.is_require_grad() {
+                self.0 += t.shape().num_elements();
+            }
+        }
+    }
+    let mut c = Count(0);
+    module.visit(&mut c);
+    c.0
 }
 
 /// A tokenized example.
@@ -592,7 +708,13 @@ impl TrainSession {
         })
         .map(|mut s| {
             let n = s.wanted_groups();
-            s.model = s.model.take().map(|m| set_trainable(m, n, s.recipe.freeze_embeddings));
+            s.model = s.model.take().map(|m| {
+                if s.recipe.strategy == Strategy::Lora { with_lora(m, &s.recipe) } else { set_trainable(m, n, s.recipe.freeze_embeddings) }
+            });
+            if s.recipe.strategy == Strategy::Lora {
+                // Adapters were added after the groups were listed: list them again.
+                s.groups = layer_groups(s.model.as_ref().expect("model"), s.recipe.layer_lr_decay);
+            }
             s.trainable_groups = n;
             s
         })
@@ -605,6 +727,8 @@ impl TrainSession {
             Strategy::Full => layers + 2,
             Strategy::Head => 1,
             Strategy::Top => 1 + self.recipe.top_layers.min(layers),
+            // The head trains; the encoder trains only through its adapters.
+            Strategy::Lora => 1,
         }
     }
 
@@ -627,12 +751,20 @@ impl TrainSession {
     pub fn trainable(&self) -> TrainableState {
         let n = self.trainable_groups.min(self.groups.len());
         let emb = self.groups.len() - 1;
-        let training: Vec<&LayerGroup> =
-            self.groups[..n].iter().enumerate().filter(|(i, _)| !(*i == emb && self.recipe.freeze_embeddings)).map(|(_, g)| &g.0).collect();
+        let mut training: Vec<String> = self.groups[..n]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(*i == emb && self.recipe.freeze_embeddings))
+            .map(|(_, g)| g.0.name.clone())
+            .collect();
+        if self.recipe.strategy == Strategy::Lora {
+            let names: Vec<&str> = self.recipe.lora_targets.iter().map(|t| t.hf_name()).collect();
+            training.push(format!("LoRA adapters (rank {}) on {} in every encoder layer", self.recipe.lora_rank, names.join(", ")));
+        }
         TrainableState {
             step: self.step,
-            training: training.iter().map(|g| g.name.clone()).collect(),
-            trainable_parameters: training.iter().map(|g| g.parameters).sum(),
+            training,
+            trainable_parameters: self.model.as_ref().map(count_trainable).unwrap_or(0),
             total_parameters: self.groups.iter().map(|g| g.0.parameters).sum(),
         }
     }
@@ -818,9 +950,15 @@ impl TrainSession {
         Ok(out)
     }
 
-    /// HF folder files of the current model: config, tokenizer files, safetensors.
-    pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
-        export_classifier(self.model()?, ckpt, &self.labels).await
+    /// HF folder files of the current model: config, tokenizer files, safetensors (LoRA merged
+    /// into the weights), and with LoRA also the PEFT adapter folder under `peft/`.
+    /// `base_name` is what `adapter_config.json` names as the base model.
+    pub async fn export(&self, ckpt: &Checkpoint, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = export_classifier(self.model()?, ckpt, &self.labels).await?;
+        if self.recipe.strategy == Strategy::Lora {
+            files.extend(export_peft(self.model()?, &self.recipe, base_name).await?);
+        }
+        Ok(files)
     }
 }
 
@@ -831,11 +969,47 @@ pub async fn export_classifier(model: &SequenceClassifier, ckpt: &Checkpoint, la
     Ok(files)
 }
 
+/// The PEFT adapter folder (`peft/adapter_config.json`, `peft/adapter_model.safetensors`) that
+/// `peft.PeftModel.from_pretrained` loads on top of the base model
+/// (`AutoModelForSequenceClassification` with the same labels).
+pub async fn export_peft(model: &SequenceClassifier, r: &Recipe, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    // A regex (PEFT full-matches it against module names) so that "output.dense" does not also
+    // catch "attention.output.dense".
+    let names: Vec<String> = r.lora_targets.iter().map(|t| t.hf_name().replace('.', "\\.")).collect();
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "SEQ_CLS",
+        "base_model_name_or_path": base_name,
+        "r": r.lora_rank,
+        "lora_alpha": r.lora_alpha,
+        "lora_dropout": r.lora_dropout,
+        "target_modules": format!(".*\\.layer\\.\\d+\\.({})", names.join("|")),
+        "modules_to_save": ["classifier", "pooler"],
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "inference_mode": true,
+        "init_lora_weights": true,
+        "use_rslora": false,
+        "use_dora": false,
+        "layers_to_transform": null,
+        "layers_pattern": null,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "revision": null,
+    });
+    Ok(vec![
+        ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
+        ("peft/adapter_model.safetensors".to_string(), crate::weights::export_peft_safetensors(model, &r.lora_targets).await?),
+    ])
+}
+
 /// Rough bytes needed to fine-tune (all parameters trained, f32, AdamW), for the page's
 /// estimate before Start.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryEstimate {
     pub parameters: usize,
+    /// Parameters that get gradients and AdamW state under the recipe's strategy.
+    pub trainable: usize,
     pub weights: u64,
     pub gradients: u64,
     /// AdamW's two moment tensors.
@@ -848,14 +1022,43 @@ pub struct MemoryEstimate {
 /// Per token and layer, a BERT layer keeps about 10·hidden + 2·intermediate floats (Q, K, V,
 /// context, attention output, two layer norms and residuals, the FFN input and GELU output)
 /// plus 3·heads·len for the attention scores, probabilities and dropout mask.
-pub fn estimate_memory(cfg: &crate::config::BertConfig, parameters: usize, batch: usize, max_len: usize) -> MemoryEstimate {
+/// Gradients and AdamW state are only kept for the `trainable` parameters.
+pub fn estimate_memory(cfg: &crate::config::BertConfig, parameters: usize, trainable: usize, batch: usize, max_len: usize) -> MemoryEstimate {
     let (h, i, heads, layers) = (cfg.hidden_size as u64, cfg.intermediate_size as u64, cfg.num_attention_heads as u64, cfg.num_hidden_layers as u64);
     let tokens = (batch * max_len) as u64;
     let per_token = layers * (10 * h + 2 * i + 3 * heads * max_len as u64) + 4 * h;
-    let p = parameters as u64;
-    let (weights, gradients, optimizer) = (4 * p, 4 * p, 8 * p);
+    let (p, t) = (parameters as u64, trainable as u64);
+    let (weights, gradients, optimizer) = (4 * p, 4 * t, 8 * t);
     let activations = 4 * tokens * per_token;
-    MemoryEstimate { parameters, weights, gradients, optimizer, activations, total: weights + gradients + optimizer + activations }
+    MemoryEstimate { parameters, trainable, weights, gradients, optimizer, activations, total: weights + gradients + optimizer + activations }
+}
+
+/// (all parameters, trainable parameters) of a `num_labels` classifier under the recipe's
+/// strategy, from the config alone (before any model is built). With gradual unfreezing, the
+/// most that will train.
+pub fn planned_parameters(cfg: &crate::config::BertConfig, r: &Recipe, num_labels: usize) -> (usize, usize) {
+    let (h, i, l) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers);
+    let embeddings = (cfg.vocab_size + cfg.max_position_embeddings + cfg.type_vocab_size) * h + 2 * h;
+    let layer = 4 * (h * h + h) + 2 * (2 * h) + (h * i + i) + (i * h + h);
+    let head = (h * h + h) + (h * num_labels + num_labels);
+    let base = embeddings + l * layer + head;
+    match r.strategy {
+        Strategy::Full => (base, base - if r.freeze_embeddings { embeddings } else { 0 }),
+        Strategy::Head => (base, head),
+        Strategy::Top => (base, head + r.top_layers.min(l) * layer),
+        Strategy::Lora => {
+            let per_layer: usize = r
+                .lora_targets
+                .iter()
+                .map(|t| match t {
+                    LoraTarget::Intermediate => r.lora_rank * (h + i),
+                    LoraTarget::Output => r.lora_rank * (i + h),
+                    _ => r.lora_rank * 2 * h,
+                })
+                .sum();
+            (base + l * per_layer, head + l * per_layer)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

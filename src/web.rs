@@ -132,13 +132,16 @@ pub fn check_data(text_column: &str, label_column: &str, max_len: usize) -> Resu
     })
 }
 
-/// Training-memory estimate for the loaded model at `batch × max_len`.
+/// Training-memory estimate for the loaded model at `batch × max_len`, for what the (partial)
+/// recipe's strategy trains.
 #[wasm_bindgen(js_name = estimateMemory)]
-pub fn estimate_memory(batch_size: usize, max_len: usize) -> Result<JsValue, JsError> {
+pub fn estimate_memory(batch_size: usize, max_len: usize, recipe: JsValue, num_labels: usize) -> Result<JsValue, JsError> {
+    let recipe: Recipe = serde_wasm_bindgen::from_value(recipe).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
     STATE.with(|s| {
         let s = s.borrow();
         let c = s.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
-        let est = crate::train::estimate_memory(&c.config, c.summary().parameters, batch_size, max_len);
+        let (all, trainable) = crate::train::planned_parameters(&c.config, &recipe, num_labels.max(2));
+        let est = crate::train::estimate_memory(&c.config, all, trainable, batch_size, max_len);
         to_js(&est)
     })
 }
@@ -286,12 +289,13 @@ mod serde_bytes_as_uint8array {
 }
 
 /// The fine-tuned model as HF folder files `[{name, bytes}]`.
+/// `base_name` is the base model's name for a LoRA run's PEFT `adapter_config.json`.
 #[wasm_bindgen(js_name = exportModel)]
-pub async fn export_model() -> Result<JsValue, JsError> {
+pub async fn export_model(base_name: String) -> Result<JsValue, JsError> {
     let session = take_session()?;
     let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
     let result = match &ckpt {
-        Some(c) => session.export(c).await,
+        Some(c) => session.export(c, &base_name).await,
         None => Err(Error::Other("load a model first".into())),
     };
     STATE.with(|s| s.borrow_mut().checkpoint = ckpt);

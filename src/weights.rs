@@ -301,9 +301,37 @@ fn classifier_entries(model: &SequenceClassifier) -> (Vec<(String, Tensor<2>, La
 }
 
 /// Serialises the classifier to HF `model.safetensors` bytes, reading each parameter
-/// asynchronously (safe on WebGPU in the browser).
+/// asynchronously (safe on WebGPU in the browser). LoRA adapters are merged (`W + s·A·B`).
 pub async fn export_classifier_safetensors(model: &SequenceClassifier) -> Result<Vec<u8>> {
     let (mats, vecs) = classifier_entries(model);
+    serialize_entries(mats, vecs).await
+}
+
+/// A PEFT `adapter_model.safetensors`: every LoRA factor under PEFT's name
+/// (`base_model.model.bert.encoder.layer.N.<module>.lora_A.weight` `[rank, in]`, `lora_B`
+/// `[out, rank]`; burn keeps `A [in, rank]`, `B [rank, out]`, the transposes) and the trained head
+/// as `modules_to_save` (`base_model.model.classifier.*`, `base_model.model.bert.pooler.dense.*`).
+pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[crate::train::LoraTarget]) -> Result<Vec<u8>> {
+    let mut m = Vec::new();
+    let mut v = Vec::new();
+    for (i, layer) in model.bert.layers.iter().enumerate() {
+        for t in targets {
+            let name = format!("base_model.model.bert.encoder.layer.{i}.{}", t.hf_name());
+            let ad = t
+                .linear(layer)
+                .weight
+                .adapter()
+                .ok_or_else(|| Error::Other(format!("{name} has no LoRA adapter: was the model trained with LoRA?")))?;
+            m.push((format!("{name}.lora_A.weight"), ad.a.val(), Layout::Transposed));
+            m.push((format!("{name}.lora_B.weight"), ad.b.val(), Layout::Transposed));
+        }
+    }
+    linear_entries(&mut m, &mut v, "base_model.model.bert.pooler.dense", &model.bert.pooler);
+    linear_entries(&mut m, &mut v, "base_model.model.classifier", &model.classifier);
+    serialize_entries(m, v).await
+}
+
+async fn serialize_entries(mats: Vec<(String, Tensor<2>, Layout)>, vecs: Vec<(String, Tensor<1>)>) -> Result<Vec<u8>> {
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(mats.len() + vecs.len());
     for (name, t, layout) in mats {
         let [r, c] = t.dims();

@@ -94,8 +94,9 @@ enum Command {
         /// Also evaluate every N steps (0: only at each epoch end)
         #[arg(long)]
         eval_every: Option<usize>,
-        /// What trains: full (everything), head (pooler + classifier), top (head + --top-layers)
-        #[arg(long, value_parser = ["full", "head", "top"])]
+        /// What trains: full (everything), head (pooler + classifier), top (head + --top-layers),
+        /// lora (low-rank adapters + head; pretrained weights frozen)
+        #[arg(long, value_parser = ["full", "head", "top", "lora"])]
         strategy: Option<String>,
         /// Encoder layers (from the top) that train with --strategy top
         #[arg(long)]
@@ -122,6 +123,21 @@ enum Command {
         early_stopping_patience: Option<usize>,
         #[arg(long, value_parser = ["accuracy", "macro_f1", "loss"])]
         early_stopping_metric: Option<String>,
+        /// LoRA rank (--strategy lora)
+        #[arg(long)]
+        lora_rank: Option<usize>,
+        /// LoRA alpha: the adapter update is scaled by alpha / rank
+        #[arg(long)]
+        lora_alpha: Option<f64>,
+        /// Dropout on the LoRA adapters' input
+        #[arg(long)]
+        lora_dropout: Option<f64>,
+        /// Linear layers that get adapters, comma-separated
+        #[arg(long, value_delimiter = ',', value_parser = ["query", "key", "value", "attention_output", "intermediate", "output"])]
+        lora_targets: Option<Vec<String>>,
+        /// Clip the global gradient norm to this value (0: no clipping)
+        #[arg(long)]
+        max_grad_norm: Option<f64>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -269,7 +285,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train {
             model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
             eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
-            layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, out, device: d,
+            layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
+            lora_dropout, lora_targets, max_grad_norm, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -299,6 +316,11 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = grad_accum { r.grad_accum = v; }
             if let Some(v) = early_stopping_patience { r.early_stopping_patience = v; }
             if let Some(v) = early_stopping_metric { r.early_stopping_metric = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
+            if let Some(v) = lora_rank { r.lora_rank = v; }
+            if let Some(v) = lora_alpha { r.lora_alpha = v; }
+            if let Some(v) = lora_dropout { r.lora_dropout = v; }
+            if let Some(v) = lora_targets { r.lora_targets = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
+            if let Some(v) = max_grad_norm { r.max_grad_norm = v; }
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -348,8 +370,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?.0) };
             std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
-            for (name, bytes) in pollster::block_on(session.export(&ckpt))? {
-                std::fs::write(out.join(&name), bytes).map_err(|e| Error::Io(format!("cannot write {name}: {e}")))?;
+            for (name, bytes) in pollster::block_on(session.export(&ckpt, &model.display().to_string()))? {
+                let path = out.join(&name);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                std::fs::write(&path, bytes).map_err(|e| Error::Io(format!("cannot write {name}: {e}")))?;
             }
             let metrics = json!({
                 "accuracy": final_eval.as_ref().map(|m| m.accuracy),

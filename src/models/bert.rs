@@ -72,6 +72,9 @@ pub struct BertLayer {
     pub output: Linear,
     pub output_norm: LayerNorm,
     pub dropout: Dropout,
+    /// PEFT's `lora_dropout` on the input of every LoRA-adapted linear (probability 0 without
+    /// LoRA; see `lora_linear`).
+    pub lora_dropout: Dropout,
 }
 
 #[derive(Module, Debug)]
@@ -132,6 +135,7 @@ impl BertModel {
                 output: src.linear(&format!("{p}.output.dense"), cfg.intermediate_size, h, device)?,
                 output_norm: layer_norm(src, &format!("{p}.output.LayerNorm"), h, eps, device)?,
                 dropout: hidden_dropout.clone(),
+                lora_dropout: DropoutConfig::new(0.0).init(),
             });
         }
         let pooler = src.linear("pooler.dense", h, h, device)?;
@@ -168,24 +172,40 @@ impl BertModel {
 
 impl BertLayer {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
-        let a = self.attention.forward(x.clone(), mask); // [batch, seq, hidden]
-        let a = self.dropout.forward(self.attention_output.forward(a));
+        let d = &self.lora_dropout;
+        let a = self.attention.forward(x.clone(), mask, d); // [batch, seq, hidden]
+        let a = self.dropout.forward(lora_linear(&self.attention_output, a, d));
         let x = self.attention_norm.forward(a + x);
-        let f = gelu(self.intermediate.forward(x.clone())); // [batch, seq, intermediate]
-        let f = self.dropout.forward(self.output.forward(f)); // [batch, seq, hidden]
+        let f = gelu(lora_linear(&self.intermediate, x.clone(), d)); // [batch, seq, intermediate]
+        let f = self.dropout.forward(lora_linear(&self.output, f, d)); // [batch, seq, hidden]
         self.output_norm.forward(f + x)
     }
 }
 
+/// `linear(x)`. With a LoRA adapter (burn's `Module::apply_lora`) attached to the weight, burn
+/// computes `x·(W + s·A·B)`; PEFT applies its `lora_dropout` to the adapter's input only,
+/// `x·W + s·dropout(x)·A·B`, so while training with dropout this adds `s·(dropout(x) − x)·A·B`.
+fn lora_linear(l: &Linear, x: Tensor<3>, dropout: &Dropout) -> Tensor<3> {
+    let y = l.forward(x.clone());
+    let Some(ad) = l.weight.adapter() else { return y };
+    if dropout.prob == 0.0 || !dropout.training.is_enabled() || !x.device().is_autodiff() {
+        return y;
+    }
+    let dx = dropout.forward(x.clone()) - x; // [batch, seq, in]
+    let a: Tensor<3> = ad.a.val().unsqueeze(); // [1, in, rank]
+    let b: Tensor<3> = ad.b.val().unsqueeze(); // [1, rank, out]
+    y + dx.matmul(a).matmul(b).mul_scalar(ad.scale)
+}
+
 impl BertSelfAttention {
-    fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4>, lora_dropout: &Dropout) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let heads = self.num_heads;
         let head_dim = hidden / heads;
         let split = |t: Tensor<3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2); // [batch, heads, seq, head_dim]
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let q = split(lora_linear(&self.query, x.clone(), lora_dropout));
+        let k = split(lora_linear(&self.key, x.clone(), lora_dropout));
+        let v = split(lora_linear(&self.value, x, lora_dropout));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f32).sqrt()); // [batch, heads, seq, seq]
         let probs = self.dropout.forward(softmax(scores + mask, 3));
         probs

@@ -9,7 +9,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use burnish::data::Example;
 use burnish::models::bert::SequenceClassifier;
-use burnish::train::{Recipe, Schedule, Strategy, TrainSession, cosine_schedule, constant_schedule, layer_groups};
+use burnish::train::{LoraTarget, Recipe, Schedule, Strategy, TrainSession, constant_schedule, cosine_schedule, layer_groups, param_ids, planned_parameters};
 use burnish::weights::read_f32;
 
 use super::common::*;
@@ -223,4 +223,125 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     assert_eq!((stop.stopped_at, stop.best_step), (3, 1));
     assert_eq!(values(&model(&s)), after_first, "the best (step 1) weights are restored");
     assert!(s.step < s.total_steps);
+}
+
+fn adapter_ids(m: &SequenceClassifier, targets: &[LoraTarget]) -> Vec<ParamId> {
+    let mut ids = Vec::new();
+    for layer in &m.bert.layers {
+        for t in targets {
+            let ad = t.linear(layer).weight.adapter().expect("adapter attached");
+            ids.extend([ad.a.id, ad.b.id]);
+        }
+    }
+    ids
+}
+
+fn safetensors_f32(bytes: &[u8], name: &str) -> (Vec<usize>, Vec<f32>) {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let t = st.tensor(name).unwrap_or_else(|_| panic!("{name} missing"));
+    (t.shape().to_vec(), t.data().chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+#[test]
+fn lora_trains_only_adapters_and_head_and_exports_merged_and_peft() {
+    let targets = vec![LoraTarget::Query, LoraTarget::Value, LoraTarget::Output];
+    let r = Recipe { strategy: Strategy::Lora, lora_rank: 4, lora_alpha: 8.0, lora_dropout: 0.1, lora_targets: targets.clone(), ..recipe() };
+    let mut s = session(r.clone());
+    let before = model(&s);
+    // B starts at zero: the adapted model computes exactly what the base model does.
+    let mut ckpt = tiny();
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    let (base, _) = burnish::train::build_classifier(&ckpt, &labels, r.seed, &Device::flex()).unwrap();
+    let rows = vec![ckpt.tokenizer.encode("the film was good", 16).unwrap()];
+    let input = burnish::models::bert::BertInput::from_rows(&rows, ckpt.tokenizer.pad_id, &Device::flex());
+    let (y0, y1) = (pollster::block_on(read_f32(base.forward(&input))).unwrap(), pollster::block_on(read_f32(before.forward(&input))).unwrap());
+    assert_eq!(y0, y1);
+
+    // Trainable: the head plus r·(in + out) per adapted linear, in each of the 2 layers.
+    let (h, i) = (ckpt.config.hidden_size, ckpt.config.intermediate_size);
+    let head = h * h + h + 2 * h + 2;
+    let adapters = 2 * 4 * ((h + h) + (h + h) + (i + h));
+    let t = s.trainable();
+    assert_eq!(t.trainable_parameters, head + adapters);
+    assert_eq!(planned_parameters(&ckpt.config, &r, 2), (t.total_parameters, t.trainable_parameters));
+
+    steps(&mut s, 3);
+    let after = model(&s);
+    let (a, b) = (values(&before), values(&after));
+    let lora = adapter_ids(&before, &targets);
+    assert_eq!(lora, adapter_ids(&after, &targets), "adapter ids are stable");
+    let mut head_ids = param_ids(&before.classifier);
+    head_ids.extend(param_ids(&before.bert.pooler));
+    for (id, x) in &a {
+        let moved = x != &b[id];
+        if lora.contains(id) || head_ids.contains(id) {
+            assert!(moved, "a trainable tensor did not move");
+        } else {
+            assert!(!moved, "a frozen pretrained tensor changed");
+        }
+    }
+
+    // The merged export is base + (alpha/rank)·A·B, in HF's [out, in] layout.
+    let files: HashMap<String, Vec<u8>> = pollster::block_on(s.export(&ckpt, "tiny-bert")).unwrap().into_iter().collect();
+    let scale = 8.0 / 4.0;
+    for (li, layer) in before.bert.layers.iter().enumerate() {
+        for t in &targets {
+            let lin = t.linear(layer);
+            let w0 = pollster::block_on(read_f32(lin.weight.base())).unwrap(); // [in, out]
+            let [d_in, d_out] = lin.weight.base().dims();
+            let ad = t.linear(&after.bert.layers[li]).weight.adapter().unwrap().clone();
+            let (av, bv) = (pollster::block_on(read_f32(ad.a.val())).unwrap(), pollster::block_on(read_f32(ad.b.val())).unwrap());
+            let name = format!("bert.encoder.layer.{li}.{}", t.hf_name());
+            let (shape, merged) = safetensors_f32(&files["model.safetensors"], &format!("{name}.weight"));
+            assert_eq!(shape, vec![d_out, d_in]);
+            let mut worst = 0f32;
+            for o in 0..d_out {
+                for k in 0..d_in {
+                    let delta: f32 = (0..4).map(|j| av[k * 4 + j] * bv[j * d_out + o]).sum::<f32>() * scale;
+                    worst = worst.max((merged[o * d_in + k] - (w0[k * d_out + o] + delta)).abs());
+                }
+            }
+            assert!(worst < 1e-5, "{name}: merged differs from base + scale·A·B by {worst}");
+            // The PEFT tensors are the factors, transposed to PEFT's layout.
+            let (sa, pa) = safetensors_f32(&files["peft/adapter_model.safetensors"], &format!("base_model.model.{name}.lora_A.weight"));
+            let (sb, pb) = safetensors_f32(&files["peft/adapter_model.safetensors"], &format!("base_model.model.{name}.lora_B.weight"));
+            assert_eq!((sa, sb), (vec![4, d_in], vec![d_out, 4]));
+            assert_eq!(pa[3 * d_in + 1], av[4 + 3]);
+            assert_eq!(pb[2 * 4 + 1], bv[d_out + 2]);
+            assert!(pb.iter().any(|&x| x != 0.0), "B was trained");
+        }
+    }
+    let st = safetensors::SafeTensors::deserialize(&files["peft/adapter_model.safetensors"]).unwrap();
+    assert_eq!(st.len(), 2 * 3 * 2 + 4, "12 factors + pooler and classifier weight/bias");
+    let cfg: serde_json::Value = serde_json::from_slice(&files["peft/adapter_config.json"]).unwrap();
+    assert_eq!(cfg["r"], 4);
+    assert_eq!(cfg["target_modules"], r".*\.layer\.\d+\.(attention\.self\.query|attention\.self\.value|output\.dense)");
+}
+
+#[test]
+fn planned_parameter_counts_match_the_built_model() {
+    let cases = [
+        Recipe { strategy: Strategy::Head, ..recipe() },
+        Recipe { strategy: Strategy::Top, top_layers: 1, ..recipe() },
+        Recipe { freeze_embeddings: true, ..recipe() },
+        recipe(),
+        Recipe { strategy: Strategy::Lora, lora_targets: LoraTarget::ALL.to_vec(), ..recipe() },
+    ];
+    let cfg = tiny().config;
+    for r in cases {
+        let t = session(r.clone()).trainable();
+        assert_eq!(planned_parameters(&cfg, &r, 2), (t.total_parameters, t.trainable_parameters), "{:?}", r.strategy);
+    }
+}
+
+#[test]
+fn lora_recipe_errors_are_specific() {
+    let mut ckpt = tiny();
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    let mut err = |r: Recipe| TrainSession::new(&mut ckpt, &data(8, 0), &[], labels.clone(), r, &Device::flex()).err().unwrap().to_string();
+    let lora = Recipe { strategy: Strategy::Lora, ..recipe() };
+    assert!(err(Recipe { lora_rank: 0, ..lora.clone() }).contains("LoRA rank must be between 1 and 256 (got 0)"));
+    assert!(err(Recipe { lora_targets: vec![], ..lora.clone() }).contains("LoRA needs at least one target module"));
+    assert!(err(Recipe { gradual_unfreeze: true, ..lora.clone() }).contains("gradual unfreezing does not apply to LoRA"));
+    assert!(err(Recipe { lora_dropout: 1.0, ..lora }).contains("LoRA dropout must be in [0, 1)"));
 }

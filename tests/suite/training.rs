@@ -75,7 +75,7 @@ fn training_is_deterministic_on_cpu() {
 fn export_then_reload_gives_the_same_logits() {
     let s = run(Recipe { epochs: 1, ..recipe() });
     let ckpt = tiny();
-    let files = pollster::block_on(s.export(&ckpt)).unwrap();
+    let files = pollster::block_on(s.export(&ckpt, "tiny-bert")).unwrap();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     for want in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "model.safetensors"] {
         assert!(names.contains(&want), "missing {want} in {names:?}");
@@ -206,14 +206,14 @@ fn periodic_evaluation_scores_every_n_steps_and_at_epoch_ends() {
 fn memory_estimate_adds_up_and_scales_with_the_batch() {
     let ckpt = tiny();
     let p = ckpt.summary().parameters;
-    let a = estimate_memory(&ckpt.config, p, 8, 32);
-    let b = estimate_memory(&ckpt.config, p, 16, 32);
+    let a = estimate_memory(&ckpt.config, p, p, 8, 32);
+    let b = estimate_memory(&ckpt.config, p, p, 16, 32);
     assert_eq!(a.weights, 4 * p as u64);
     assert_eq!(a.optimizer, 2 * a.weights);
     assert_eq!(a.total, a.weights + a.gradients + a.optimizer + a.activations);
     assert_eq!(b.activations, 2 * a.activations);
     assert_eq!(b.weights, a.weights);
     // Attention scores grow with the square of the length: doubling it more than doubles them.
-    let c = estimate_memory(&ckpt.config, p, 8, 64);
+    let c = estimate_memory(&ckpt.config, p, p, 8, 64);
     assert!(c.activations > 2 * a.activations);
 }
