@@ -749,6 +749,10 @@ impl TrainSession {
 
     /// What trains right now.
     pub fn trainable(&self) -> TrainableState {
+        self.trainable_in(self.model.as_ref())
+    }
+
+    fn trainable_in(&self, model: Option<&SequenceClassifier>) -> TrainableState {
         let n = self.trainable_groups.min(self.groups.len());
         let emb = self.groups.len() - 1;
         let mut training: Vec<String> = self.groups[..n]
@@ -764,7 +768,7 @@ impl TrainSession {
         TrainableState {
             step: self.step,
             training,
-            trainable_parameters: self.model.as_ref().map(count_trainable).unwrap_or(0),
+            trainable_parameters: model.map(count_trainable).unwrap_or(0),
             total_parameters: self.groups.iter().map(|g| g.0.parameters).sum(),
         }
     }
@@ -822,7 +826,7 @@ impl TrainSession {
         if wanted != self.trainable_groups {
             model = set_trainable(model, wanted, self.recipe.freeze_embeddings);
             self.trainable_groups = wanted;
-            unfrozen = Some(self.trainable());
+            unfrozen = Some(self.trainable_in(Some(&model)));
         }
         // Each micro-batch's mean loss weighted by its share of the examples: the accumulated
         // gradient is the gradient of the mean loss over all of them, as with one big batch.

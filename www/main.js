@@ -38,7 +38,6 @@ const state = (window.burnishState = {
 });
 let modelKey = null; // which source the loaded model came from
 let dataGeneration = 0; // only the newest inspection is rendered
-let loadedRecipeExtras = {}; // recipe fields the form does not show (kept for download)
 let exportUrl = null;
 
 // ---------------------------------------------------------------- language
@@ -559,9 +558,15 @@ async function updateMemory() {
   const batch = Math.round(Number($('batch-size').value));
   const len = Math.round(Number($('max-len').value));
   if (!(batch >= 1 && len >= 1)) return;
-  state.memory = await request(IN.ESTIMATE_MEMORY, { batchSize: batch, maxLen: len });
-  state.memory.batch = batch;
-  state.memory.len = len;
+  // What the chosen strategy trains decides the gradients' and AdamW's share.
+  const num = (id, fallback) => (Number.isFinite(Number($(id).value)) && $(id).value !== '' ? Number($(id).value) : fallback);
+  const recipe = {
+    strategy: $('strategy').value, top_layers: Math.max(0, Math.round(num('top-layers', 2))), freeze_embeddings: $('freeze-embeddings').checked,
+    lora_rank: Math.max(1, Math.round(num('lora-rank', 8))), lora_targets: loraTargetBoxes().filter((b) => b.checked).map((b) => b.value),
+  };
+  const numLabels = state.checks?.label_counts?.length ?? 2;
+  state.memory = await request(IN.ESTIMATE_MEMORY, { batchSize: batch, maxLen: len, recipe, numLabels });
+  Object.assign(state.memory, { batch, len, recipe });
   renderMemory();
 }
 
@@ -571,6 +576,7 @@ function renderMemory() {
   $('memory-estimate').textContent = t('model.memory', {
     batch: m.batch, len: m.len, total: bytes(m.total), weights: bytes(m.weights), gradients: bytes(m.gradients),
     optimizer: bytes(m.optimizer), activations: bytes(m.activations),
+    trainable: m.trainable.toLocaleString('en-US'), parameters: m.parameters.toLocaleString('en-US'),
   });
 }
 
@@ -593,10 +599,24 @@ const RECIPE_FIELDS = {
   layer_lr_decay: { id: 'layer-lr-decay', gt: 0, max: 1 },
   grad_accum: { id: 'grad-accum', int: true, min: 1, max: 1024, name: 'Gradient accumulation' },
   early_stopping_patience: { id: 'early-stopping-patience', int: true, min: 0, name: 'Early stopping patience' },
+  max_grad_norm: { id: 'max-grad-norm', min: 0 },
+  lora_rank: { id: 'lora-rank', int: true, min: 1, max: 256 },
+  lora_alpha: { id: 'lora-alpha', gt: 0 },
+  lora_dropout: { id: 'lora-dropout', min: 0, lt: 1 },
 };
+const LORA_TARGETS = ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'];
+const loraTargetBoxes = () => [...document.querySelectorAll('input[name="lora-target"]')];
 const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric' }; // <select>s
 const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
-const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'max_grad_norm', 'text_column', 'label_column'];
+const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'text_column', 'label_column'];
+
+/** LoRA's own fields show only with the LoRA strategy. */
+function showStrategyFields() {
+  const lora = $('strategy').value === 'lora';
+  for (const el of document.querySelectorAll('[data-lora]')) el.hidden = !lora;
+}
+$('strategy').addEventListener('change', showStrategyFields);
+showStrategyFields();
 
 function fieldError(id) {
   let el = $(`err-${id}`);
@@ -612,6 +632,7 @@ function fieldError(id) {
 }
 
 function clearFieldErrors() {
+  $('err-lora-targets')?.setAttribute('hidden', '');
   for (const { id } of Object.values(RECIPE_FIELDS)) {
     $(id).removeAttribute('aria-invalid');
     const el = $(`err-${id}`);
@@ -647,7 +668,11 @@ function readRecipe() {
   }
   for (const [key, id] of Object.entries(RECIPE_CHOICES)) recipe[key] = $(id).value;
   for (const [key, id] of Object.entries(RECIPE_FLAGS)) recipe[key] = $(id).checked;
-  if (loadedRecipeExtras.max_grad_norm !== undefined) recipe.max_grad_norm = loadedRecipeExtras.max_grad_norm;
+  recipe.lora_targets = loraTargetBoxes().filter((b) => b.checked).map((b) => b.value);
+  if (recipe.strategy === 'lora' && !recipe.lora_targets.length) {
+    loraTargetBoxes()[0].focus();
+    failWith('field:lora-targets', 'Choose at least one layer for the LoRA adapters (query and value is the usual choice).');
+  }
   if ($('text-column').value) recipe.text_column = $('text-column').value;
   if ($('label-column').value) recipe.label_column = $('label-column').value;
   return recipe;
@@ -679,11 +704,17 @@ function applyRecipeText(text, source) {
   for (const key of Object.keys(RECIPE_FLAGS)) {
     if (recipe[key] !== undefined && typeof recipe[key] !== 'boolean') failWith('recipe', `${source}: "${key}" must be true or false (got ${JSON.stringify(recipe[key])}).`);
   }
+  const targets = recipe.lora_targets;
+  if (targets !== undefined && (!Array.isArray(targets) || targets.some((x) => !LORA_TARGETS.includes(x)))) {
+    failWith('recipe', `${source}: "lora_targets" must be a list of ${LORA_TARGETS.join(', ')} (got ${JSON.stringify(targets)}).`);
+  }
   for (const [key, spec] of Object.entries(RECIPE_FIELDS)) if (recipe[key] !== undefined) $(spec.id).value = String(recipe[key]);
   for (const [key, id] of Object.entries(RECIPE_CHOICES)) if (recipe[key] !== undefined) $(id).value = recipe[key];
   for (const [key, id] of Object.entries(RECIPE_FLAGS)) if (recipe[key] !== undefined) $(id).checked = recipe[key];
+  if (targets) for (const box of loraTargetBoxes()) box.checked = targets.includes(box.value);
+  showStrategyFields();
+  updateMemory().catch((err) => showError(err, 'model'));
   if (recipe.task) $('task').value = recipe.task;
-  loadedRecipeExtras = recipe.max_grad_norm !== undefined ? { max_grad_norm: recipe.max_grad_norm } : {};
   for (const [key, id] of [['text_column', 'text-column'], ['label_column', 'label-column']]) {
     if (recipe[key] === undefined) continue;
     const select = $(id);
@@ -717,8 +748,8 @@ $('recipe-file').addEventListener('change', guarded('recipe', async () => {
   }
 }));
 let memoryTimer = null;
-for (const id of ['batch-size', 'max-len']) {
-  $(id).addEventListener('input', () => {
+for (const id of ['batch-size', 'max-len', 'strategy', 'top-layers', 'freeze-embeddings', 'lora-rank', 'lora-targets']) {
+  $(id).addEventListener(id === 'strategy' || id === 'lora-targets' || id === 'freeze-embeddings' ? 'change' : 'input', () => {
     clearTimeout(memoryTimer);
     memoryTimer = setTimeout(guarded('model', async () => {
       await updateMemory();
@@ -783,9 +814,11 @@ function renderTrainable(summary, trainable) {
   });
   // What the strategy allows, and when gradual unfreezing reaches each group.
   const layers = groups.length - 2;
-  const max = r.strategy === 'head' ? 1 : r.strategy === 'top' ? 1 + Math.min(r.top_layers, layers) : layers + 2;
+  const lora = r.strategy === 'lora';
+  const max = r.strategy === 'head' || lora ? 1 : r.strategy === 'top' ? 1 + Math.min(r.top_layers, layers) : layers + 2;
   const perEpoch = Math.max(1, Math.round(summary.total_steps / r.epochs));
   const from = (depth) => {
+    if (lora && depth >= 1 && depth <= layers) return 'step 1 (LoRA adapters only)';
     if (depth >= max || (depth === groups.length - 1 && r.freeze_embeddings)) return 'frozen';
     if (!r.gradual_unfreeze || depth === 0) return 'step 1';
     const step = depth * (r.unfreeze_every > 0 ? r.unfreeze_every : perEpoch) + 1;
@@ -796,7 +829,7 @@ function renderTrainable(summary, trainable) {
     ['layer group', 'parameters', 'LR factor', 'peak LR', 'trains from', 'training now'],
     groups.map((g, depth) => [
       { th: g.name }, g.parameters.toLocaleString('en-US'), g.lr_factor.toFixed(3), sci(r.lr * g.lr_factor), from(depth),
-      trainable.training.includes(g.name) ? 'yes' : 'no',
+      trainable.training.includes(g.name) ? 'yes' : lora && depth >= 1 && depth <= layers ? 'adapters' : 'no',
     ]),
   );
   $('trainable-details').hidden = false;
@@ -1020,7 +1053,7 @@ $('export').addEventListener('click', guarded('export', async () => {
   $('export').disabled = true;
   $('export-status').textContent = '…';
   try {
-    const files = await request(IN.EXPORT);
+    const files = await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
     const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-finetuned`;
     const entries = {};
     for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];

@@ -140,9 +140,9 @@ const handlers = {
     return exclusive(() => m.checkData(textColumn, labelColumn ?? '', maxLen));
   },
 
-  async [IN.ESTIMATE_MEMORY]({ batchSize, maxLen }) {
+  async [IN.ESTIMATE_MEMORY]({ batchSize, maxLen, recipe, numLabels }) {
     const m = await wasm();
-    return exclusive(() => m.estimateMemory(batchSize, maxLen));
+    return exclusive(() => m.estimateMemory(batchSize, maxLen, recipe, numLabels));
   },
 
   async [IN.EVALUATE_ONLY](recipe) {
@@ -193,9 +193,9 @@ const handlers = {
     return exclusive(() => m.predict(text));
   },
 
-  async [IN.EXPORT]() {
+  async [IN.EXPORT]({ baseName } = {}) {
     const m = await wasm();
-    return exclusive(() => m.exportModel());
+    return exclusive(() => m.exportModel(baseName ?? 'base-model'));
   },
 };
 

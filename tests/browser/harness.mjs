@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 // Shared set-up for the browser tests: launches Debian's Chromium through playwright-core,
 // serves www/ with scripts/serve.mjs, and records console errors, page errors and any
 // request that leaves the test server. Tests differ only in Chromium flags and expectations.
@@ -120,4 +121,20 @@ export async function download(page, selector, dir) {
   const file = path.join(dir, dl.suggestedFilename());
   await dl.saveAs(file);
   return file;
+}
+
+/** Parses a safetensors file: the header's tensor names, dtypes and shapes, checked against the size. */
+export function safetensorsHeader(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  let end = 0;
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    assert.equal(t.dtype, 'F32', `${name} dtype`);
+    assert.equal(t.data_offsets[1] - t.data_offsets[0], 4 * t.shape.reduce((a, b) => a * b, 1), `${name} size`);
+    end = Math.max(end, t.data_offsets[1]);
+  }
+  assert.equal(8 + n + end, bytes.length, 'safetensors data length');
+  return header;
 }

@@ -5,12 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, TINY, download, openPage, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY, download, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+
+const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
 /** The quirky studio CSV with its real label column chosen. */
 async function loadStudioData(page) {
@@ -97,6 +99,78 @@ test('gradient accumulation and early stopping with the best weights kept', { ti
     assert.equal(state.metrics.accuracy, state.evals[0].accuracy);
     assert.match(await page.textContent('#progress'), /step 3\/15 .* \d+(\.\d)? examples\/s/);
     assert.deepEqual(problems.consoleErrors, []);
+  } finally {
+    await session.close();
+  }
+});
+
+test('LoRA: adapters on chosen layers, estimate = what trains, merged + PEFT export that peft loads', { timeout: 150_000 }, async (t) => {
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, problems } = session;
+  try {
+    await loadStudioData(page);
+    assert.equal(await page.isVisible('#lora-rank'), false, 'LoRA fields hidden for other strategies');
+    await page.selectOption('#strategy', 'lora');
+    const fields = { epochs: '2', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'lora-rank': '4', 'lora-alpha': '8', 'lora-dropout': '0.1' };
+    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+    await page.click('#load-model');
+    await waitForState(page, (s) => s.model !== null && s.memory !== null, 30_000);
+    await page.check('input[name="lora-target"][value="output"]');
+
+    // The estimate's trainable count (from the config) is what the built model trains.
+    const estimate = await waitForState(page, (s) => s.memory?.recipe?.strategy === 'lora' && s.memory.recipe.lora_targets.join() === 'query,value,output', 20_000);
+    await page.click('#start');
+    const state = await waitForState(page, (s) => s.done, 120_000);
+    assert.deepEqual(state.errors, []);
+    const trained = state.trainableHistory[0];
+    assert.equal(trained.trainable_parameters, estimate.memory.trainable);
+    assert.equal(trained.total_parameters, estimate.memory.parameters);
+    assert.match(await page.textContent('#memory-estimate'), new RegExp(`${trained.trainable_parameters.toLocaleString('en-US')} of [\\d,]+ parameters train`));
+    assert.match(trained.training.at(-1), /LoRA adapters \(rank 4\) on attention\.self\.query, attention\.self\.value, output\.dense/);
+    const rows = await page.$$eval('#layer-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.deepEqual(rows.map((r) => r[4]), ['step 1', 'step 1 (LoRA adapters only)', 'step 1 (LoRA adapters only)', 'frozen']);
+    assert.deepEqual(rows.map((r) => r[5]), ['yes', 'adapters', 'adapters', 'no']);
+
+    // The export holds the merged HF folder and the PEFT adapter folder.
+    const zipPath = await download(page, '#export', path.join(ARTIFACTS, 'lora'));
+    const entries = unzipSync(new Uint8Array(await readFile(zipPath)));
+    const folder = Object.keys(entries)[0].split('/')[0];
+    const file = (name) => entries[`${folder}/${name}`] ?? assert.fail(`${name} missing from the export`);
+    const peftConfig = JSON.parse(new TextDecoder().decode(file('peft/adapter_config.json')));
+    assert.deepEqual([peftConfig.peft_type, peftConfig.task_type, peftConfig.r, peftConfig.lora_alpha, peftConfig.base_model_name_or_path], ['LORA', 'SEQ_CLS', 4, 8, 'tiny-bert']);
+    const names = Object.keys(safetensorsHeader(file('peft/adapter_model.safetensors'))).filter((n) => n !== '__metadata__');
+    assert.equal(names.filter((n) => /^base_model\.model\.bert\.encoder\.layer\.[01]\.(attention\.self\.(query|value)|output\.dense)\.lora_[AB]\.weight$/.test(n)).length, 12);
+    assert.equal(names.length, 16);
+    safetensorsHeader(file('model.safetensors'));
+    const dir = path.join(ARTIFACTS, 'lora', 'unzipped');
+    await rm(dir, { recursive: true, force: true });
+    for (const [name, bytes] of Object.entries(entries)) {
+      if (name.endsWith('/')) continue;
+      await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+      await writeFile(path.join(dir, name), bytes);
+    }
+    const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+    // Where peft is installed: it loads the page's adapter on the base model with Burnish's logits.
+    const peft = await promisify(execFile)('python3', ['-c', 'import peft']).then(() => true, () => false);
+    if (peft) {
+      const out = await promisify(execFile)('python3', [path.join(REPO, 'scripts', 'verify_peft.py'), '--export', path.join(dir, folder), '--base', TINY, '--burnish', bin]);
+      assert.match(out.stdout, /PASS/);
+    } else {
+      t.diagnostic('peft not installed: skipped loading the adapter with peft');
+    }
+    // The recipe runs LoRA in the CLI with the same trainable parameters.
+    const recipeFile = await download(page, '#recipe-download', path.join(ARTIFACTS, 'lora'));
+    const recipe = JSON.parse(await readFile(recipeFile, 'utf8'));
+    assert.deepEqual([recipe.strategy, recipe.lora_rank, recipe.lora_targets], ['lora', 4, ['query', 'value', 'output']]);
+    const cli = await promisify(execFile)(bin, ['train', '--model', TINY, '--train', DATA('studio-train.csv'), '--recipe', recipeFile, '--out', path.join(ARTIFACTS, 'lora', 'cli')]);
+    assert.equal(JSON.parse(cli.stdout).trainable.trainable_parameters, trained.trainable_parameters);
+    await session.screenshotOf('#recipe-section', 'lora-recipe');
+    // No target at all is refused next to the targets.
+    for (const v of ['query', 'value', 'output']) await page.uncheck(`input[name="lora-target"][value="${v}"]`);
+    await page.click('#start');
+    assert.match(await page.textContent('#err-lora-targets'), /Choose at least one layer for the LoRA adapters/);
+    assert.deepEqual(problems.consoleErrors, []);
+    assert.deepEqual(problems.pageErrors, []);
   } finally {
     await session.close();
   }

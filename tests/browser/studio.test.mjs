@@ -12,27 +12,11 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, TINY_FILES, WEBGPU_ARGS, download, openPage, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY_FILES, WEBGPU_ARGS, download, openPage, safetensorsHeader, waitForState } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const json = (bytes) => JSON.parse(new TextDecoder().decode(bytes));
-
-/** Parses a safetensors file: the header's tensor names, dtypes and shapes, checked against the size. */
-function safetensorsHeader(bytes) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  let end = 0;
-  for (const [name, t] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    assert.equal(t.dtype, 'F32', `${name} dtype`);
-    assert.equal(t.data_offsets[1] - t.data_offsets[0], 4 * t.shape.reduce((a, b) => a * b, 1), `${name} size`);
-    end = Math.max(end, t.data_offsets[1]);
-  }
-  assert.equal(8 + n + end, bytes.length, 'safetensors data length');
-  return header;
-}
 
 async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutMs, continueTraining = false, t }) {
   const session = await openPage({ args, query });
