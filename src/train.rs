@@ -486,7 +486,7 @@ pub struct StepReport {
     pub early_stop: Option<EarlyStop>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub step: usize,
@@ -642,6 +642,92 @@ pub struct TrainSession {
     best: Option<(f64, usize, SequenceClassifier)>,
     evals_without_gain: usize,
     pub early_stop: Option<EarlyStop>,
+    /// Epoch shuffles drawn from `rng` so far (a resumed run replays them to restore the RNG).
+    shuffles: usize,
+}
+
+/// Everything of a run besides tensors, as stored in a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct RunState {
+    format: u32,
+    recipe: Recipe,
+    labels: Vec<String>,
+    train_fingerprint: u64,
+    train_count: usize,
+    step: usize,
+    epoch: usize,
+    order: Vec<usize>,
+    cursor: usize,
+    shuffles: usize,
+    /// Floats that steer the run are stored as their bits (JSON text may round the last digit).
+    epoch_loss_sum: u64,
+    epoch_loss_count: usize,
+    history: Vec<EpochRecord>,
+    losses: Vec<u64>,
+    train_seconds: f64,
+    examples_seen: usize,
+    tokens_seen: usize,
+    trainable_groups: usize,
+    evals_without_gain: usize,
+    best: Option<(u64, usize)>,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"BURNCKP1";
+
+/// FNV-1a over the tokenized training set: a resumed run must see the same data.
+fn fingerprint(examples: &[Encoded]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    };
+    for e in examples {
+        eat(e.label as u64);
+        eat(e.ids.len() as u64);
+        for &id in &e.ids {
+            eat(id as u64);
+        }
+    }
+    h
+}
+
+/// Length-prefixed parts: magic, then (u64 length, bytes) for each part.
+fn pack(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = CHECKPOINT_MAGIC.to_vec();
+    for p in parts {
+        out.extend((p.len() as u64).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn unpack(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    let bad = || Error::Other("this is not a Burnish training checkpoint (or it is cut short)".into());
+    if bytes.len() < 8 || &bytes[..8] != CHECKPOINT_MAGIC {
+        return Err(bad());
+    }
+    let mut parts = Vec::new();
+    let mut at = 8;
+    while at < bytes.len() {
+        let len = u64::from_le_bytes(bytes.get(at..at + 8).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+        at += 8;
+        parts.push(bytes.get(at..at.checked_add(len).ok_or_else(bad)?).ok_or_else(bad)?);
+        at += len;
+    }
+    Ok(parts)
+}
+
+fn module_bytes(m: &SequenceClassifier) -> Result<Vec<u8>> {
+    let b = m.clone().into_record().into_bytes().map_err(|e| Error::Other(format!("saving the weights: {e:?}")))?;
+    Ok(b.to_vec())
+}
+
+fn load_module(m: SequenceClassifier, bytes: &[u8]) -> Result<SequenceClassifier> {
+    let rec = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Other(format!("the checkpoint's weights cannot be read: {e:?}")))?;
+    m.try_load_record(rec).map_err(|e| Error::Other(format!("the checkpoint's weights do not fit this model: {e:?}")))
 }
 
 /// What trains at a point of the run (for the page and the CLI).
@@ -705,6 +791,7 @@ impl TrainSession {
             best: None,
             evals_without_gain: 0,
             early_stop: None,
+            shuffles: 0,
         })
         .map(|mut s| {
             let n = s.wanted_groups();
@@ -807,6 +894,7 @@ impl TrainSession {
         if self.cursor >= self.order.len() {
             self.order = (0..self.train.len()).collect();
             self.order.shuffle(&mut self.rng);
+            self.shuffles += 1;
             self.cursor = 0;
         }
         // Up to `grad_accum` micro-batches, never across the end of the epoch.
@@ -819,6 +907,8 @@ impl TrainSession {
         let n: usize = batches.iter().map(|b| b.len()).sum();
         let tokens: usize = batches.iter().flatten().map(|&i| self.train[i].ids.len()).sum();
 
+        // Dropout's random masks come from a per-step seed, so a resumed run draws the same ones.
+        self.device.seed(self.recipe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(self.step as u64));
         let lr = self.recipe.schedule.lr(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
         let mut model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
         let wanted = self.wanted_groups();
@@ -952,6 +1042,109 @@ impl TrainSession {
             }
         }
         Ok(out)
+    }
+
+    /// A checkpoint of the whole run: weights (burn record, LoRA adapters included), AdamW's
+    /// state, the schedule position, data order and cursor, the shuffling RNG (as the number of
+    /// shuffles drawn), losses and history, and early stopping's best weights. Resuming from it
+    /// continues the same run (bit for bit on the CPU backend).
+    ///
+    /// burn writes records with synchronous tensor reads: call it on the CPU backend only in
+    /// the browser (native backends may block).
+    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+        let state = RunState {
+            format: 1,
+            recipe: self.recipe.clone(),
+            labels: self.labels.clone(),
+            train_fingerprint: fingerprint(&self.train),
+            train_count: self.train.len(),
+            step: self.step,
+            epoch: self.epoch,
+            order: self.order.clone(),
+            cursor: self.cursor,
+            shuffles: self.shuffles,
+            epoch_loss_sum: self.epoch_loss_sum.to_bits(),
+            epoch_loss_count: self.epoch_loss_count,
+            history: self.history.clone(),
+            losses: self.losses.iter().map(|l| l.to_bits()).collect(),
+            train_seconds: self.train_seconds,
+            examples_seen: self.examples_seen,
+            tokens_seen: self.tokens_seen,
+            trainable_groups: self.trainable_groups,
+            evals_without_gain: self.evals_without_gain,
+            best: self.best.as_ref().map(|b| (b.0.to_bits(), b.1)),
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?;
+        let model = module_bytes(self.model()?)?;
+        let optim = self.optim.into_bytes().map_err(|e| Error::Other(format!("saving the optimizer state: {e:?}")))?.to_vec();
+        let best = match &self.best {
+            Some(b) => module_bytes(&b.2)?,
+            None => Vec::new(),
+        };
+        Ok(pack(&[&json, &model, &optim, &best]))
+    }
+
+    /// The recipe and labels stored in a checkpoint (to prepare the data for `resume`).
+    pub fn checkpoint_recipe(bytes: &[u8]) -> Result<(Recipe, Vec<String>, usize)> {
+        let parts = unpack(bytes)?;
+        let state: RunState = serde_json::from_slice(parts.first().copied().unwrap_or_default())
+            .map_err(|e| Error::Other(format!("the checkpoint's run state cannot be read: {e}")))?;
+        Ok((state.recipe, state.labels, state.step))
+    }
+
+    /// Continues a run from `checkpoint` on the same training and evaluation data.
+    pub fn resume(ckpt: &mut Checkpoint, train: &[Example], eval: &[Example], checkpoint: &[u8], device: &Device) -> Result<Self> {
+        let parts = unpack(checkpoint)?;
+        if parts.len() != 4 {
+            return Err(Error::Other("this training checkpoint is incomplete".into()));
+        }
+        let state: RunState =
+            serde_json::from_slice(parts[0]).map_err(|e| Error::Other(format!("the checkpoint's run state cannot be read: {e}")))?;
+        if state.format != 1 {
+            return Err(Error::Other(format!("checkpoint format {} is not supported by this version", state.format)));
+        }
+        let mut s = TrainSession::new(ckpt, train, eval, state.labels.clone(), state.recipe.clone(), device)?;
+        if s.train.len() != state.train_count || fingerprint(&s.train) != state.train_fingerprint {
+            return Err(Error::data(format!(
+                "the training data is not the data this checkpoint was trained on ({} rows now, {} then): resume needs the same file, columns and split",
+                s.train.len(),
+                state.train_count
+            )));
+        }
+        let model = s.model.take().ok_or_else(|| Error::Other("no model".into()))?;
+        let model = load_module(model, parts[1])?;
+        s.model = Some(if s.recipe.strategy == Strategy::Lora { model } else { set_trainable(model, state.trainable_groups, s.recipe.freeze_embeddings) });
+        // The record restored the saved parameter ids (AdamW's state is keyed by them).
+        s.groups = layer_groups(s.model()?, s.recipe.layer_lr_decay);
+        s.optim = s
+            .optim
+            .clone()
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(parts[2].to_vec()))
+            .map_err(|e| Error::Other(format!("the checkpoint's optimizer state cannot be read: {e:?}")))?;
+        if let Some((value, step)) = state.best {
+            let m = load_module(s.model()?.clone(), parts[3])?;
+            s.best = Some((f64::from_bits(value), step, m));
+        }
+        s.rng = StdRng::seed_from_u64(s.recipe.seed);
+        for _ in 0..state.shuffles {
+            let mut v: Vec<usize> = (0..s.train.len()).collect();
+            v.shuffle(&mut s.rng);
+        }
+        s.shuffles = state.shuffles;
+        s.step = state.step;
+        s.epoch = state.epoch;
+        s.order = state.order;
+        s.cursor = state.cursor;
+        s.epoch_loss_sum = f64::from_bits(state.epoch_loss_sum);
+        s.epoch_loss_count = state.epoch_loss_count;
+        s.history = state.history;
+        s.losses = state.losses.into_iter().map(f64::from_bits).collect();
+        s.train_seconds = state.train_seconds;
+        s.examples_seen = state.examples_seen;
+        s.tokens_seen = state.tokens_seen;
+        s.trainable_groups = state.trainable_groups;
+        s.evals_without_gain = state.evals_without_gain;
+        Ok(s)
     }
 
     /// HF folder files of the current model: config, tokenizer files, safetensors (LoRA merged

@@ -138,6 +138,18 @@ enum Command {
         /// Clip the global gradient norm to this value (0: no clipping)
         #[arg(long)]
         max_grad_norm: Option<f64>,
+        /// Save a training checkpoint (weights, optimizer, schedule, data order, RNG) to this file
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Steps between checkpoints (and one at the end)
+        #[arg(long, default_value_t = 50)]
+        checkpoint_every: usize,
+        /// Continue the run saved in this checkpoint (its recipe is used; give the same data)
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Stop after this many steps in this invocation (then checkpoint and export)
+        #[arg(long)]
+        stop_after: Option<usize>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -286,7 +298,7 @@ fn run(cli: Cli) -> Result<()> {
             model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
             eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
-            lora_dropout, lora_targets, max_grad_norm, out, device: d,
+            lora_dropout, lora_targets, max_grad_norm, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -321,6 +333,16 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = lora_dropout { r.lora_dropout = v; }
             if let Some(v) = lora_targets { r.lora_targets = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
             if let Some(v) = max_grad_norm { r.max_grad_norm = v; }
+            let resume_bytes = match &resume {
+                Some(p) => {
+                    let b = read(p)?;
+                    let (saved, _, step) = TrainSession::checkpoint_recipe(&b).map_err(|e| Error::Other(format!("{}: {e}", p.display())))?;
+                    eprintln!("resuming {} after step {step} with its recipe", p.display());
+                    r = saved;
+                    Some(b)
+                }
+                None => None,
+            };
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -335,15 +357,32 @@ fn run(cli: Cli) -> Result<()> {
             };
             eprintln!("{} training and {} evaluation examples; labels: {}", train_ex.len(), eval_ex.len(), labels.join(", "));
             let (dev, info) = device(&d);
-            let mut session = TrainSession::new(&mut ckpt, &train_ex, &eval_ex, labels.clone(), r.clone(), &dev)?;
+            let mut session = match &resume_bytes {
+                Some(b) => TrainSession::resume(&mut ckpt, &train_ex, &eval_ex, b, &dev)?,
+                None => TrainSession::new(&mut ckpt, &train_ex, &eval_ex, labels.clone(), r.clone(), &dev)?,
+            };
+            let save = |session: &TrainSession| -> Result<()> {
+                if let Some(p) = &checkpoint {
+                    // Written next to the target, then renamed: a crash never leaves half a file.
+                    let tmp = p.with_extension("partial");
+                    std::fs::write(&tmp, session.checkpoint()?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
+                    std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
+                }
+                Ok(())
+            };
+            let mut ran = 0usize;
             if !session.load_report.initialized.is_empty() {
                 eprintln!("initialised (not in the checkpoint): {}", session.load_report.initialized.join(", "));
             }
             let t = session.trainable();
             eprintln!("training {} of {} parameters: {}", t.trainable_parameters, t.total_parameters, t.training.join(", "));
             let every = (session.total_steps / 20).max(1);
-            while !session.is_done() {
+            while !session.is_done() && stop_after.is_none_or(|n| ran < n) {
                 let rep = pollster::block_on(session.step())?;
+                ran += 1;
+                if checkpoint_every > 0 && rep.step % checkpoint_every == 0 {
+                    save(&session)?;
+                }
                 if rep.step % every == 0 || rep.done {
                     eprintln!(
                         "step {}/{} epoch {} loss {:.4} lr {:.2e} {:.1} ex/s",
@@ -367,6 +406,10 @@ fn run(cli: Cli) -> Result<()> {
                 } else if let Some(m) = &rep.eval {
                     eprintln!("step {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.step, m.loss, m.accuracy, m.macro_f1);
                 }
+            }
+            save(&session)?;
+            if !session.is_done() {
+                eprintln!("stopped after step {} of {}; continue with --resume", session.step, session.total_steps);
             }
             let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?.0) };
             std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;

@@ -7,5 +7,6 @@ mod common;
 
 mod data_parsing;
 mod fidelity;
+mod resume;
 mod strategies;
 mod training;
