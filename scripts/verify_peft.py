@@ -22,17 +22,8 @@ import os
 import subprocess
 import sys
 
-TEXTS = [
-    "This movie was absolutely wonderful, I loved every minute of it.",
-    "The plot was boring and the acting was terrible.",
-    "It was fine.",
-    "Despite a slow start, the story builds to a moving and beautiful ending.",
-]
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    return 1
+# The same sentences and failure report as the merged-export check (same folder, on sys.path).
+from verify_export import DEFAULT_TEXTS as TEXTS, fail  # noqa: E402
 
 
 def main():
