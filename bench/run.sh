@@ -2,6 +2,8 @@
 # Benchmarks recorded in BENCHMARKS.md. Needs torch + transformers (pip) for the PyTorch side.
 #   bash bench/run.sh speed     # burnish bench vs bench/torch_bench.py, same machine, same threads
 #   bash bench/run.sh quality   # MiniLM on the rotten-tomatoes split, burnish vs bench/quality_torch.py
+#   bash bench/run.sh compare   # every strategy preset on MiniLM: rotten tomatoes and SpamAssassin
+#                               # (tables -> bench/results/compare-*/comparison.md, docs/strategies.md)
 # Results land in bench/results/*.json. Run on an idle machine: the figures are wall-clock.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -38,5 +40,14 @@ b = json.load(open("bench/results/quality_burnish.json")); t = json.load(open("b
 print(f"accuracy burnish {b['accuracy']:.4f}, pytorch {t['accuracy']:.4f}, difference {100*(b['accuracy']-t['accuracy']):+.2f} points")
 PY
     ;;
-  *) echo "usage: bench/run.sh speed|quality" >&2; exit 2 ;;
+  compare)
+    python3 bench/spam_data.py
+    # The same budget for every strategy: 800 training rows per dataset (seeded, stratified), 2 epochs.
+    RAYON_NUM_THREADS="$THREADS" "$BIN" compare --model "$MODEL" --train www/assets/data/rt-train.csv --eval www/assets/data/rt-test.csv \
+      --epochs 2 --batch-size 16 --max-len 64 --max-train 800 --title "Rotten tomatoes (sentence sentiment)" --out bench/results/compare-rt >/dev/null
+    RAYON_NUM_THREADS="$THREADS" "$BIN" compare --model "$MODEL" --train www/assets/data/spam-train.csv --eval www/assets/data/spam-test.csv \
+      --epochs 2 --batch-size 16 --max-len 128 --max-train 800 --title "SpamAssassin (ham / spam emails)" --out bench/results/compare-spam >/dev/null
+    cat bench/results/compare-rt/comparison.md bench/results/compare-spam/comparison.md
+    ;;
+  *) echo "usage: bench/run.sh speed|quality|compare" >&2; exit 2 ;;
 esac

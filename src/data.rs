@@ -432,3 +432,62 @@ pub fn check_data(
         eval,
     })
 }
+
+/// One training file of a data mixture.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub examples: Vec<Example>,
+}
+
+/// Training sources, the eval set and the label vocabulary of a run.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    pub sources: Vec<Source>,
+    pub eval: Vec<Example>,
+    pub labels: Vec<String>,
+    /// Rows skipped (empty text or label) over every training file.
+    pub skipped: usize,
+}
+
+impl TrainingData {
+    pub fn train_count(&self) -> usize {
+        self.sources.iter().map(|s| s.examples.len()).sum()
+    }
+}
+
+/// Picks the columns of every training table (they must all have them), builds one label
+/// vocabulary over all of them and the eval set: the eval table when given, else a seeded
+/// stratified share of each training file.
+pub fn training_data(train: &[&Table], eval: Option<&Table>, text_col: &str, label_col: &str, eval_fraction: f64, seed: u64) -> Result<TrainingData> {
+    if train.is_empty() {
+        return Err(Error::data("choose a training file first"));
+    }
+    let mut labeled = Vec::with_capacity(train.len());
+    let mut skipped = 0;
+    for t in train {
+        let d = labeled_examples(t, text_col, label_col)?;
+        skipped += d.skipped_empty_text + d.skipped_empty_label;
+        labeled.push((t.name.clone(), d.examples));
+    }
+    let all: Vec<Example> = labeled.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
+    let name = if train.len() == 1 { train[0].name.clone() } else { "the training files".to_string() };
+    let labels = label_vocab(&all, &name, label_col)?;
+    let (sources, eval) = match eval {
+        Some(t) => {
+            let eval = labeled_examples(t, text_col, label_col)?.examples;
+            (labeled.into_iter().map(|(name, examples)| Source { name, examples }).collect(), eval)
+        }
+        None => {
+            let mut eval = Vec::new();
+            let mut sources = Vec::new();
+            for (name, examples) in labeled {
+                let (tr, ev) = stratified_split(&examples, eval_fraction, seed);
+                eval.extend(ev);
+                sources.push(Source { name, examples: tr });
+            }
+            (sources, eval)
+        }
+    };
+    Ok(TrainingData { sources, eval, labels, skipped })
+}

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::checkpoint::Checkpoint;
-use crate::data::Example;
+use crate::data::{Example, Source};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, classification_metrics};
 use crate::models::bert::{BertInput, BertLayer, SequenceClassifier};
@@ -72,6 +72,12 @@ pub struct Recipe {
     pub lora_alpha: f64,
     pub lora_dropout: f64,
     pub lora_targets: Vec<LoraTarget>,
+    /// Data mixing over several training files: one weight per file (empty: sample by size,
+    /// tempered by `mix_temperature`). Probabilities are the weights over their sum.
+    pub mix_weights: Vec<f64>,
+    /// Without weights, file `i` is drawn with probability ∝ rows_i^(1/T): 1 keeps the natural
+    /// proportions, larger values move towards uniform (up-sampling small files).
+    pub mix_temperature: f64,
 }
 
 /// Linear layers of a BERT encoder layer that LoRA can adapt (HF module names in the docs).
@@ -213,6 +219,8 @@ impl Default for Recipe {
             lora_alpha: 16.0,
             lora_dropout: 0.1,
             lora_targets: vec![LoraTarget::Query, LoraTarget::Value],
+            mix_weights: Vec::new(),
+            mix_temperature: 1.0,
         }
     }
 }
@@ -273,6 +281,15 @@ impl Recipe {
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return bad(format!("max grad norm must be ≥ 0 (got {})", self.max_grad_norm));
         }
+        if !(self.mix_temperature.is_finite() && self.mix_temperature > 0.0 && self.mix_temperature <= 100.0) {
+            return bad(format!("mixing temperature must be in (0, 100] (got {})", self.mix_temperature));
+        }
+        if let Some(w) = self.mix_weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+            return bad(format!("mixing weights must be numbers ≥ 0 (got {w})"));
+        }
+        if !self.mix_weights.is_empty() && self.mix_weights.iter().sum::<f64>() <= 0.0 {
+            return bad("at least one mixing weight must be above 0".into());
+        }
         Ok(())
     }
 }
@@ -313,6 +330,112 @@ impl Schedule {
 
 /// Layer groups from the top: 0 is the head (pooler + classifier), 1 the last encoder layer,
 /// …, `layers` the first, `layers + 1` the embeddings.
+/// A named fine-tuning strategy for comparisons (the CLI's `compare`, the page's side-by-side
+/// view): what it changes in a base recipe and the learning rate it is usually run at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preset {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub lr: f64,
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset { name: "full", about: "full fine-tuning: every weight trains", lr: 5e-5 },
+    Preset { name: "head", about: "head only: the encoder is frozen, pooler + classifier train", lr: 1e-3 },
+    Preset { name: "top2", about: "top 2 encoder layers + head train", lr: 1e-4 },
+    Preset { name: "gradual", about: "gradual unfreezing: head first, one more layer group from the top at even intervals over the first half", lr: 1e-4 },
+    Preset { name: "discriminative", about: "full fine-tuning with layer-wise rates: lr × 0.8^(depth below the head)", lr: 1e-4 },
+    Preset { name: "lora", about: "LoRA rank 8, alpha 16 on query and value + head; pretrained weights frozen", lr: 5e-4 },
+];
+
+/// `base` with preset `name` applied (its strategy fields and, unless `keep_lr`, its learning
+/// rate). `total_steps` and `layers` place gradual unfreezing's steps.
+pub fn preset_recipe(name: &str, base: &Recipe, keep_lr: bool, total_steps: usize, layers: usize) -> Result<Recipe> {
+    let p = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+        Error::Recipe(format!("unknown strategy preset \"{name}\" (known: {})", PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")))
+    })?;
+    let mut r = Recipe {
+        strategy: Strategy::Full,
+        gradual_unfreeze: false,
+        unfreeze_every: 0,
+        layer_lr_decay: 1.0,
+        freeze_embeddings: false,
+        ..base.clone()
+    };
+    if !keep_lr {
+        r.lr = p.lr;
+    }
+    match name {
+        "head" => r.strategy = Strategy::Head,
+        "top2" => {
+            r.strategy = Strategy::Top;
+            r.top_layers = 2;
+        }
+        "gradual" => {
+            r.gradual_unfreeze = true;
+            // Every group (layers + embeddings) unfrozen by half-way.
+            r.unfreeze_every = (total_steps / (2 * (layers + 1))).max(1);
+        }
+        "discriminative" => r.layer_lr_decay = 0.8,
+        "lora" => {
+            r.strategy = Strategy::Lora;
+            r.lora_rank = 8;
+            r.lora_alpha = 16.0;
+            r.lora_targets = vec![LoraTarget::Query, LoraTarget::Value];
+        }
+        _ => {}
+    }
+    Ok(r)
+}
+
+/// Optimizer steps a recipe takes over `rows` training rows.
+pub fn planned_steps(r: &Recipe, rows: usize) -> usize {
+    rows.div_ceil(r.batch_size.max(1)).div_ceil(r.grad_accum.max(1)) * r.epochs
+}
+
+/// One training file's place in a data mixture.
+#[derive(Debug, Clone, Serialize)]
+pub struct MixShare {
+    pub name: String,
+    pub rows: usize,
+    /// Chance that a training example is drawn from this file.
+    pub probability: f64,
+    /// Examples drawn from it per epoch (an epoch is as many examples as all files hold).
+    pub per_epoch: f64,
+    /// How many times each of its rows is seen per epoch (< 1: down-sampled).
+    pub passes: f64,
+}
+
+/// The mixture a recipe gives to training files of `(name, rows)`.
+pub fn mixture(files: &[(String, usize)], r: &Recipe) -> Result<Vec<MixShare>> {
+    let total: usize = files.iter().map(|f| f.1).sum();
+    let raw: Vec<f64> = if r.mix_weights.is_empty() {
+        files.iter().map(|f| (f.1 as f64).powf(1.0 / r.mix_temperature)).collect()
+    } else if r.mix_weights.len() != files.len() {
+        return Err(Error::Recipe(format!(
+            "{} mixing weights for {} training files: give one weight per file, in order ({})",
+            r.mix_weights.len(),
+            files.len(),
+            files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    } else {
+        r.mix_weights.clone()
+    };
+    let sum: f64 = raw.iter().sum();
+    if sum <= 0.0 {
+        return Err(Error::Recipe("at least one mixing weight must be above 0".into()));
+    }
+    Ok(files
+        .iter()
+        .zip(raw)
+        .map(|((name, rows), w)| {
+            let probability = w / sum;
+            let per_epoch = probability * total as f64;
+            MixShare { name: name.clone(), rows: *rows, probability, per_epoch, passes: if *rows > 0 { per_epoch / *rows as f64 } else { 0.0 } }
+        })
+        .collect())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerGroup {
     pub name: String,
@@ -484,6 +607,9 @@ pub struct StepReport {
     pub unfrozen: Option<TrainableState>,
     /// Set when early stopping ended the run (or restored the best weights at its end).
     pub early_stop: Option<EarlyStop>,
+    /// Data mixing: examples taken from each training file so far (empty with one file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drawn: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -644,6 +770,13 @@ pub struct TrainSession {
     pub early_stop: Option<EarlyStop>,
     /// Epoch shuffles drawn from `rng` so far (a resumed run replays them to restore the RNG).
     shuffles: usize,
+    /// Data mixing: each training file's rows in `train`, the chance of drawing from it, how
+    /// many of its rows were taken so far (its own shuffled stream), and the examples each file
+    /// gave to optimizer steps.
+    sources: Vec<(String, std::ops::Range<usize>)>,
+    mix: Vec<MixShare>,
+    source_pos: Vec<usize>,
+    pub drawn: Vec<usize>,
 }
 
 /// Everything of a run besides tensors, as stored in a checkpoint.
@@ -670,6 +803,12 @@ struct RunState {
     trainable_groups: usize,
     evals_without_gain: usize,
     best: Option<(u64, usize)>,
+    #[serde(default)]
+    source_rows: Vec<usize>,
+    #[serde(default)]
+    source_pos: Vec<usize>,
+    #[serde(default)]
+    drawn: Vec<usize>,
 }
 
 const CHECKPOINT_MAGIC: &[u8; 8] = b"BURNCKP1";
@@ -743,8 +882,29 @@ pub struct TrainableState {
 impl TrainSession {
     /// `device` is the plain device (WebGPU or CPU); training runs on its autodiff decorator.
     pub fn new(ckpt: &mut Checkpoint, train: &[Example], eval: &[Example], labels: Vec<String>, recipe: Recipe, device: &Device) -> Result<Self> {
+        let source = Source { name: "the training data".into(), examples: train.to_vec() };
+        Self::with_sources(ckpt, std::slice::from_ref(&source), eval, labels, recipe, device)
+    }
+
+    /// A run over several training files mixed as the recipe says (`mix_weights`,
+    /// `mix_temperature`); with one file it is the plain shuffled-epoch loop.
+    pub fn with_sources(ckpt: &mut Checkpoint, sources: &[Source], eval: &[Example], labels: Vec<String>, recipe: Recipe, device: &Device) -> Result<Self> {
         recipe.validate(ckpt.config.max_position_embeddings)?;
-        let train_enc = encode_examples(ckpt, train, &labels, recipe.max_len, "the training data")?;
+        let mut train_enc = Vec::new();
+        let mut ranges = Vec::new();
+        for src in sources {
+            let start = train_enc.len();
+            let what = if sources.len() == 1 { src.name.clone() } else { format!("training file {}", src.name) };
+            train_enc.extend(encode_examples(ckpt, &src.examples, &labels, recipe.max_len, &what)?);
+            if sources.len() > 1 && train_enc.len() == start {
+                return Err(Error::data(format!("training file {} has no usable rows", src.name)));
+            }
+            ranges.push((src.name.clone(), start..train_enc.len()));
+        }
+        if sources.len() == 1 && !recipe.mix_weights.is_empty() && recipe.mix_weights != [1.0] {
+            return Err(Error::Recipe("mixing weights need two or more training files (only one was given)".into()));
+        }
+        let mix = mixture(&ranges.iter().map(|(n, r)| (n.clone(), r.len())).collect::<Vec<_>>(), &recipe)?;
         let eval_enc = encode_examples(ckpt, eval, &labels, recipe.max_len, "the evaluation data")?;
         if train_enc.is_empty() {
             return Err(Error::data("no training examples"));
@@ -757,8 +917,7 @@ impl TrainSession {
             .with_weight_decay(recipe.weight_decay as f32)
             .with_epsilon(1e-8)
             .init();
-        let per_epoch = train_enc.len().div_ceil(recipe.batch_size).div_ceil(recipe.grad_accum.max(1));
-        let total_steps = per_epoch * recipe.epochs;
+        let total_steps = planned_steps(&recipe, train_enc.len());
         let warmup_steps = (total_steps as f64 * recipe.warmup_ratio).ceil() as usize;
         Ok(TrainSession {
             model: Some(model),
@@ -792,6 +951,10 @@ impl TrainSession {
             evals_without_gain: 0,
             early_stop: None,
             shuffles: 0,
+            source_pos: vec![0; ranges.len()],
+            drawn: vec![0; ranges.len()],
+            sources: ranges,
+            mix,
         })
         .map(|mut s| {
             let n = s.wanted_groups();
@@ -892,8 +1055,12 @@ impl TrainSession {
             self.started = Some(t0);
         }
         if self.cursor >= self.order.len() {
-            self.order = (0..self.train.len()).collect();
-            self.order.shuffle(&mut self.rng);
+            if self.sources.len() > 1 {
+                self.order = self.mixed_order();
+            } else {
+                self.order = (0..self.train.len()).collect();
+                self.order.shuffle(&mut self.rng);
+            }
             self.shuffles += 1;
             self.cursor = 0;
         }
@@ -905,11 +1072,16 @@ impl TrainSession {
             self.cursor = end;
         }
         let n: usize = batches.iter().map(|b| b.len()).sum();
+        for &i in batches.iter().flatten() {
+            if let Some(k) = self.sources.iter().position(|(_, r)| r.contains(&i)) {
+                self.drawn[k] += 1;
+            }
+        }
         let tokens: usize = batches.iter().flatten().map(|&i| self.train[i].ids.len()).sum();
 
         // Dropout's random masks come from a per-step seed, so a resumed run draws the same ones.
         self.device.seed(self.recipe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(self.step as u64));
-        let lr = self.recipe.schedule.lr(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
+        let lr = self.lr_at(self.step);
         let mut model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
         let wanted = self.wanted_groups();
         let mut unfrozen = None;
@@ -1028,7 +1200,55 @@ impl TrainSession {
             eval,
             unfrozen,
             early_stop,
+            drawn: if self.sources.len() > 1 { self.drawn.clone() } else { Vec::new() },
         })
+    }
+
+    /// An epoch's example order for a mixture: each of its `train.len()` slots picks a file
+    /// with the mixture's probabilities and takes that file's next row from its own stream
+    /// (the file's rows reshuffled on every pass). Everything is seeded by the recipe's seed,
+    /// the epoch and the file, so a resumed run rebuilds the same order.
+    fn mixed_order(&mut self) -> Vec<usize> {
+        let seed = self.recipe.seed;
+        let mix = |a: u64, b: u64| seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let mut rng = StdRng::seed_from_u64(mix(0x6d69_7865 + self.shuffles as u64, 0));
+        let cumulative: Vec<f64> = self
+            .mix
+            .iter()
+            .scan(0.0, |acc, m| {
+                *acc += m.probability;
+                Some(*acc)
+            })
+            .collect();
+        let mut perms: std::collections::HashMap<(usize, usize), Vec<usize>> = std::collections::HashMap::new();
+        (0..self.train.len())
+            .map(|_| {
+                let u: f64 = rand::Rng::random(&mut rng);
+                let k = cumulative.iter().position(|&c| u < c).unwrap_or_else(|| {
+                    // Rounding left `u` above the last sum: the last file with a share.
+                    self.mix.iter().rposition(|m| m.probability > 0.0).unwrap_or(0)
+                });
+                let range = &self.sources[k].1;
+                let (n, pos) = (range.len(), self.source_pos[k]);
+                self.source_pos[k] += 1;
+                let perm = perms.entry((k, pos / n)).or_insert_with(|| {
+                    let mut p: Vec<usize> = (0..n).collect();
+                    p.shuffle(&mut StdRng::seed_from_u64(mix(k as u64 + 1, (pos / n) as u64 + 1)));
+                    p
+                });
+                range.start + perm[pos % n]
+            })
+            .collect()
+    }
+
+    /// The learning rate of optimizer step `step` (0-based), before layer-wise factors.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        self.recipe.schedule.lr(self.recipe.lr, step, self.warmup_steps, self.total_steps)
+    }
+
+    /// The data mixture (one entry per training file; a single file has probability 1).
+    pub fn mixture(&self) -> &[MixShare] {
+        &self.mix
     }
 
     /// Runs steps until `budget_ms` has passed (at least one step), returning their reports.
@@ -1073,6 +1293,9 @@ impl TrainSession {
             trainable_groups: self.trainable_groups,
             evals_without_gain: self.evals_without_gain,
             best: self.best.as_ref().map(|b| (b.0.to_bits(), b.1)),
+            source_rows: self.sources.iter().map(|s| s.1.len()).collect(),
+            source_pos: self.source_pos.clone(),
+            drawn: self.drawn.clone(),
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?;
         let model = module_bytes(self.model()?)?;
@@ -1094,6 +1317,12 @@ impl TrainSession {
 
     /// Continues a run from `checkpoint` on the same training and evaluation data.
     pub fn resume(ckpt: &mut Checkpoint, train: &[Example], eval: &[Example], checkpoint: &[u8], device: &Device) -> Result<Self> {
+        let source = Source { name: "the training data".into(), examples: train.to_vec() };
+        Self::resume_sources(ckpt, std::slice::from_ref(&source), eval, checkpoint, device)
+    }
+
+    /// `resume` for a run over several training files (the same files, in the same order).
+    pub fn resume_sources(ckpt: &mut Checkpoint, sources: &[Source], eval: &[Example], checkpoint: &[u8], device: &Device) -> Result<Self> {
         let parts = unpack(checkpoint)?;
         if parts.len() != 4 {
             return Err(Error::Other("this training checkpoint is incomplete".into()));
@@ -1103,8 +1332,10 @@ impl TrainSession {
         if state.format != 1 {
             return Err(Error::Other(format!("checkpoint format {} is not supported by this version", state.format)));
         }
-        let mut s = TrainSession::new(ckpt, train, eval, state.labels.clone(), state.recipe.clone(), device)?;
-        if s.train.len() != state.train_count || fingerprint(&s.train) != state.train_fingerprint {
+        let mut s = TrainSession::with_sources(ckpt, sources, eval, state.labels.clone(), state.recipe.clone(), device)?;
+        let rows: Vec<usize> = s.sources.iter().map(|x| x.1.len()).collect();
+        let same_files = state.source_rows.is_empty() && rows.len() == 1 || state.source_rows == rows;
+        if s.train.len() != state.train_count || fingerprint(&s.train) != state.train_fingerprint || !same_files {
             return Err(Error::data(format!(
                 "the training data is not the data this checkpoint was trained on ({} rows now, {} then): resume needs the same file, columns and split",
                 s.train.len(),
@@ -1144,6 +1375,10 @@ impl TrainSession {
         s.tokens_seen = state.tokens_seen;
         s.trainable_groups = state.trainable_groups;
         s.evals_without_gain = state.evals_without_gain;
+        if !state.source_pos.is_empty() {
+            s.source_pos = state.source_pos;
+            s.drawn = state.drawn;
+        }
         Ok(s)
     }
 

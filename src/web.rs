@@ -20,8 +20,12 @@ struct State {
     device: Option<(Device, BackendInfo)>,
     checkpoint: Option<Checkpoint>,
     train_table: Option<Table>,
+    /// More training files mixed with the first one (data mixing).
+    extra_tables: Vec<Table>,
     eval_table: Option<Table>,
     session: Option<TrainSession>,
+    /// The side-by-side comparison: one session per strategy preset, trained in turns.
+    compare: Vec<(String, TrainSession)>,
     /// Texts of the eval examples, in session order (for the per-example table).
     eval_texts: Vec<(String, String)>,
 }
@@ -108,6 +112,70 @@ pub fn inspect_eval_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsErr
     inspect(bytes, file_name, true)
 }
 
+/// Adds another training file to the mixture (same columns as the first); returns its
+/// inspection like `inspectData`.
+#[wasm_bindgen(js_name = addTrainSource)]
+pub fn add_train_source(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
+    let table = data::parse_table(bytes, file_name).map_err(js_err)?;
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.train_table.is_none() {
+            return Err(JsError::new("choose the main training file first, then add more files to mix with it"));
+        }
+        if s.train_table.iter().chain(&s.extra_tables).any(|t| t.name == table.name) {
+            return Err(JsError::new(&format!("{} is already one of the training files", table.name)));
+        }
+        let out = to_js(&Inspection {
+            name: &table.name,
+            format: table.format,
+            columns: &table.columns,
+            preview: table.rows.iter().take(8).cloned().collect(),
+            row_count: table.rows.len(),
+        })?;
+        s.extra_tables.push(table);
+        Ok(out)
+    })
+}
+
+/// Removes the `index`-th added training file (0 = the first one added).
+#[wasm_bindgen(js_name = removeTrainSource)]
+pub fn remove_train_source(index: usize) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if index < s.extra_tables.len() {
+            s.extra_tables.remove(index);
+        }
+    });
+}
+
+fn training_data(s: &State, recipe: &Recipe) -> Result<data::TrainingData, JsError> {
+    let first = s.train_table.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
+    let tables: Vec<&Table> = std::iter::once(first).chain(&s.extra_tables).collect();
+    data::training_data(&tables, s.eval_table.as_ref(), &recipe.text_column, &recipe.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)
+}
+
+fn parse_recipe(recipe: JsValue) -> Result<Recipe, JsError> {
+    if recipe.is_undefined() || recipe.is_null() {
+        return Ok(Recipe::default());
+    }
+    // Through JSON, so `undefined` fields count as absent (their defaults apply).
+    let text: String = js_sys::JSON::stringify(&recipe).map_err(|_| JsError::new("recipe: not a JSON object"))?.into();
+    serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))
+}
+
+/// The mixture the (partial) recipe gives the training files, after the eval split: one entry
+/// per file with its rows, probability, examples per epoch and passes over its rows.
+#[wasm_bindgen(js_name = mixturePlan)]
+pub fn mixture_plan(recipe: JsValue) -> Result<JsValue, JsError> {
+    let recipe = parse_recipe(recipe)?;
+    STATE.with(|s| {
+        let s = s.borrow();
+        let td = training_data(&s, &recipe)?;
+        let files: Vec<(String, usize)> = td.sources.iter().map(|x| (x.name.clone(), x.examples.len())).collect();
+        to_js(&crate::train::mixture(&files, &recipe).map_err(js_err)?)
+    })
+}
+
 #[wasm_bindgen(js_name = clearEvalData)]
 pub fn clear_eval_data() {
     STATE.with(|s| s.borrow_mut().eval_table = None);
@@ -155,6 +223,7 @@ struct Started<'a> {
     skipped_rows: usize,
     load_report: &'a crate::weights::LoadReport,
     recipe: &'a Recipe,
+    mixture: &'a [crate::train::MixShare],
     trainable: crate::train::TrainableState,
     layer_groups: Vec<crate::train::LayerGroup>,
 }
@@ -162,45 +231,220 @@ struct Started<'a> {
 /// Builds a training session from the loaded model, data and `recipe` (a partial Recipe JSON).
 #[wasm_bindgen(js_name = startTraining)]
 pub fn start_training(recipe: JsValue) -> Result<JsValue, JsError> {
-    let recipe: Recipe = if recipe.is_undefined() || recipe.is_null() {
-        Recipe::default()
-    } else {
-        // Through JSON, so `undefined` fields count as absent (their defaults apply).
-        let text: String = js_sys::JSON::stringify(&recipe)
-            .map_err(|_| JsError::new("recipe: not a JSON object"))?
-            .into();
-        serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))?
-    };
+    begin(parse_recipe(recipe)?, None)
+}
+
+/// Continues the run saved in `checkpoint` (from `saveCheckpoint`) on the loaded model and data
+/// (the same files, columns and split; the checkpoint's own recipe is used).
+#[wasm_bindgen(js_name = resumeTraining)]
+pub fn resume_training(checkpoint: &[u8]) -> Result<JsValue, JsError> {
+    let (recipe, _, _) = TrainSession::checkpoint_recipe(checkpoint).map_err(js_err)?;
+    begin(recipe, Some(checkpoint))
+}
+
+/// A checkpoint of the running session (weights, AdamW state, schedule, data order, RNG).
+/// burn writes optimizer state with synchronous tensor reads, which WebGPU in a browser cannot
+/// do: on WebGPU this is refused with a message (the CPU backend supports it).
+#[wasm_bindgen(js_name = saveCheckpoint)]
+pub fn save_checkpoint() -> Result<Vec<u8>, JsError> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        if s.device.as_ref().is_some_and(|d| d.1.kind == "webgpu") {
+            return Err(JsError::new(
+                "checkpoints need the CPU backend in this version: burn 0.22 saves the optimizer state with synchronous reads, which WebGPU does not allow",
+            ));
+        }
+        let session = s.session.as_ref().ok_or_else(|| JsError::new("no training session to save"))?;
+        session.checkpoint().map_err(js_err)
+    })
+}
+
+#[derive(Serialize)]
+struct Resumed<'a> {
+    step: usize,
+    losses: &'a [f64],
+    history: &'a [crate::train::EpochRecord],
+    lrs: Vec<f64>,
+}
+
+fn begin(recipe: Recipe, checkpoint: Option<&[u8]>) -> Result<JsValue, JsError> {
     STATE.with(|s| {
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
         let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
         let device = device.clone();
+        if st.checkpoint.is_none() {
+            return Err(JsError::new("load a model first"));
+        }
+        let td = training_data(st, &recipe)?;
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        let table = st.train_table.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
         recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
-        let labeled = data::labeled_examples(table, &recipe.text_column, &recipe.label_column).map_err(js_err)?;
-        let labels = data::label_vocab(&labeled.examples, &table.name, &recipe.label_column).map_err(js_err)?;
-        let (train, eval) = match &st.eval_table {
-            Some(t) => (labeled.examples.clone(), data::labeled_examples(t, &recipe.text_column, &recipe.label_column).map_err(js_err)?.examples),
-            None => data::stratified_split(&labeled.examples, recipe.eval_fraction, recipe.seed),
-        };
-        let session = TrainSession::new(ckpt, &train, &eval, labels.clone(), recipe.clone(), &device).map_err(js_err)?;
+        let (labels, eval) = (td.labels, td.eval);
+        let session = match checkpoint {
+            Some(bytes) => TrainSession::resume_sources(ckpt, &td.sources, &eval, bytes, &device),
+            None => TrainSession::with_sources(ckpt, &td.sources, &eval, labels.clone(), recipe.clone(), &device),
+        }
+        .map_err(js_err)?;
         let out = to_js(&Started {
             total_steps: session.total_steps,
-            labels: &labels,
-            train_count: train.len(),
+            labels: &session.labels,
+            train_count: session.train.len(),
             eval_count: eval.len(),
-            skipped_rows: labeled.skipped_empty_text + labeled.skipped_empty_label,
+            skipped_rows: td.skipped,
             load_report: &session.load_report,
-            recipe: &recipe,
+            recipe: &session.recipe,
+            mixture: session.mixture(),
             trainable: session.trainable(),
             layer_groups: session.layer_groups(),
         })?;
+        if checkpoint.is_some() {
+            let lrs = (0..session.step).map(|i| session.lr_at(i)).collect();
+            let resumed = to_js(&Resumed { step: session.step, losses: &session.losses, history: &session.history, lrs })?;
+            js_sys::Reflect::set(&out, &"resumed".into(), &resumed).map_err(|_| JsError::new("internal: cannot build the summary"))?;
+        }
         st.eval_texts = eval.into_iter().map(|e| (e.text, e.label)).collect();
         st.session = Some(session);
         Ok(out)
     })
+}
+
+/// The strategy presets the comparison view offers (name, one-line description, usual lr).
+#[wasm_bindgen(js_name = strategyPresets)]
+pub fn strategy_presets() -> Result<JsValue, JsError> {
+    to_js(&crate::train::PRESETS)
+}
+
+#[derive(Serialize)]
+struct CompareRun<'a> {
+    name: &'a str,
+    about: &'a str,
+    recipe: &'a Recipe,
+    total_steps: usize,
+    trainable: crate::train::TrainableState,
+}
+
+#[derive(Serialize)]
+struct CompareStarted<'a> {
+    train_count: usize,
+    eval_count: usize,
+    labels: &'a [String],
+    runs: Vec<CompareRun<'a>>,
+}
+
+/// Starts a side-by-side comparison: the same model, data and base recipe, once per preset in
+/// `presets` (each preset sets its strategy fields and usual learning rate).
+#[wasm_bindgen(js_name = startComparison)]
+pub fn start_comparison(recipe: JsValue, presets: Vec<String>) -> Result<JsValue, JsError> {
+    let base = parse_recipe(recipe)?;
+    if presets.len() < 2 {
+        return Err(JsError::new("choose two strategies to compare"));
+    }
+    if presets.windows(2).any(|w| w[0] == w[1]) {
+        return Err(JsError::new("choose two different strategies to compare"));
+    }
+    STATE.with(|s| {
+        let mut guard = s.borrow_mut();
+        let st = &mut *guard;
+        let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
+        let device = device.clone();
+        if st.checkpoint.is_none() {
+            return Err(JsError::new("load a model first"));
+        }
+        let td = training_data(st, &base)?;
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
+        base.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
+        let steps = crate::train::planned_steps(&base, td.train_count());
+        let layers = ckpt.config.num_hidden_layers;
+        st.compare.clear();
+        let mut runs = Vec::new();
+        for name in &presets {
+            let r = crate::train::preset_recipe(name, &base, false, steps, layers).map_err(js_err)?;
+            let session = TrainSession::with_sources(ckpt, &td.sources, &td.eval, td.labels.clone(), r, &device).map_err(js_err)?;
+            runs.push((name.clone(), session));
+        }
+        let out = to_js(&CompareStarted {
+            train_count: td.train_count(),
+            eval_count: td.eval.len(),
+            labels: &td.labels,
+            runs: runs
+                .iter()
+                .map(|(name, s)| CompareRun {
+                    name,
+                    about: crate::train::PRESETS.iter().find(|p| p.name == name.as_str()).map(|p| p.about).unwrap_or_default(),
+                    recipe: &s.recipe,
+                    total_steps: s.total_steps,
+                    trainable: s.trainable(),
+                })
+                .collect(),
+        })?;
+        st.compare = runs;
+        Ok(out)
+    })
+}
+
+/// Trains every compared run for about `budget_ms` in total (the time split between the runs
+/// still going); returns each run's step reports, in run order.
+#[wasm_bindgen(js_name = compareSteps)]
+pub async fn compare_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut runs = STATE.with(|s| std::mem::take(&mut s.borrow_mut().compare));
+    if runs.is_empty() {
+        return Err(JsError::new("no comparison is running: press Compare first"));
+    }
+    let going = runs.iter().filter(|r| !r.1.is_done()).count().max(1);
+    let mut reports = Vec::with_capacity(runs.len());
+    let mut failure = None;
+    for (name, session) in runs.iter_mut() {
+        if session.is_done() || failure.is_some() {
+            reports.push(Vec::new());
+            continue;
+        }
+        match session.run_for(budget_ms / going as f64).await {
+            Ok(r) => reports.push(r),
+            Err(e) => failure = Some(format!("{name}: {e}")),
+        }
+    }
+    STATE.with(|s| s.borrow_mut().compare = runs);
+    if let Some(f) = failure {
+        return Err(JsError::new(&f));
+    }
+    to_js(&reports)
+}
+
+#[derive(Serialize)]
+struct CompareResult {
+    name: String,
+    metrics: crate::metrics::Metrics,
+    trainable: crate::train::TrainableState,
+    seconds_per_step: f64,
+    steps: usize,
+}
+
+/// Scores every compared run on the eval set.
+#[wasm_bindgen(js_name = compareEvaluate)]
+pub async fn compare_evaluate() -> Result<JsValue, JsError> {
+    let runs = STATE.with(|s| std::mem::take(&mut s.borrow_mut().compare));
+    let mut out = Vec::new();
+    let mut failure = None;
+    for (name, session) in &runs {
+        match session.evaluate().await {
+            Ok((metrics, _)) => out.push(CompareResult {
+                name: name.clone(),
+                metrics,
+                trainable: session.trainable(),
+                seconds_per_step: session.train_seconds / session.step.max(1) as f64,
+                steps: session.step,
+            }),
+            Err(e) => {
+                failure = Some(format!("{name}: {e}"));
+                break;
+            }
+        }
+    }
+    STATE.with(|s| s.borrow_mut().compare = runs);
+    if let Some(f) = failure {
+        return Err(JsError::new(&f));
+    }
+    to_js(&out)
 }
 
 fn take_session() -> Result<TrainSession, JsError> {

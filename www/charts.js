@@ -171,3 +171,59 @@ export class LabelChart {
     if (this.chart) applyColors(this.chart, palette());
   }
 }
+
+/** The comparison view: smoothed training loss and evaluation accuracy of two runs. */
+export class CompareCharts {
+  #smooth = [];
+  #pending = false;
+
+  constructor({ loss, evaluation }) {
+    if (!chartsAvailable) return;
+    const p = palette();
+    this.loss = new Chart(loss, { type: 'line', data: { datasets: [] }, options: baseOptions(p, { yTitle: 'training loss (smoothed)' }) });
+    this.evaluation = new Chart(evaluation, { type: 'line', data: { datasets: [] }, options: baseOptions(p, { yTitle: 'eval accuracy', yMin: 0, yMax: 1 }) });
+  }
+
+  /** One dataset per run, named after its strategy. */
+  reset(names) {
+    if (!this.loss) return;
+    const p = palette();
+    const colors = [p.a, p.b, p.c, p.d];
+    this.#smooth = names.map(() => ({ value: 0, n: 0 }));
+    this.loss.data.datasets = names.map((n, i) => line(n, colors[i % 4], { borderWidth: 2 }));
+    this.evaluation.data.datasets = names.map((n, i) => line(n, colors[i % 4], { pointRadius: 3 }));
+    this.loss.update('none');
+    this.evaluation.update('none');
+  }
+
+  /** `reports[i]`: the new step reports of run i. */
+  add(reports) {
+    if (!this.loss) return;
+    reports.forEach((list, i) => {
+      const s = this.#smooth[i];
+      for (const r of list) {
+        s.n += 1;
+        s.value = 0.9 * s.value + 0.1 * r.loss;
+        this.loss.data.datasets[i].data.push({ x: r.step, y: s.value / (1 - 0.9 ** s.n) });
+        if (r.eval) this.evaluation.data.datasets[i].data.push({ x: r.step, y: r.eval.accuracy });
+      }
+    });
+    if (this.#pending) return;
+    this.#pending = true;
+    requestAnimationFrame(() => {
+      this.#pending = false;
+      this.loss.update('none');
+      this.evaluation.update('none');
+    });
+  }
+
+  counts() {
+    if (!this.loss) return null;
+    return { loss: this.loss.data.datasets.map((d) => d.data.length), eval: this.evaluation.data.datasets.map((d) => d.data.length) };
+  }
+
+  restyle() {
+    const p = palette();
+    if (this.loss) for (const c of [this.loss, this.evaluation]) applyColors(c, p);
+  }
+}

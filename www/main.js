@@ -4,8 +4,9 @@
 
 import { BurnishClient, CONCERNS, IN, OUT } from './protocol.js';
 import { applyLanguage, initialLanguage, saveLanguage, t } from './i18n.js';
-import { LabelChart, TrainingCharts, chartsAvailable } from './charts.js';
+import { CompareCharts, LabelChart, TrainingCharts, chartsAvailable } from './charts.js';
 import { fetchHubModel, fflate, pickModelFiles, readBody } from './sources.js';
+import { discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -35,7 +36,16 @@ const state = (window.burnishState = {
   done: false,
   exported: null, // {name, files, size}
   errors: [], // {message, concerns, step}
+  mixFiles: [], // training files added for data mixing: {name, row_count, columns}
+  mixture: null, // mixturePlan's answer (or the run's): [{name, rows, probability, per_epoch, passes}]
+  drawn: null, // examples drawn from each training file so far (during a mixed run)
+  compare: null, // {summary, losses: number[][], evals: {step, accuracy}[][], results, done, stopped}
+  presets: [], // strategyPresets()
+  savedRun: null, // {meta, progress} of an unfinished run found in OPFS at load
+  checkpoints: [], // steps at which this run's checkpoints were written
 });
+// The data files as chosen (null: the bundled sample), kept to store them with a saved run.
+const sourceFiles = { main: null, extras: [], eval: null };
 let modelKey = null; // which source the loaded model came from
 let dataGeneration = 0; // only the newest inspection is rendered
 let exportUrl = null;
@@ -71,7 +81,7 @@ $('intro-hide').addEventListener('click', () => {
 // ---------------------------------------------------------------- errors
 const SECTION_ERROR = {
   backend: 'backend-error', model: 'model-error', data: 'data-error', columns: 'columns-error', eval: 'eval-error',
-  recipe: 'recipe-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
+  recipe: 'recipe-error', mix: 'mix-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
 };
 
 function showError(err, concerns = err?.concerns) {
@@ -138,6 +148,9 @@ function onWorkerEvent({ type, payload }) {
     else if (type === OUT.LOG) log(payload.key ? t(payload.key) : payload.message);
     else if (type === OUT.ERROR) showError(payload);
     else if (type === OUT.DONE) trainingEnded(payload);
+    else if (type === OUT.CHECKPOINT) state.checkpoints.push(payload.step);
+    else if (type === OUT.COMPARE_PROGRESS) showCompareProgress(payload.reports);
+    else if (type === OUT.COMPARE_DONE) compareEnded(payload);
   } catch (err) {
     showError(new Error(`Could not show the worker's ${type} message: ${err.message}`), type === OUT.METRICS ? 'results' : 'train');
   }
@@ -299,6 +312,7 @@ async function loadData(file) {
   }
   if (generation !== dataGeneration) return; // a newer file superseded this one
   state.data = info;
+  sourceFiles.main = file;
   $('data-loaded').hidden = false;
   renderDataSummary();
   fillTable($('data-preview'), info.columns, info.preview);
@@ -306,6 +320,7 @@ async function loadData(file) {
   fillSelect($('text-column'), info.columns, guess.text);
   fillSelect($('label-column'), info.columns, guess.label, { allowNone: true });
   await runChecks();
+  if (state.mixFiles.length) await refreshMixture().catch((err) => showError(err, 'mix'));
 }
 
 function renderDataSummary() {
@@ -411,9 +426,8 @@ for (const id of ['text-column', 'label-column']) $(id).addEventListener('change
 
 // Evaluation data: held-out share or a separate file.
 const evalMode = () => document.querySelector('input[name="eval-mode"]:checked').value;
-async function loadEvalFile() {
+async function loadEvalFile(file = $('eval-file').files[0]) {
   clearErrors('eval');
-  const file = $('eval-file').files[0];
   if (!file) return;
   document.querySelector('input[name="eval-mode"][value="file"]').checked = true;
   checkExtension(file.name, 'eval');
@@ -427,15 +441,17 @@ async function loadEvalFile() {
     $('eval-summary').textContent = '';
     throw err;
   }
+  sourceFiles.eval = file;
   $('eval-summary').textContent = `${state.evalData.name}: ${state.evalData.row_count} rows`;
   await runChecks();
 }
-$('eval-file').addEventListener('change', guarded('eval', loadEvalFile));
+$('eval-file').addEventListener('change', guarded('eval', () => loadEvalFile()));
 for (const radio of document.querySelectorAll('input[name="eval-mode"]')) {
   radio.addEventListener('change', guarded('eval', async () => {
     if (evalMode() === 'split') {
       await request(IN.CLEAR_EVAL_DATA);
       state.evalData = null;
+      sourceFiles.eval = null;
       $('eval-summary').textContent = '';
       await runChecks();
     } else if ($('eval-file').files[0]) {
@@ -603,12 +619,13 @@ const RECIPE_FIELDS = {
   lora_rank: { id: 'lora-rank', int: true, min: 1, max: 256 },
   lora_alpha: { id: 'lora-alpha', gt: 0 },
   lora_dropout: { id: 'lora-dropout', min: 0, lt: 1 },
+  mix_temperature: { id: 'mix-temperature', gt: 0, max: 100, name: 'Mixing temperature' },
 };
 const LORA_TARGETS = ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'];
 const loraTargetBoxes = () => [...document.querySelectorAll('input[name="lora-target"]')];
 const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric' }; // <select>s
 const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
-const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'text_column', 'label_column'];
+const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'mix_weights', 'text_column', 'label_column'];
 
 /** LoRA's own fields show only with the LoRA strategy. */
 function showStrategyFields() {
@@ -673,6 +690,7 @@ function readRecipe() {
     loraTargetBoxes()[0].focus();
     failWith('field:lora-targets', 'Choose at least one layer for the LoRA adapters (query and value is the usual choice).');
   }
+  recipe.mix_weights = mixWeights();
   if ($('text-column').value) recipe.text_column = $('text-column').value;
   if ($('label-column').value) recipe.label_column = $('label-column').value;
   return recipe;
@@ -712,6 +730,14 @@ function applyRecipeText(text, source) {
   for (const [key, id] of Object.entries(RECIPE_CHOICES)) if (recipe[key] !== undefined) $(id).value = recipe[key];
   for (const [key, id] of Object.entries(RECIPE_FLAGS)) if (recipe[key] !== undefined) $(id).checked = recipe[key];
   if (targets) for (const box of loraTargetBoxes()) box.checked = targets.includes(box.value);
+  const weights = recipe.mix_weights;
+  if (weights !== undefined) {
+    if (!Array.isArray(weights) || weights.some((w) => typeof w !== 'number' || !(w >= 0))) {
+      failWith('recipe', `${source}: "mix_weights" must be a list of numbers ≥ 0, one per training file (got ${JSON.stringify(weights)}).`);
+    }
+    pendingMixWeights = weights.length ? weights : null;
+    applyPendingMixWeights();
+  }
   showStrategyFields();
   updateMemory().catch((err) => showError(err, 'model'));
   if (recipe.task) $('task').value = recipe.task;
@@ -758,6 +784,159 @@ for (const id of ['batch-size', 'max-len', 'strategy', 'top-layers', 'freeze-emb
   });
 }
 
+// ---------------------------------------------------------------- data mixing
+let pendingMixWeights = null; // weights from a loaded recipe, applied once its files are added
+const mixWeightInputs = () => [...document.querySelectorAll('#mix-table input.mix-weight')];
+
+/** The weights typed in the mixture table (main file first); [] when all are empty. */
+function mixWeights() {
+  const inputs = mixWeightInputs();
+  if (inputs.every((i) => i.value.trim() === '')) return [];
+  for (const input of inputs) {
+    const raw = input.value.trim();
+    if (raw === '' || !Number.isFinite(Number(raw)) || Number(raw) < 0) {
+      input.focus();
+      failWith('mix', `Give every training file a weight ≥ 0, or leave all the weights empty to mix by size (${input.getAttribute('aria-label')}: "${raw}").`);
+    }
+  }
+  const weights = inputs.map((i) => Number(i.value));
+  if (!weights.some((w) => w > 0)) failWith('mix', 'At least one mixing weight must be above 0.');
+  return weights;
+}
+
+function applyPendingMixWeights() {
+  const inputs = mixWeightInputs();
+  if (!pendingMixWeights) return;
+  if (inputs.length !== pendingMixWeights.length) {
+    log(`The recipe gives ${pendingMixWeights.length} mixing weights: they fill in once ${pendingMixWeights.length} training files are chosen (now ${Math.max(1, inputs.length)}).`);
+    return;
+  }
+  inputs.forEach((input, i) => (input.value = String(pendingMixWeights[i])));
+  pendingMixWeights = null;
+}
+
+/** The mixture table: one row per training file with its weight, share and (while training) what was drawn. */
+function renderMixture() {
+  const table = $('mix-table');
+  if (!state.mixFiles.length || !state.data) {
+    table.replaceChildren();
+    return;
+  }
+  const typed = mixWeightInputs().map((i) => i.value);
+  const plan = state.mixture ?? [];
+  const names = [state.data.name, ...state.mixFiles.map((f) => f.name)];
+  const drawnTotal = (state.drawn ?? []).reduce((a, b) => a + b, 0);
+  const header = t('mix.header').split('|');
+  fillTable(table, header, names.map((name, i) => {
+    const p = plan[i];
+    return [
+      { th: i === 0 ? `${name} ${t('mix.main')}` : name }, p ? p.rows : '—', '', p ? pct(p.probability) : '—',
+      p ? fmt(p.per_epoch, 0) : '—', p ? fmt(p.passes, 2) : '—',
+      state.drawn ? t('mix.drawn', { n: state.drawn[i], pct: pct(drawnTotal ? state.drawn[i] / drawnTotal : NaN) }) : '—', '',
+    ];
+  }));
+  [...table.tBodies[0].rows].forEach((tr, i) => {
+    tr.dataset.file = names[i];
+    const weight = document.createElement('input');
+    weight.type = 'number';
+    weight.className = 'mix-weight';
+    weight.min = '0';
+    weight.step = 'any';
+    weight.value = typed[i] ?? '';
+    weight.placeholder = 'auto';
+    weight.setAttribute('aria-label', `Mixing weight of ${names[i]}`);
+    weight.addEventListener('input', scheduleMixture);
+    tr.cells[2].append(weight);
+    const p = plan[i];
+    if (p) {
+      const meter = document.createElement('meter');
+      meter.min = 0;
+      meter.max = 1;
+      meter.value = p.probability;
+      meter.setAttribute('aria-label', `Share of ${names[i]}`);
+      tr.cells[3].prepend(meter, ' ');
+    }
+    if (i > 0) {
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = t('mix.remove');
+      remove.setAttribute('aria-label', `Remove ${names[i]} from the mixture`);
+      remove.addEventListener('click', guarded('mix', () => removeMixFile(i - 1)));
+      tr.cells[7].append(remove);
+    }
+  });
+}
+
+/** Asks the engine for the mixture the current files, columns, split and weights give. */
+async function refreshMixture() {
+  clearErrors('mix');
+  if (!state.mixFiles.length || !state.data) {
+    state.mixture = null;
+    renderMixture();
+    return;
+  }
+  renderMixture(); // rows (and weight inputs) for every file before reading the weights
+  applyPendingMixWeights();
+  const temperature = Number($('mix-temperature').value);
+  const recipe = {
+    text_column: $('text-column').value, label_column: $('label-column').value || 'label',
+    eval_fraction: Number($('eval-fraction').value), seed: Number($('seed').value),
+    mix_weights: mixWeights(), mix_temperature: Number.isFinite(temperature) && temperature > 0 ? temperature : 1,
+  };
+  try {
+    state.mixture = await request(IN.MIXTURE_PLAN, recipe);
+  } catch (err) {
+    state.mixture = null;
+    renderMixture();
+    err.concerns = 'mix';
+    throw err;
+  }
+  state.drawn = null;
+  renderMixture();
+}
+
+let mixTimer = null;
+function scheduleMixture() {
+  clearTimeout(mixTimer);
+  mixTimer = setTimeout(guarded('mix', refreshMixture), 300);
+}
+
+async function addMixFiles(files) {
+  clearErrors('mix');
+  if (!state.data) failWith('mix', 'Choose the main training file first (or use the sample), then add more files to mix with it.');
+  for (const file of files) {
+    checkExtension(file.name, 'mix');
+    if (file.size === 0) failWith('mix', `${file.name}: the file is empty`);
+    const data = new Uint8Array(await file.arrayBuffer());
+    const info = await request(IN.ADD_TRAIN_SOURCE, { bytes: data, fileName: file.name }, [data.buffer]);
+    state.mixFiles.push({ name: info.name, row_count: info.row_count, columns: info.columns });
+    sourceFiles.extras.push(file);
+    log(`Added ${info.name} (${info.row_count} rows) to the training mixture.`);
+  }
+  await refreshMixture();
+}
+
+async function removeMixFile(index) {
+  await request(IN.REMOVE_TRAIN_SOURCE, { index });
+  const [gone] = state.mixFiles.splice(index, 1);
+  sourceFiles.extras.splice(index, 1);
+  // Keep the other files' weights.
+  const inputs = mixWeightInputs();
+  inputs[index + 1]?.closest('tr')?.remove();
+  log(`Removed ${gone.name} from the training mixture.`);
+  await refreshMixture();
+}
+
+$('mix-file').addEventListener('change', guarded('mix', async () => {
+  try {
+    await addMixFiles([...$('mix-file').files]);
+  } finally {
+    $('mix-file').value = '';
+  }
+}));
+for (const id of ['mix-temperature', 'eval-fraction', 'seed', 'text-column', 'label-column']) $(id).addEventListener('input', scheduleMixture);
+for (const radio of document.querySelectorAll('input[name="eval-mode"]')) radio.addEventListener('change', scheduleMixture);
+
 // ---------------------------------------------------------------- training
 const charts = new TrainingCharts({ loss: $('loss-chart'), lr: $('lr-chart'), evaluation: $('eval-chart') });
 if (!chartsAvailable) {
@@ -767,6 +946,7 @@ if (!chartsAvailable) {
 matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
   charts.restyle?.();
   labelChart.restyle();
+  compareCharts.restyle();
 });
 
 function setTrainingButtons(running) {
@@ -792,7 +972,7 @@ async function prepareRun() {
 }
 
 function resetRun(recipe) {
-  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null, trainable: null, trainableHistory: [], earlyStop: null });
+  Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null, trainable: null, trainableHistory: [], earlyStop: null, checkpoints: [] });
   $('trainable-details').hidden = true;
   $('loss-log').replaceChildren();
   $('log').replaceChildren();
@@ -844,7 +1024,44 @@ function describeStart(summary) {
     ` · labels: ${summary.labels.join(', ')} · ${summary.total_steps} steps · ${head}` +
     (report.unexpected.length ? ` · unused weights in the file: ${report.unexpected.length}` : '');
   state.trainableHistory = summary.trainable ? [summary.trainable] : [];
+  if (summary.mixture?.length > 1) {
+    state.mixture = summary.mixture;
+    state.drawn = summary.mixture.map(() => 0);
+    renderMixture();
+  }
   renderTrainable(summary, summary.trainable);
+}
+
+/** Steps between checkpoints (0: off). Checkpoints need OPFS and, in this version, the CPU backend. */
+function checkpointEvery() {
+  const raw = $('checkpoint-every').value.trim();
+  const every = Number(raw);
+  if (raw === '' || !Number.isInteger(every) || every < 0) failWith('field:checkpoint-every', `Checkpoint interval must be a whole number of steps ≥ 0 (got ${raw}).`);
+  if (every === 0 || !opfsAvailable()) return 0;
+  if (state.backend?.kind === 'webgpu') {
+    log('Checkpoints are off on WebGPU in this version (burn 0.22 saves the optimizer state with synchronous GPU reads); use the CPU backend to keep resumable checkpoints.');
+    return 0;
+  }
+  return every;
+}
+
+/** Stores what a resume needs besides the checkpoint: model source, data files, recipe. */
+async function saveRunDescription(recipe, every) {
+  const source = radioValue('model-source');
+  const files = [];
+  const data = { main: sourceFiles.main?.name ?? null, extras: sourceFiles.extras.map((f) => f.name), eval: evalMode() === 'file' ? sourceFiles.eval?.name ?? null : null };
+  if (sourceFiles.main) files.push([`data-${sourceFiles.main.name}`, sourceFiles.main]);
+  sourceFiles.extras.forEach((f) => files.push([`mix-${f.name}`, f]));
+  if (data.eval) files.push([`eval-${sourceFiles.eval.name}`, sourceFiles.eval]);
+  const model = { source, bundled: bundledModel, hubId: $('hub-id').value.trim(), name: state.model?.source, files: [] };
+  if (source === 'local') {
+    for (const f of localFiles) {
+      model.files.push(f.name);
+      files.push([`model-${f.name}`, f]);
+    }
+  }
+  const meta = { version: 1, model, data, recipe, checkpointEvery: every, started_at: new Date().toISOString() };
+  await saveRunStart(meta, files);
 }
 
 async function startTraining() {
@@ -852,7 +1069,13 @@ async function startTraining() {
   try {
     const recipe = await prepareRun();
     resetRun(recipe);
-    const summary = await request(IN.TRAIN, recipe);
+    const every = checkpointEvery();
+    if (every > 0) {
+      await saveRunDescription(recipe, every).catch((err) => {
+        log(`Could not prepare checkpoints in this browser's storage (${err.message}); training without them.`);
+      });
+    }
+    const summary = await request(IN.TRAIN, { recipe, checkpointEvery: every });
     state.summary = summary;
     state.training = true;
     setTrainingButtons(true);
@@ -865,6 +1088,81 @@ async function startTraining() {
     throw err;
   }
 }
+
+// ---------------------------------------------------------------- resuming a saved run
+async function offerSavedRun() {
+  const saved = await readSavedRun();
+  state.savedRun = saved;
+  $('resume-banner').hidden = !saved;
+  if (!saved) return;
+  const { meta, progress } = saved;
+  const model = meta.model.source === 'hub' ? meta.model.hubId : meta.model.source === 'local' ? meta.model.files.join(', ') : meta.model.bundled;
+  const data = [meta.data.main ?? 'the sample dataset', ...meta.data.extras].join(' + ');
+  $('resume-text').textContent =
+    `An unfinished run was saved at step ${progress.step} of ${progress.total_steps} (${new Date(progress.saved_at).toLocaleString()}): ` +
+    `model ${model}, data ${data}${meta.data.eval ? `, evaluation file ${meta.data.eval}` : ''}. Resume it where it stopped, or discard it.`;
+}
+
+/** Reloads the saved run's model, data and recipe, then continues from its last checkpoint. */
+async function resumeSavedRun() {
+  clearErrors('train');
+  const saved = await readSavedRun();
+  if (!saved) {
+    $('resume-banner').hidden = true;
+    failWith('train', 'The saved run is no longer in this browser\'s storage.');
+  }
+  const { meta } = saved;
+  $('resume-run').disabled = true;
+  try {
+    await concerning('backend', () => backendReady);
+    if (meta.model.source === 'bundled' && meta.model.bundled !== bundledModel) {
+      failWith('train', `The saved run trained the bundled model ${meta.model.bundled}: open the page with ?model=${encodeURIComponent(meta.model.bundled)} to resume it.`);
+    }
+    document.querySelector(`input[name="model-source"][value="${meta.model.source}"]`).checked = true;
+    if (meta.model.source === 'hub') $('hub-id').value = meta.model.hubId;
+    if (meta.model.source === 'local') onLocalFiles({ files: await Promise.all(meta.model.files.map((n) => savedFile('model', n))) });
+    await loadModel();
+    await loadData(meta.data.main ? await savedFile('data', meta.data.main) : null);
+    while (state.mixFiles.length) await removeMixFile(0);
+    if (meta.data.extras.length) await addMixFiles(await Promise.all(meta.data.extras.map((n) => savedFile('mix', n))));
+    if (meta.data.eval) {
+      await loadEvalFile(await savedFile('eval', meta.data.eval));
+    } else if (evalMode() === 'file') {
+      document.querySelector('input[name="eval-mode"][value="split"]').checked = true;
+      await request(IN.CLEAR_EVAL_DATA);
+      Object.assign(state, { evalData: null });
+      sourceFiles.eval = null;
+    }
+    applyRecipeText(JSON.stringify(meta.recipe), 'the saved run');
+    $('checkpoint-every').value = String(meta.checkpointEvery);
+    const recipe = readRecipe();
+    resetRun(recipe);
+    const summary = await request(IN.RESUME_RUN, { checkpointEvery: meta.checkpointEvery });
+    state.summary = summary;
+    state.resumedFrom = summary.resumed.step;
+    state.training = true;
+    setTrainingButtons(true);
+    describeStart(summary);
+    // The curves so far, from the checkpoint.
+    const r = summary.resumed;
+    showProgress(r.losses.map((loss, i) => ({
+      step: i + 1, loss, lr: r.lrs[i], grad_norm: NaN, total_steps: summary.total_steps, epoch: 0, epochs: summary.recipe.epochs,
+      examples_per_s: 0, tokens_per_s: 0, elapsed_s: 0, done: false, eval: null,
+    })));
+    for (const e of r.history) if (e.eval) charts.addEval(e.step, e.eval);
+    log(`Resumed the saved run at step ${r.step} of ${summary.total_steps}.`);
+    $('resume-banner').hidden = true;
+  } finally {
+    $('resume-run').disabled = false;
+  }
+}
+
+$('resume-run').addEventListener('click', guarded('train', resumeSavedRun));
+$('discard-run').addEventListener('click', guarded('train', async () => {
+  await discardSavedRun();
+  await offerSavedRun();
+}));
+backendReady.then(() => offerSavedRun()).catch(() => {});
 
 function showProgress(reports) {
   const items = [];
@@ -888,6 +1186,7 @@ function showProgress(reports) {
       const vars = { step: e.stopped_at, best: e.best_step, metric: e.metric.replace('_', '-'), value: fmt(e.best_value, 4), patience: state.recipe?.early_stopping_patience };
       log(t(e.early ? 'train.earlyStop' : 'train.bestKept', vars));
     }
+    if (r.drawn) state.drawn = r.drawn;
     if (r.eval) {
       state.evals.push({ step: r.step, accuracy: r.eval.accuracy, macro_f1: r.eval.macro_f1, loss: r.eval.loss });
       charts.addEval(r.step, r.eval);
@@ -895,6 +1194,7 @@ function showProgress(reports) {
     }
   }
   $('loss-log').append(...items);
+  if (reports.some((r) => r.drawn)) renderMixture();
   charts.add(reports);
   state.charts = charts.counts();
   const last = reports[reports.length - 1];
@@ -911,6 +1211,8 @@ function showProgress(reports) {
 }
 
 function trainingEnded({ ok, stopped, step }) {
+  // A run that ended (finished, or stopped on purpose) is no longer offered for resuming.
+  if (ok) discardSavedRun().catch(() => {});
   state.training = false;
   state.paused = false;
   state.done = true;
@@ -944,6 +1246,86 @@ $('evaluate-only').addEventListener('click', guarded('train', async () => {
   } finally {
     setTrainingButtons(false);
   }
+}));
+
+// ---------------------------------------------------------------- strategy comparison
+const compareCharts = new CompareCharts({ loss: $('compare-loss-chart'), evaluation: $('compare-eval-chart') });
+
+backendReady
+  .then(async () => {
+    state.presets = await request(IN.PRESETS);
+    for (const [id, chosen] of [['compare-a', 'full'], ['compare-b', 'lora']]) {
+      const select = $(id);
+      select.replaceChildren(...state.presets.map((p) => new Option(`${p.name} — ${p.about}`, p.name, false, p.name === chosen)));
+    }
+  })
+  .catch((err) => showError(err, 'compare'));
+
+function setCompareButtons(running) {
+  $('compare-start').disabled = running;
+  $('compare-stop').disabled = !running;
+  $('start').disabled = running || state.training;
+  $('evaluate-only').disabled = running || state.training;
+}
+
+async function startComparison() {
+  clearErrors('compare');
+  const presets = [$('compare-a').value, $('compare-b').value];
+  if (presets[0] === presets[1]) failWith('compare', 'Choose two different strategies to compare.');
+  setCompareButtons(true);
+  try {
+    const recipe = await prepareRun();
+    const summary = await request(IN.COMPARE, { recipe, presets });
+    state.compare = { summary, losses: summary.runs.map(() => []), evals: summary.runs.map(() => []), results: null, done: false, stopped: false };
+    compareCharts.reset(summary.runs.map((r) => r.name));
+    $('compare-table').replaceChildren();
+    $('compare-about').replaceChildren(...summary.runs.map((r) => {
+      const li = document.createElement('li');
+      li.textContent = `${r.name}: ${r.about} · lr ${sci(r.recipe.lr)} · ${r.trainable.trainable_parameters.toLocaleString('en-US')} of ${r.trainable.total_parameters.toLocaleString('en-US')} parameters train at the start · ${r.total_steps} steps`;
+      return li;
+    }));
+    showCompareProgress(summary.runs.map(() => []));
+  } catch (err) {
+    setCompareButtons(false);
+    throw err;
+  }
+}
+
+function showCompareProgress(reports) {
+  const c = state.compare;
+  if (!c) return;
+  reports.forEach((list, i) => {
+    for (const r of list) {
+      c.losses[i].push(r.loss);
+      if (r.eval) c.evals[i].push({ step: r.step, accuracy: r.eval.accuracy });
+    }
+  });
+  compareCharts.add(reports);
+  c.charts = compareCharts.counts();
+  $('compare-progress').textContent = c.summary.runs.map((r, i) => `${r.name}: step ${c.losses[i].length}/${r.total_steps}`).join(' · ');
+}
+
+function compareEnded({ ok, stopped, results }) {
+  const c = state.compare;
+  setCompareButtons(false);
+  if (!c) return;
+  Object.assign(c, { done: true, stopped, results, ok });
+  if (!results) return;
+  fillTable(
+    $('compare-table'),
+    ['strategy', 'lr', 'trainable parameters', 'accuracy', 'macro-F1', 'eval loss', 's/step', 'steps'],
+    results.map((r, i) => [
+      { th: r.name }, sci(c.summary.runs[i].recipe.lr),
+      `${r.trainable.trainable_parameters.toLocaleString('en-US')} (${((100 * r.trainable.trainable_parameters) / r.trainable.total_parameters).toFixed(1)}%)`,
+      pct(r.metrics.accuracy), fmt(r.metrics.macro_f1, 3), fmt(r.metrics.loss), fmt(r.seconds_per_step, 3), r.steps,
+    ]),
+  );
+}
+
+$('compare-start').addEventListener('click', guarded('compare', startComparison));
+$('compare-stop').addEventListener('click', guarded('compare', async () => {
+  $('compare-stop').disabled = true;
+  await request(IN.COMPARE_STOP);
 }));
 
 // ---------------------------------------------------------------- results

@@ -9,6 +9,9 @@ export const IN = Object.freeze({
   INSPECT_DATA: 'inspectData',
   INSPECT_EVAL_DATA: 'inspectEvalData',
   CLEAR_EVAL_DATA: 'clearEvalData',
+  ADD_TRAIN_SOURCE: 'addTrainSource',
+  REMOVE_TRAIN_SOURCE: 'removeTrainSource',
+  MIXTURE_PLAN: 'mixturePlan',
   CHECK_DATA: 'checkData',
   ESTIMATE_MEMORY: 'estimateMemory',
   TRAIN: 'train',
@@ -19,6 +22,10 @@ export const IN = Object.freeze({
   EVALUATE: 'evaluate',
   PREDICT: 'predict',
   EXPORT: 'export',
+  RESUME_RUN: 'resumeRun',
+  PRESETS: 'presets',
+  COMPARE: 'compare',
+  COMPARE_STOP: 'compareStop',
 });
 
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
@@ -29,6 +36,9 @@ export const OUT = Object.freeze({
   DONE: 'done', // {stopped, step, ok}
   ERROR: 'error', // {message, concerns, step}
   RESULT: 'result', // the request's return value
+  CHECKPOINT: 'checkpoint', // {step}: a checkpoint of the run was written to OPFS
+  COMPARE_PROGRESS: 'compareProgress', // {reports: StepReport[][]} (one list per compared run)
+  COMPARE_DONE: 'compareDone', // {ok, stopped, results}
 });
 
 /** The page section an error from each request belongs next to. */
@@ -38,6 +48,9 @@ export const CONCERNS = Object.freeze({
   [IN.INSPECT_DATA]: 'data',
   [IN.INSPECT_EVAL_DATA]: 'data',
   [IN.CLEAR_EVAL_DATA]: 'data',
+  [IN.ADD_TRAIN_SOURCE]: 'mix',
+  [IN.REMOVE_TRAIN_SOURCE]: 'mix',
+  [IN.MIXTURE_PLAN]: 'mix',
   [IN.CHECK_DATA]: 'data',
   [IN.ESTIMATE_MEMORY]: 'model',
   [IN.TRAIN]: 'train',
@@ -48,6 +61,10 @@ export const CONCERNS = Object.freeze({
   [IN.EVALUATE]: 'results',
   [IN.PREDICT]: 'try',
   [IN.EXPORT]: 'export',
+  [IN.RESUME_RUN]: 'train',
+  [IN.PRESETS]: 'compare',
+  [IN.COMPARE]: 'compare',
+  [IN.COMPARE_STOP]: 'compare',
 });
 
 /** An error reported by the worker; `concerns` names the page section, `step` the training step. */

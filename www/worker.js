@@ -3,6 +3,7 @@
 // that pause/resume/stop and other requests are handled between slices.
 
 import { IN, OUT, CONCERNS } from './protocol.js';
+import { saveCheckpoint, savedCheckpoint } from './saved-run.js';
 
 const STEP_BUDGET_MS = 150; // time per trainSteps() slice: short enough to stay responsive
 
@@ -47,8 +48,36 @@ async function wasm() {
   return wasmLoading;
 }
 
+const comparing = { active: false, stopped: false };
+
 function refuseWhileTraining(what) {
   if (training.active) throw new Error(`Stop training before ${what}.`);
+  if (comparing.active) throw new Error(`Stop the strategy comparison before ${what}.`);
+}
+
+/** Trains the compared runs in turns until all are done (or Stop), then scores them. */
+async function compareLoop(summary) {
+  let ok = false;
+  let results = null;
+  try {
+    const m = await wasm();
+    const done = summary.runs.map(() => false);
+    while (!done.every(Boolean) && !comparing.stopped) {
+      const reports = await exclusive(() => m.compareSteps(STEP_BUDGET_MS));
+      reports.forEach((list, i) => {
+        if (list.length && list[list.length - 1].done) done[i] = true;
+      });
+      post(OUT.COMPARE_PROGRESS, { reports });
+      await nextTask();
+    }
+    if (summary.eval_count > 0) results = await exclusive(() => m.compareEvaluate());
+    ok = true;
+  } catch (err) {
+    post(OUT.ERROR, { message: describe(err), concerns: 'compare', step: null });
+  } finally {
+    comparing.active = false;
+    post(OUT.COMPARE_DONE, { ok, stopped: comparing.stopped, results });
+  }
 }
 
 // Pause/stop arrive as messages, and messages are only delivered between macrotasks.
@@ -56,11 +85,25 @@ function refuseWhileTraining(what) {
 // loop yields a macrotask between slices.
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-async function trainLoop(summary) {
+/** Every `every` steps, the run's checkpoint goes to OPFS (see saved-run.js). */
+async function maybeCheckpoint(m, summary, ckpt, done) {
+  if (!(ckpt.every > 0) || done || training.step - ckpt.lastSaved < ckpt.every) return;
+  try {
+    const bytes = await exclusive(() => m.saveCheckpoint());
+    await saveCheckpoint(bytes, { step: training.step, total_steps: summary.total_steps, saved_at: new Date().toISOString() });
+    ckpt.lastSaved = training.step;
+    post(OUT.CHECKPOINT, { step: training.step, bytes: bytes.length });
+  } catch (err) {
+    ckpt.every = 0; // report once, train on without checkpoints
+    post(OUT.ERROR, { message: `Could not save a checkpoint (training goes on without them): ${describe(err)}`, concerns: 'train', step: training.step });
+  }
+}
+
+async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
   let ok = false;
   try {
     const m = await wasm();
-    if (summary.eval_count > 0) {
+    if (summary.eval_count > 0 && !summary.resumed) {
       // The model before fine-tuning (step 0), for the before/after comparison.
       post(OUT.LOG, { key: 'train.before' });
       const before = await exclusive(() => m.evaluate());
@@ -79,6 +122,7 @@ async function trainLoop(summary) {
         done = Boolean(last.done);
       }
       post(OUT.PROGRESS, { reports });
+      await maybeCheckpoint(m, summary, ckpt, done);
       await nextTask();
     }
     if (summary.eval_count > 0) {
@@ -135,6 +179,24 @@ const handlers = {
     return {};
   },
 
+  async [IN.ADD_TRAIN_SOURCE]({ bytes, fileName }) {
+    refuseWhileTraining('changing the training data');
+    const m = await wasm();
+    return exclusive(() => m.addTrainSource(bytes, fileName));
+  },
+
+  async [IN.REMOVE_TRAIN_SOURCE]({ index }) {
+    refuseWhileTraining('changing the training data');
+    const m = await wasm();
+    await exclusive(() => m.removeTrainSource(index));
+    return {};
+  },
+
+  async [IN.MIXTURE_PLAN](recipe) {
+    const m = await wasm();
+    return exclusive(() => m.mixturePlan(recipe));
+  },
+
   async [IN.CHECK_DATA]({ textColumn, labelColumn, maxLen }) {
     const m = await wasm();
     return exclusive(() => m.checkData(textColumn, labelColumn ?? '', maxLen));
@@ -154,12 +216,29 @@ const handlers = {
     return { summary, ...result };
   },
 
-  async [IN.TRAIN](recipe) {
+  async [IN.TRAIN]({ recipe, checkpointEvery = 0 }) {
     refuseWhileTraining('starting again');
     const m = await wasm();
     const summary = await exclusive(() => m.startTraining(recipe));
     Object.assign(training, { active: true, paused: false, stopped: false, step: 0, wake: null });
-    trainLoop(summary); // runs on; reports through progress/metrics/done/error events
+    trainLoop(summary, { every: checkpointEvery, lastSaved: 0 }); // runs on; reports through progress/metrics/done/error events
+    return summary;
+  },
+
+  // Continues the run checkpointed in OPFS (model and data must be loaded as they were).
+  async [IN.RESUME_RUN]({ checkpointEvery = 0 }) {
+    refuseWhileTraining('resuming a saved run');
+    const m = await wasm();
+    let bytes;
+    try {
+      bytes = await savedCheckpoint();
+    } catch {
+      throw new Error('The saved checkpoint is gone from this browser\'s storage.');
+    }
+    const summary = await exclusive(() => m.resumeTraining(bytes));
+    const step = summary.resumed.step;
+    Object.assign(training, { active: true, paused: false, stopped: false, step, wake: null });
+    trainLoop(summary, { every: checkpointEvery, lastSaved: step });
     return summary;
   },
 
@@ -191,6 +270,25 @@ const handlers = {
   async [IN.PREDICT]({ text }) {
     const m = await wasm();
     return exclusive(() => m.predict(text));
+  },
+
+  async [IN.PRESETS]() {
+    const m = await wasm();
+    return exclusive(() => m.strategyPresets());
+  },
+
+  async [IN.COMPARE]({ recipe, presets }) {
+    refuseWhileTraining('comparing strategies');
+    const m = await wasm();
+    const summary = await exclusive(() => m.startComparison(recipe, presets));
+    Object.assign(comparing, { active: true, stopped: false });
+    compareLoop(summary);
+    return summary;
+  },
+
+  async [IN.COMPARE_STOP]() {
+    if (comparing.active) comparing.stopped = true;
+    return { active: comparing.active };
   },
 
   async [IN.EXPORT]({ baseName } = {}) {

@@ -65,8 +65,9 @@ enum Command {
     Train {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long)]
-        train: PathBuf,
+        /// Training file; repeat it (--train a.csv --train b.csv) to mix several files
+        #[arg(long, required = true)]
+        train: Vec<PathBuf>,
         #[arg(long)]
         eval: Option<PathBuf>,
         /// Recipe JSON (the page's "download recipe"); flags below override it
@@ -138,6 +139,12 @@ enum Command {
         /// Clip the global gradient norm to this value (0: no clipping)
         #[arg(long)]
         max_grad_norm: Option<f64>,
+        /// Data mixing: one weight per --train file, comma-separated (default: by size)
+        #[arg(long, value_delimiter = ',')]
+        mix_weights: Option<Vec<f64>>,
+        /// Data mixing without weights: draw file i with probability ∝ rows_i^(1/T)
+        #[arg(long)]
+        mix_temperature: Option<f64>,
         /// Save a training checkpoint (weights, optimizer, schedule, data order, RNG) to this file
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -192,6 +199,45 @@ enum Command {
         texts: Texts,
         #[arg(long, default_value_t = 128)]
         max_len: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Run several strategies (presets) with the same model, data and budget; write a table
+    /// (comparison.md) and the full results (comparison.json) to --out
+    Compare {
+        #[arg(long)]
+        model: PathBuf,
+        /// Training file (repeat to mix several)
+        #[arg(long, required = true)]
+        train: Vec<PathBuf>,
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        #[command(flatten)]
+        columns: Columns,
+        /// Strategy presets, comma-separated (default: all)
+        #[arg(long, value_delimiter = ',', default_value = "full,head,top2,gradual,discriminative,lora")]
+        strategies: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 64)]
+        max_len: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.2)]
+        eval_fraction: f64,
+        /// One learning rate for every strategy (default: each preset's usual rate)
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Train on a seeded, stratified subset of this many rows per training file
+        #[arg(long)]
+        max_train: Option<usize>,
+        /// Title of the table (e.g. the dataset's name)
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -254,13 +300,17 @@ fn texts_from(Texts { texts, input }: Texts) -> Result<Vec<String>> {
     Ok(all)
 }
 
-fn load_examples(path: &Path, text_col: &str, label_col: &str) -> Result<(Vec<Example>, usize)> {
+fn load_table(path: &Path) -> Result<data::Table> {
     let bytes = read(path)?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let table = data::parse_table(&bytes, &name)?;
+    data::parse_table(&bytes, &name)
+}
+
+fn load_examples(path: &Path, text_col: &str, label_col: &str) -> Result<(Vec<Example>, usize)> {
+    let table = load_table(path)?;
     let d = data::labeled_examples(&table, text_col, label_col)?;
     if d.skipped_empty_text + d.skipped_empty_label > 0 {
-        eprintln!("{name}: skipped {} rows with empty text and {} with an empty label", d.skipped_empty_text, d.skipped_empty_label);
+        eprintln!("{}: skipped {} rows with empty text and {} with an empty label", table.name, d.skipped_empty_text, d.skipped_empty_label);
     }
     Ok((d.examples, d.skipped_empty_text + d.skipped_empty_label))
 }
@@ -274,6 +324,24 @@ fn classifier_from(ckpt: &Checkpoint, dev: &burn::tensor::Device) -> Result<Clas
         return Err(Error::Weights(format!("the folder lacks trained tensors: {}", report.initialized.join(", "))));
     }
     Ok(Classifier { model, labels: ckpt.config.labels.clone(), pad_id: ckpt.tokenizer.pad_id })
+}
+
+/// Linux: forget the process's resident-memory high-water mark (so the next reading is the
+/// peak of what runs from now on). Elsewhere a no-op.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Linux: the resident-memory high-water mark (VmHWM) in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
 fn print_json(v: &serde_json::Value) {
@@ -298,7 +366,7 @@ fn run(cli: Cli) -> Result<()> {
             model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
             eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
-            lora_dropout, lora_targets, max_grad_norm, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
+            lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -333,6 +401,8 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = lora_dropout { r.lora_dropout = v; }
             if let Some(v) = lora_targets { r.lora_targets = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
             if let Some(v) = max_grad_norm { r.max_grad_norm = v; }
+            if let Some(v) = mix_weights { r.mix_weights = v; }
+            if let Some(v) = mix_temperature { r.mix_temperature = v; }
             let resume_bytes = match &resume {
                 Some(p) => {
                     let b = read(p)?;
@@ -348,19 +418,27 @@ fn run(cli: Cli) -> Result<()> {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
             }
             r.validate(ckpt.config.max_position_embeddings)?;
-            let (train_ex, skipped) = load_examples(&train, &r.text_column, &r.label_column)?;
-            let train_name = train.display().to_string();
-            let labels = data::label_vocab(&train_ex, &train_name, &r.label_column)?;
-            let (train_ex, eval_ex) = match &eval {
-                Some(p) => (train_ex, load_examples(p, &r.text_column, &r.label_column)?.0),
-                None => data::stratified_split(&train_ex, r.eval_fraction, r.seed),
-            };
-            eprintln!("{} training and {} evaluation examples; labels: {}", train_ex.len(), eval_ex.len(), labels.join(", "));
+            let tables = train.iter().map(|p| load_table(p)).collect::<Result<Vec<_>>>()?;
+            let eval_table = eval.as_deref().map(load_table).transpose()?;
+            let td = data::training_data(&tables.iter().collect::<Vec<_>>(), eval_table.as_ref(), &r.text_column, &r.label_column, r.eval_fraction, r.seed)?;
+            if td.skipped > 0 {
+                eprintln!("skipped {} rows with an empty text or label", td.skipped);
+            }
+            let (labels, skipped, eval_ex) = (td.labels.clone(), td.skipped, td.eval.clone());
+            eprintln!("{} training and {} evaluation examples; labels: {}", td.train_count(), eval_ex.len(), labels.join(", "));
             let (dev, info) = device(&d);
             let mut session = match &resume_bytes {
-                Some(b) => TrainSession::resume(&mut ckpt, &train_ex, &eval_ex, b, &dev)?,
-                None => TrainSession::new(&mut ckpt, &train_ex, &eval_ex, labels.clone(), r.clone(), &dev)?,
+                Some(b) => TrainSession::resume_sources(&mut ckpt, &td.sources, &eval_ex, b, &dev)?,
+                None => TrainSession::with_sources(&mut ckpt, &td.sources, &eval_ex, labels.clone(), r.clone(), &dev)?,
             };
+            if td.sources.len() > 1 {
+                for m in session.mixture() {
+                    eprintln!(
+                        "mixture: {} ({} rows): p = {:.3}, {:.0} examples per epoch ({:.2} passes over its rows)",
+                        m.name, m.rows, m.probability, m.per_epoch, m.passes
+                    );
+                }
+            }
             let save = |session: &TrainSession| -> Result<()> {
                 if let Some(p) = &checkpoint {
                     // Written next to the target, then renamed: a crash never leaves half a file.
@@ -429,7 +507,8 @@ fn run(cli: Cli) -> Result<()> {
                 "history": session.history,
                 "train_losses": session.losses,
                 "labels": labels,
-                "train_examples": train_ex.len(),
+                "train_examples": td.train_count(),
+                "mixture": if td.sources.len() > 1 { json!({"files": session.mixture(), "drawn": session.drawn}) } else { serde_json::Value::Null },
                 "eval_examples": eval_ex.len(),
                 "skipped_rows": skipped,
                 "wall_seconds": wall.elapsed().as_secs_f64(),
@@ -489,6 +568,109 @@ fn run(cli: Cli) -> Result<()> {
                 let p = clf.to_prediction(&l);
                 println!("{}", json!({"text": t, "label": p.label, "probabilities": p.probabilities, "logits": p.logits}));
             }
+        }
+        Command::Compare {
+            model, train, eval, columns, strategies, epochs, batch_size, max_len, seed, eval_fraction, lr, max_train, title, out, device: d,
+        } => {
+            let mut base = Recipe { epochs, batch_size, max_len, seed, eval_fraction, ..Recipe::default() };
+            if let Some(v) = columns.text_column { base.text_column = v; }
+            if let Some(v) = columns.label_column { base.label_column = v; }
+            let mut ckpt = load_checkpoint(&model)?;
+            base.max_len = base.max_len.min(ckpt.config.max_position_embeddings);
+            base.validate(ckpt.config.max_position_embeddings)?;
+            for name in &strategies {
+                train::preset_recipe(name, &base, true, 1, 1)?;
+            }
+            let tables = train.iter().map(|p| load_table(p)).collect::<Result<Vec<_>>>()?;
+            let eval_table = eval.as_deref().map(load_table).transpose()?;
+            let mut td = data::training_data(&tables.iter().collect::<Vec<_>>(), eval_table.as_ref(), &base.text_column, &base.label_column, base.eval_fraction, base.seed)?;
+            if let Some(n) = max_train {
+                for s in &mut td.sources {
+                    if s.examples.len() > n {
+                        let drop = 1.0 - n as f64 / s.examples.len() as f64;
+                        s.examples = data::stratified_split(&s.examples, drop, base.seed).0;
+                    }
+                }
+            }
+            let rows = td.train_count();
+            let steps = train::planned_steps(&base, rows);
+            eprintln!("{} training rows, {} evaluation rows, {} steps per strategy", rows, td.eval.len(), steps);
+            let (dev, info) = device(&d);
+            let mut results = Vec::new();
+            for name in &strategies {
+                let mut r = train::preset_recipe(name, &base, lr.is_some(), steps, ckpt.config.num_hidden_layers)?;
+                if let Some(v) = lr { r.lr = v; }
+                reset_peak_rss();
+                let wall = std::time::Instant::now();
+                let mut s = TrainSession::with_sources(&mut ckpt, &td.sources, &td.eval, td.labels.clone(), r.clone(), &dev)?;
+                let first = s.trainable();
+                while !s.is_done() {
+                    let rep = pollster::block_on(s.step())?;
+                    if rep.step % (steps / 5).max(1) == 0 || rep.done {
+                        eprintln!("{name}: step {}/{} loss {:.4} ({:.2} s/step)", rep.step, rep.total_steps, rep.loss, s.train_seconds / rep.step as f64);
+                    }
+                }
+                let (m, _) = pollster::block_on(s.evaluate())?;
+                let peak = peak_rss();
+                let last = s.trainable();
+                let est = train::estimate_memory(&ckpt.config, last.total_parameters, last.trainable_parameters, r.batch_size, r.max_len);
+                let tail = (s.losses.len() / 10).max(1);
+                let preset = train::PRESETS.iter().find(|p| p.name == name.as_str()).map(|p| p.about).unwrap_or_default();
+                eprintln!("{name}: accuracy {:.4}, macro-F1 {:.4}, {} of {} parameters train", m.accuracy, m.macro_f1, last.trainable_parameters, last.total_parameters);
+                results.push(json!({
+                    "strategy": name,
+                    "about": preset,
+                    "lr": r.lr,
+                    "trainable_parameters": last.trainable_parameters,
+                    "trainable_parameters_at_start": first.trainable_parameters,
+                    "total_parameters": last.total_parameters,
+                    "accuracy": m.accuracy,
+                    "macro_f1": m.macro_f1,
+                    "eval_loss": m.loss,
+                    "final_train_loss": s.losses[s.losses.len() - tail..].iter().sum::<f64>() / tail as f64,
+                    "steps": s.step,
+                    "seconds_per_step": s.train_seconds / s.step.max(1) as f64,
+                    "wall_seconds": wall.elapsed().as_secs_f64(),
+                    "peak_rss_bytes": peak,
+                    "estimated_training_memory_bytes": est.total,
+                    "recipe": r,
+                    "losses": s.losses,
+                    "history": s.history,
+                }));
+            }
+            let title = title.unwrap_or_else(|| train.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "));
+            let mut md = format!(
+                "### {title}\n\nModel `{}`, {rows} training rows, {} evaluation rows, {epochs} epoch(s) × {steps} steps, batch {batch_size}, max length {}, seed {seed}, backend {} ({}).\n\n",
+                model.display(), td.eval.len(), base.max_len, info.kind, info.adapter
+            );
+            md += "| strategy | lr | trainable parameters | accuracy | macro-F1 | eval loss | peak RSS (measured) | training memory (estimated) | s/step |\n|---|---|---|---|---|---|---|---|---|\n";
+            for r in &results {
+                let trainable = r["trainable_parameters"].as_u64().unwrap_or(0);
+                let total = r["total_parameters"].as_u64().unwrap_or(1);
+                md += &format!(
+                    "| {} | {:.0e} | {} ({:.2}%) | {:.4} | {:.4} | {:.4} | {} | {} | {:.2} |\n",
+                    r["strategy"].as_str().unwrap_or(""),
+                    r["lr"].as_f64().unwrap_or(0.0),
+                    trainable,
+                    100.0 * trainable as f64 / total as f64,
+                    r["accuracy"].as_f64().unwrap_or(f64::NAN),
+                    r["macro_f1"].as_f64().unwrap_or(f64::NAN),
+                    r["eval_loss"].as_f64().unwrap_or(f64::NAN),
+                    r["peak_rss_bytes"].as_u64().map(mib).unwrap_or_else(|| "n/a".into()),
+                    mib(r["estimated_training_memory_bytes"].as_u64().unwrap_or(0)),
+                    r["seconds_per_step"].as_f64().unwrap_or(f64::NAN),
+                );
+            }
+            md += "\n";
+            for p in train::PRESETS.iter().filter(|p| strategies.iter().any(|s| s == p.name)) {
+                md += &format!("- **{}**: {}\n", p.name, p.about);
+            }
+            std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
+            let all = json!({"title": title, "model": model, "train_rows": rows, "eval_rows": td.eval.len(), "steps": steps, "backend": info, "base_recipe": base, "results": results});
+            std::fs::write(out.join("comparison.json"), serde_json::to_vec_pretty(&all).unwrap_or_default())?;
+            std::fs::write(out.join("comparison.md"), &md)?;
+            eprintln!("wrote {}", out.display());
+            print!("{md}");
         }
         Command::Bench { model, batch_size, max_len, steps, warmup, device: d } => {
             let ckpt = load_checkpoint(&model)?;

@@ -7,6 +7,7 @@ mod common;
 
 mod data_parsing;
 mod fidelity;
+mod mixing;
 mod resume;
 mod strategies;
 mod training;

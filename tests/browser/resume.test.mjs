@@ -1,0 +1,61 @@
+// Checkpoints in the browser (real wasm, CPU): a run saves checkpoints to origin-private storage
+// every N steps; after a reload in the middle of a run the page offers to resume it, reloads the
+// same model, data file and recipe, and continues from the last checkpoint. The resumed run's
+// loss curve and final metrics equal those of a run that was never interrupted (bit for bit on
+// the CPU backend). A finished run is not offered.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DATA, openPage, waitForState } from './harness.mjs';
+
+const savedRunExists = (page) =>
+  page.evaluate(async () => (await navigator.storage.getDirectory()).getDirectoryHandle('burnish-run').then(() => true, () => false));
+
+test('a checkpointed run resumes after a reload with the same curve', { timeout: 180_000 }, async (t) => {
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, problems } = session;
+  try {
+    await waitForState(page, (s) => s.checks !== null, 30_000);
+    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
+    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+    await page.selectOption('#label-column', 'polarity');
+    const fields = { epochs: '20', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'checkpoint-every': '3' };
+    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+
+    // An uninterrupted run: checkpoints are written, and dropped when it finishes.
+    await page.click('#start');
+    let state = await waitForState(page, (s) => s.done, 120_000);
+    assert.deepEqual(state.errors, []);
+    const whole = { losses: state.losses, lrs: state.lrs, metrics: state.metrics, steps: state.summary.total_steps };
+    assert.ok(state.checkpoints.length >= 2, `checkpoints at ${state.checkpoints}`);
+    for (let i = 0; i < 50 && (await savedRunExists(page)); i++) await page.waitForTimeout(100);
+    assert.equal(await savedRunExists(page), false, 'a finished run is not kept');
+
+    // The same run again, cut off by a reload after its second checkpoint.
+    await page.click('#start');
+    state = await waitForState(page, (s) => s.checkpoints.length >= 2, 60_000);
+    await page.click('#pause');
+    const savedAt = state.checkpoints.at(-1);
+    await page.reload();
+    state = await waitForState(page, (s) => s.savedRun !== null, 30_000);
+    assert.equal(state.savedRun.progress.step, savedAt);
+    assert.match(await page.textContent('#resume-text'), new RegExp(`saved at step ${savedAt} of ${whole.steps}.*data studio-train\\.csv`));
+    assert.equal(await page.isVisible('#resume-banner'), true);
+
+    await page.click('#resume-run');
+    state = await waitForState(page, (s) => s.done, 120_000);
+    assert.deepEqual(state.errors, []);
+    assert.equal(state.resumedFrom, savedAt);
+    assert.equal(state.data.name, 'studio-train.csv');
+    assert.equal(state.losses.length, whole.steps);
+    assert.deepEqual(state.losses, whole.losses, 'the resumed curve is the uninterrupted one');
+    assert.deepEqual(state.lrs, whole.lrs);
+    assert.equal(state.metrics.accuracy, whole.metrics.accuracy);
+    assert.equal(state.metrics.loss, whole.metrics.loss);
+    t.diagnostic(`resumed at step ${savedAt} of ${whole.steps}; final accuracy ${state.metrics.accuracy}`);
+    assert.deepEqual(problems.consoleErrors, []);
+    assert.deepEqual(problems.pageErrors, []);
+  } finally {
+    await session.close();
+  }
+});
