@@ -1347,11 +1347,10 @@ impl TrainSession {
         s.model = Some(if s.recipe.strategy == Strategy::Lora { model } else { set_trainable(model, state.trainable_groups, s.recipe.freeze_embeddings) });
         // The record restored the saved parameter ids (AdamW's state is keyed by them).
         s.groups = layer_groups(s.model()?, s.recipe.layer_lr_decay);
-        s.optim = s
-            .optim
-            .clone()
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(parts[2].to_vec()))
+        let record = burn::optim::OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(parts[2].to_vec()))
             .map_err(|e| Error::Other(format!("the checkpoint's optimizer state cannot be read: {e:?}")))?;
+        // On the session's device: the default device may be an uninitialised WebGPU one.
+        s.optim = s.optim.clone().load_record_on(record, &s.device);
         if let Some((value, step)) = state.best {
             let m = load_module(s.model()?.clone(), parts[3])?;
             s.best = Some((f64::from_bits(value), step, m));

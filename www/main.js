@@ -788,18 +788,19 @@ for (const id of ['batch-size', 'max-len', 'strategy', 'top-layers', 'freeze-emb
 let pendingMixWeights = null; // weights from a loaded recipe, applied once its files are added
 const mixWeightInputs = () => [...document.querySelectorAll('#mix-table input.mix-weight')];
 
-/** The weights typed in the mixture table (main file first); [] when all are empty. */
+/** The weights typed in the mixture table (main file first; an empty one counts as 1 once any
+ * weight is typed); [] when all are empty. */
 function mixWeights() {
   const inputs = mixWeightInputs();
   if (inputs.every((i) => i.value.trim() === '')) return [];
   for (const input of inputs) {
     const raw = input.value.trim();
-    if (raw === '' || !Number.isFinite(Number(raw)) || Number(raw) < 0) {
+    if (raw !== '' && (!Number.isFinite(Number(raw)) || Number(raw) < 0)) {
       input.focus();
-      failWith('mix', `Give every training file a weight ≥ 0, or leave all the weights empty to mix by size (${input.getAttribute('aria-label')}: "${raw}").`);
+      failWith('mix', `A mixing weight must be a number ≥ 0 (${input.getAttribute('aria-label')}: "${raw}"); leave all the weights empty to mix by size.`);
     }
   }
-  const weights = inputs.map((i) => Number(i.value));
+  const weights = inputs.map((i) => (i.value.trim() === '' ? 1 : Number(i.value)));
   if (!weights.some((w) => w > 0)) failWith('mix', 'At least one mixing weight must be above 0.');
   return weights;
 }

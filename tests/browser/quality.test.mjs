@@ -75,11 +75,11 @@ test('every control is labelled and reachable with the keyboard; a strict CSP is
     // Tab through the page and collect what receives focus.
     const reached = new Set();
     await page.focus('#lang');
-    for (let i = 0; i < 80; i++) {
+    for (let i = 0; i < 120; i++) {
       await page.keyboard.press('Tab');
       reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute('name') || ''));
     }
-    for (const id of ['drop-zone', 'data-file', 'data-bundled', 'text-column', 'label-column', 'model-source', 'hub-id', 'model-files', 'model-folder', 'load-model', 'epochs', 'lr', 'recipe-download', 'recipe-file', 'start', 'try-text', 'export']) {
+    for (const id of ['drop-zone', 'data-file', 'data-bundled', 'text-column', 'label-column', 'model-source', 'hub-id', 'model-files', 'model-folder', 'load-model', 'epochs', 'lr', 'recipe-download', 'recipe-file', 'start', 'checkpoint-every', 'try-text', 'export', 'mix-file', 'compare-a', 'compare-start']) {
       assert.ok(reached.has(id), `${id} is not reachable with Tab (reached: ${[...reached].join(', ')})`);
     }
     // Enter on the drop zone opens the file chooser.

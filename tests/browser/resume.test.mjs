@@ -44,6 +44,7 @@ test('a checkpointed run resumes after a reload with the same curve', { timeout:
 
     await page.click('#resume-run');
     state = await waitForState(page, (s) => s.done, 120_000);
+    if (state.errors.length) t.diagnostic(`console: ${problems.consoleErrors.join('\n')}`);
     assert.deepEqual(state.errors, []);
     assert.equal(state.resumedFrom, savedAt);
     assert.equal(state.data.name, 'studio-train.csv');
