@@ -1257,10 +1257,23 @@ backendReady
     state.presets = await request(IN.PRESETS);
     for (const [id, chosen] of [['compare-a', 'full'], ['compare-b', 'lora']]) {
       const select = $(id);
-      select.replaceChildren(...state.presets.map((p) => new Option(`${p.name} — ${p.about}`, p.name, false, p.name === chosen)));
+      select.replaceChildren(...state.presets.map((p) => new Option(p.name, p.name, false, p.name === chosen)));
+      select.addEventListener('change', describePresets);
     }
+    describePresets();
   })
   .catch((err) => showError(err, 'compare'));
+
+/** What the two chosen presets do, under the selects. */
+function describePresets() {
+  const about = (id) => state.presets.find((p) => p.name === $(id).value);
+  $('compare-help').replaceChildren(...['compare-a', 'compare-b'].map((id, i) => {
+    const p = about(id);
+    const li = document.createElement('li');
+    li.textContent = p ? `${i ? 'B' : 'A'} = ${p.name}: ${p.about} (lr ${sci(p.lr)})` : '';
+    return li;
+  }));
+}
 
 function setCompareButtons(running) {
   $('compare-start').disabled = running;
