@@ -154,6 +154,14 @@ fn training_data(s: &State, recipe: &Recipe) -> Result<data::TrainingData, JsErr
     data::training_data(&tables, s.eval_table.as_ref(), &recipe.text_column, &recipe.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)
 }
 
+/// The device, and the training data for `recipe` after checking it against the loaded model.
+fn prepare(st: &State, recipe: &Recipe) -> Result<(Device, data::TrainingData), JsError> {
+    let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
+    let ckpt = st.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+    recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
+    Ok((device.clone(), training_data(st, recipe)?))
+}
+
 fn parse_recipe(recipe: JsValue) -> Result<Recipe, JsError> {
     if recipe.is_undefined() || recipe.is_null() {
         return Ok(Recipe::default());
@@ -271,14 +279,8 @@ fn begin(recipe: Recipe, checkpoint: Option<&[u8]>) -> Result<JsValue, JsError> 
     STATE.with(|s| {
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
-        let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
-        let device = device.clone();
-        if st.checkpoint.is_none() {
-            return Err(JsError::new("load a model first"));
-        }
-        let td = training_data(st, &recipe)?;
+        let (device, td) = prepare(st, &recipe)?;
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
         let (labels, eval) = (td.labels, td.eval);
         let session = match checkpoint {
             Some(bytes) => TrainSession::resume_sources(ckpt, &td.sources, &eval, bytes, &device),
@@ -345,14 +347,8 @@ pub fn start_comparison(recipe: JsValue, presets: Vec<String>) -> Result<JsValue
     STATE.with(|s| {
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
-        let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
-        let device = device.clone();
-        if st.checkpoint.is_none() {
-            return Err(JsError::new("load a model first"));
-        }
-        let td = training_data(st, &base)?;
+        let (device, td) = prepare(st, &base)?;
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        base.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
         let steps = crate::train::planned_steps(&base, td.train_count());
         let layers = ckpt.config.num_hidden_layers;
         st.compare.clear();

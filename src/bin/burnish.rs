@@ -37,6 +37,17 @@ struct Columns {
     label_column: Option<String>,
 }
 
+/// Training data: one or more training files (mixed) and an optional evaluation file.
+#[derive(Args, Clone)]
+struct TrainFiles {
+    /// Training file; repeat it (--train a.csv --train b.csv) to mix several files
+    #[arg(long, required = true)]
+    train: Vec<PathBuf>,
+    /// Evaluation file (default: a seeded, stratified share of each training file)
+    #[arg(long)]
+    eval: Option<PathBuf>,
+}
+
 /// Input texts: repeated --text and/or a file with one text per line.
 #[derive(Args, Clone)]
 struct Texts {
@@ -65,11 +76,8 @@ enum Command {
     Train {
         #[arg(long)]
         model: PathBuf,
-        /// Training file; repeat it (--train a.csv --train b.csv) to mix several files
-        #[arg(long, required = true)]
-        train: Vec<PathBuf>,
-        #[arg(long)]
-        eval: Option<PathBuf>,
+        #[command(flatten)]
+        files: TrainFiles,
         /// Recipe JSON (the page's "download recipe"); flags below override it
         #[arg(long)]
         recipe: Option<PathBuf>,
@@ -207,11 +215,8 @@ enum Command {
     Compare {
         #[arg(long)]
         model: PathBuf,
-        /// Training file (repeat to mix several)
-        #[arg(long, required = true)]
-        train: Vec<PathBuf>,
-        #[arg(long)]
-        eval: Option<PathBuf>,
+        #[command(flatten)]
+        files: TrainFiles,
         #[command(flatten)]
         columns: Columns,
         /// Strategy presets, comma-separated (default: all)
@@ -306,6 +311,13 @@ fn load_table(path: &Path) -> Result<data::Table> {
     data::parse_table(&bytes, &name)
 }
 
+/// The training files and eval file read and split as the recipe says.
+fn training_files(files: &TrainFiles, r: &Recipe) -> Result<data::TrainingData> {
+    let tables = files.train.iter().map(|p| load_table(p)).collect::<Result<Vec<_>>>()?;
+    let eval_table = files.eval.as_deref().map(load_table).transpose()?;
+    data::training_data(&tables.iter().collect::<Vec<_>>(), eval_table.as_ref(), &r.text_column, &r.label_column, r.eval_fraction, r.seed)
+}
+
 fn load_examples(path: &Path, text_col: &str, label_col: &str) -> Result<(Vec<Example>, usize)> {
     let table = load_table(path)?;
     let d = data::labeled_examples(&table, text_col, label_col)?;
@@ -363,7 +375,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Train {
-            model, train, eval, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
+            model, files, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
             eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
             lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
@@ -418,9 +430,7 @@ fn run(cli: Cli) -> Result<()> {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
             }
             r.validate(ckpt.config.max_position_embeddings)?;
-            let tables = train.iter().map(|p| load_table(p)).collect::<Result<Vec<_>>>()?;
-            let eval_table = eval.as_deref().map(load_table).transpose()?;
-            let td = data::training_data(&tables.iter().collect::<Vec<_>>(), eval_table.as_ref(), &r.text_column, &r.label_column, r.eval_fraction, r.seed)?;
+            let td = training_files(&files, &r)?;
             if td.skipped > 0 {
                 eprintln!("skipped {} rows with an empty text or label", td.skipped);
             }
@@ -570,7 +580,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Compare {
-            model, train, eval, columns, strategies, epochs, batch_size, max_len, seed, eval_fraction, lr, max_train, title, out, device: d,
+            model, files, columns, strategies, epochs, batch_size, max_len, seed, eval_fraction, lr, max_train, title, out, device: d,
         } => {
             let mut base = Recipe { epochs, batch_size, max_len, seed, eval_fraction, ..Recipe::default() };
             if let Some(v) = columns.text_column { base.text_column = v; }
@@ -581,9 +591,7 @@ fn run(cli: Cli) -> Result<()> {
             for name in &strategies {
                 train::preset_recipe(name, &base, true, 1, 1)?;
             }
-            let tables = train.iter().map(|p| load_table(p)).collect::<Result<Vec<_>>>()?;
-            let eval_table = eval.as_deref().map(load_table).transpose()?;
-            let mut td = data::training_data(&tables.iter().collect::<Vec<_>>(), eval_table.as_ref(), &base.text_column, &base.label_column, base.eval_fraction, base.seed)?;
+            let mut td = training_files(&files, &base)?;
             if let Some(n) = max_train {
                 for s in &mut td.sources {
                     if s.examples.len() > n {
@@ -638,7 +646,7 @@ fn run(cli: Cli) -> Result<()> {
                     "history": s.history,
                 }));
             }
-            let title = title.unwrap_or_else(|| train.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "));
+            let title = title.unwrap_or_else(|| files.train.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "));
             let mut md = format!(
                 "### {title}\n\nModel `{}`, {rows} training rows, {} evaluation rows, {epochs} epoch(s) × {steps} steps, batch {batch_size}, max length {}, seed {seed}, backend {} ({}).\n\n",
                 model.display(), td.eval.len(), base.max_len, info.kind, info.adapter

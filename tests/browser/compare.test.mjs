@@ -5,17 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DATA, messageIn, openPage, waitForState } from './harness.mjs';
+import { loadStudioData, messageIn, openPage, waitForState } from './harness.mjs';
 
 test('compare two strategies side by side', { timeout: 150_000 }, async (t) => {
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
   const { page, problems } = session;
   try {
-    await waitForState(page, (s) => s.checks !== null && s.presets.length > 0, 30_000);
-    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
-    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
-    await page.selectOption('#label-column', 'polarity');
-    for (const [id, value] of Object.entries({ epochs: '3', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'eval-every': '2' })) await page.fill(`#${id}`, value);
+    await waitForState(page, (s) => s.presets.length > 0, 30_000);
+    await loadStudioData(page, { epochs: '3', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'eval-every': '2' });
     const names = (await page.$$eval('#compare-a option', (os) => os.map((o) => o.value)));
     assert.deepEqual(names, ['full', 'head', 'top2', 'gradual', 'discriminative', 'lora']);
 

@@ -138,3 +138,12 @@ export function safetensorsHeader(bytes) {
   assert.equal(8 + n + end, bytes.length, 'safetensors data length');
   return header;
 }
+
+/** The quirky studio CSV loaded, with its real label column chosen; then `fields` filled in. */
+export async function loadStudioData(page, fields = {}) {
+  await waitForState(page, (s) => s.checks !== null, 30_000);
+  await page.setInputFiles('#data-file', DATA('studio-train.csv'));
+  await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+  await page.selectOption('#label-column', 'polarity');
+  for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+}

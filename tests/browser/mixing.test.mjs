@@ -11,18 +11,13 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, TINY, download, messageIn, openPage, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, TINY, download, loadStudioData, messageIn, openPage, waitForState } from './harness.mjs';
 
 test('data mixing: shares shown, weights applied, batches drawn as configured, same as the CLI', { timeout: 150_000 }, async (t) => {
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
   const { page, problems } = session;
   try {
-    await waitForState(page, (s) => s.checks !== null, 30_000);
-    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
-    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
-    await page.selectOption('#label-column', 'polarity');
-    const fields = { epochs: '2', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25' };
-    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+    await loadStudioData(page, { epochs: '2', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25' });
 
     // By size (temperature 1) first.
     await page.setInputFiles('#mix-file', DATA('mix-extra.csv'));

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DATA, openPage, waitForState } from './harness.mjs';
+import { loadStudioData, openPage, waitForState } from './harness.mjs';
 
 const savedRunExists = (page) =>
   page.evaluate(async () => (await navigator.storage.getDirectory()).getDirectoryHandle('burnish-run').then(() => true, () => false));
@@ -15,12 +15,7 @@ test('a checkpointed run resumes after a reload with the same curve', { timeout:
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
   const { page, problems } = session;
   try {
-    await waitForState(page, (s) => s.checks !== null, 30_000);
-    await page.setInputFiles('#data-file', DATA('studio-train.csv'));
-    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
-    await page.selectOption('#label-column', 'polarity');
-    const fields = { epochs: '20', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'checkpoint-every': '3' };
-    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+    await loadStudioData(page, { epochs: '20', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'checkpoint-every': '3' });
 
     // An uninterrupted run: checkpoints are written, and dropped when it finishes.
     await page.click('#start');

@@ -10,17 +10,10 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, TINY, download, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY, download, loadStudioData, openPage, safetensorsHeader, waitForState } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
-/** The quirky studio CSV with its real label column chosen. */
-async function loadStudioData(page) {
-  await waitForState(page, (s) => s.checks !== null, 30_000);
-  await page.setInputFiles('#data-file', DATA('studio-train.csv'));
-  await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
-  await page.selectOption('#label-column', 'polarity');
-}
 
 test('top layers + gradual unfreezing + layer-wise LR + cosine, shown and done', { timeout: 120_000 }, async (t) => {
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use burnish::Checkpoint;
+use burnish::data::Example;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -51,4 +52,20 @@ pub fn id_rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The label is carried by the adjective; `flip` swaps the labels (a contradicting source).
+pub fn reviews(n: usize, offset: usize, flip: bool) -> Vec<Example> {
+    let pos = ["good", "great", "excellent", "wonderful", "fun"];
+    let neg = ["bad", "awful", "terrible", "boring", "dull"];
+    let subjects = ["the movie", "this film", "the story", "the acting", "the ending", "the cast"];
+    (offset..offset + n)
+        .map(|i| {
+            let positive = i % 2 == 0;
+            let adj = if positive { pos[(i / 2) % pos.len()] } else { neg[(i / 2) % neg.len()] };
+            let subj = subjects[(i / 7) % subjects.len()];
+            let label = if positive != flip { "positive" } else { "negative" };
+            Example { text: format!("{subj} was {adj}"), label: label.into() }
+        })
+        .collect()
 }

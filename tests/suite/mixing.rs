@@ -7,25 +7,10 @@ use std::process::Command;
 
 use burn::tensor::Device;
 use burnish::data::{Example, Source};
+
 use burnish::train::{Recipe, TrainSession, mixture};
 
 use super::common::*;
-
-/// The label is carried by the adjective; `flip` swaps the labels (a contradicting source).
-fn reviews(n: usize, offset: usize, flip: bool) -> Vec<Example> {
-    let pos = ["good", "great", "excellent", "wonderful", "fun"];
-    let neg = ["bad", "awful", "terrible", "boring", "dull"];
-    let subjects = ["the movie", "this film", "the story", "the acting", "the ending", "the cast"];
-    (offset..offset + n)
-        .map(|i| {
-            let positive = i % 2 == 0;
-            let adj = if positive { pos[(i / 2) % pos.len()] } else { neg[(i / 2) % neg.len()] };
-            let subj = subjects[(i / 7) % subjects.len()];
-            let label = if positive != flip { "positive" } else { "negative" };
-            Example { text: format!("{subj} was {adj}"), label: label.into() }
-        })
-        .collect()
-}
 
 fn labels() -> Vec<String> {
     vec!["negative".into(), "positive".into()]

@@ -12,17 +12,7 @@ use super::common::*;
 
 /// A sentiment task a small model can learn: the label is carried by the adjective.
 fn learnable(n: usize, offset: usize) -> Vec<Example> {
-    let pos = ["good", "great", "excellent", "wonderful", "fun"];
-    let neg = ["bad", "awful", "terrible", "boring", "dull"];
-    let subjects = ["the movie", "this film", "the story", "the acting", "the ending", "the cast"];
-    (offset..offset + n)
-        .map(|i| {
-            let positive = i % 2 == 0;
-            let adj = if positive { pos[(i / 2) % pos.len()] } else { neg[(i / 2) % neg.len()] };
-            let subj = subjects[(i / 7) % subjects.len()];
-            Example { text: format!("{subj} was {adj}"), label: if positive { "positive" } else { "negative" }.into() }
-        })
-        .collect()
+    reviews(n, offset, false)
 }
 
 fn recipe() -> Recipe {
