@@ -1295,7 +1295,7 @@ async function startComparison() {
     $('compare-table').replaceChildren();
     $('compare-about').replaceChildren(...summary.runs.map((r) => {
       const li = document.createElement('li');
-      li.textContent = `${r.name}: ${r.about} · lr ${sci(r.recipe.lr)} · ${r.trainable.trainable_parameters.toLocaleString('en-US')} of ${r.trainable.total_parameters.toLocaleString('en-US')} parameters train at the start · ${r.total_steps} steps`;
+      li.textContent = `${r.name}: ${r.trainable.trainable_parameters.toLocaleString('en-US')} of ${r.trainable.total_parameters.toLocaleString('en-US')} parameters train at the start · ${r.total_steps} steps`;
       return li;
     }));
     showCompareProgress(summary.runs.map(() => []));
