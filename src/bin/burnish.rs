@@ -241,6 +241,10 @@ enum Command {
         /// Title of the table (e.g. the dataset's name)
         #[arg(long)]
         title: Option<String>,
+        /// Internal: train only this preset and print its result as JSON (`compare` runs each
+        /// preset in a process of its own, so that its peak memory is its own)
+        #[arg(long, hide = true)]
+        one: Option<String>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -338,13 +342,7 @@ fn classifier_from(ckpt: &Checkpoint, dev: &burn::tensor::Device) -> Result<Clas
     Ok(Classifier { model, labels: ckpt.config.labels.clone(), pad_id: ckpt.tokenizer.pad_id })
 }
 
-/// Linux: forget the process's resident-memory high-water mark (so the next reading is the
-/// peak of what runs from now on). Elsewhere a no-op.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Linux: the resident-memory high-water mark (VmHWM) in bytes.
+/// Linux: the process's resident-memory high-water mark (VmHWM) in bytes.
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -580,7 +578,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Compare {
-            model, files, columns, strategies, epochs, batch_size, max_len, seed, eval_fraction, lr, max_train, title, out, device: d,
+            model, files, columns, strategies, epochs, batch_size, max_len, seed, eval_fraction, lr, max_train, title, one, out, device: d,
         } => {
             let mut base = Recipe { epochs, batch_size, max_len, seed, eval_fraction, ..Recipe::default() };
             if let Some(v) = columns.text_column { base.text_column = v; }
@@ -602,13 +600,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             let rows = td.train_count();
             let steps = train::planned_steps(&base, rows);
-            eprintln!("{} training rows, {} evaluation rows, {} steps per strategy", rows, td.eval.len(), steps);
-            let (dev, info) = device(&d);
-            let mut results = Vec::new();
-            for name in &strategies {
-                let mut r = train::preset_recipe(name, &base, lr.is_some(), steps, ckpt.config.num_hidden_layers)?;
+            if let Some(name) = one {
+                let (dev, info) = device(&d);
+                let mut r = train::preset_recipe(&name, &base, lr.is_some(), steps, ckpt.config.num_hidden_layers)?;
                 if let Some(v) = lr { r.lr = v; }
-                reset_peak_rss();
                 let wall = std::time::Instant::now();
                 let mut s = TrainSession::with_sources(&mut ckpt, &td.sources, &td.eval, td.labels.clone(), r.clone(), &dev)?;
                 let first = s.trainable();
@@ -623,10 +618,11 @@ fn run(cli: Cli) -> Result<()> {
                 let last = s.trainable();
                 let est = train::estimate_memory(&ckpt.config, last.total_parameters, last.trainable_parameters, r.batch_size, r.max_len);
                 let tail = (s.losses.len() / 10).max(1);
-                let preset = train::PRESETS.iter().find(|p| p.name == name.as_str()).map(|p| p.about).unwrap_or_default();
+                let preset = train::PRESETS.iter().find(|p| p.name == name).map(|p| p.about).unwrap_or_default();
                 eprintln!("{name}: accuracy {:.4}, macro-F1 {:.4}, {} of {} parameters train", m.accuracy, m.macro_f1, last.trainable_parameters, last.total_parameters);
-                results.push(json!({
+                print_json(&json!({
                     "strategy": name,
+                    "backend": info,
                     "about": preset,
                     "lr": r.lr,
                     "trainable_parameters": last.trainable_parameters,
@@ -645,11 +641,30 @@ fn run(cli: Cli) -> Result<()> {
                     "losses": s.losses,
                     "history": s.history,
                 }));
+                return Ok(());
             }
+            eprintln!("{} training rows, {} evaluation rows, {} steps per strategy", rows, td.eval.len(), steps);
+            let mut results = Vec::new();
+            let exe = std::env::current_exe().map_err(|e| Error::Io(format!("cannot find the burnish binary: {e}")))?;
+            for name in &strategies {
+                let child = std::process::Command::new(&exe)
+                    .args(std::env::args_os().skip(1))
+                    .args(["--one", name.as_str()])
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| Error::Io(format!("cannot run {}: {e}", exe.display())))?;
+                if !child.status.success() {
+                    return Err(Error::Other(format!("the {name} run failed (see above)")));
+                }
+                let row: serde_json::Value = serde_json::from_slice(&child.stdout)
+                    .map_err(|e| Error::Other(format!("the {name} run printed no result: {e}")))?;
+                results.push(row);
+            }
+            let backend = results.first().map(|r| r["backend"].clone()).unwrap_or_default();
             let title = title.unwrap_or_else(|| files.train.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "));
             let mut md = format!(
                 "### {title}\n\nModel `{}`, {rows} training rows, {} evaluation rows, {epochs} epoch(s) × {steps} steps, batch {batch_size}, max length {}, seed {seed}, backend {} ({}).\n\n",
-                model.display(), td.eval.len(), base.max_len, info.kind, info.adapter
+                model.display(), td.eval.len(), base.max_len, backend["kind"].as_str().unwrap_or("?"), backend["adapter"].as_str().unwrap_or("?")
             );
             md += "| strategy | lr | trainable parameters | accuracy | macro-F1 | eval loss | peak RSS (measured) | training memory (estimated) | s/step |\n|---|---|---|---|---|---|---|---|---|\n";
             for r in &results {
@@ -674,7 +689,7 @@ fn run(cli: Cli) -> Result<()> {
                 md += &format!("- **{}**: {}\n", p.name, p.about);
             }
             std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
-            let all = json!({"title": title, "model": model, "train_rows": rows, "eval_rows": td.eval.len(), "steps": steps, "backend": info, "base_recipe": base, "results": results});
+            let all = json!({"title": title, "model": model, "train_rows": rows, "eval_rows": td.eval.len(), "steps": steps, "backend": backend, "base_recipe": base, "results": results});
             std::fs::write(out.join("comparison.json"), serde_json::to_vec_pretty(&all).unwrap_or_default())?;
             std::fs::write(out.join("comparison.md"), &md)?;
             eprintln!("wrote {}", out.display());
