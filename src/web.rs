@@ -81,15 +81,20 @@ struct Inspection<'a> {
     row_count: usize,
 }
 
-fn inspect(bytes: &[u8], name: &str, eval: bool) -> Result<JsValue, JsError> {
-    let table = data::parse_table(bytes, name).map_err(js_err)?;
-    let out = to_js(&Inspection {
+/// A parsed file's name, format, columns, first rows and row count, for the page.
+fn inspection(table: &Table) -> Result<JsValue, JsError> {
+    to_js(&Inspection {
         name: &table.name,
         format: table.format,
         columns: &table.columns,
         preview: table.rows.iter().take(8).cloned().collect(),
         row_count: table.rows.len(),
-    })?;
+    })
+}
+
+fn inspect(bytes: &[u8], name: &str, eval: bool) -> Result<JsValue, JsError> {
+    let table = data::parse_table(bytes, name).map_err(js_err)?;
+    let out = inspection(&table)?;
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if eval {
@@ -125,13 +130,7 @@ pub fn add_train_source(bytes: &[u8], file_name: &str) -> Result<JsValue, JsErro
         if s.train_table.iter().chain(&s.extra_tables).any(|t| t.name == table.name) {
             return Err(JsError::new(&format!("{} is already one of the training files", table.name)));
         }
-        let out = to_js(&Inspection {
-            name: &table.name,
-            format: table.format,
-            columns: &table.columns,
-            preview: table.rows.iter().take(8).cloned().collect(),
-            row_count: table.rows.len(),
-        })?;
+        let out = inspection(&table)?;
         s.extra_tables.push(table);
         Ok(out)
     })
