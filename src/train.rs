@@ -961,9 +961,9 @@ impl TrainSession {
             s.model = s.model.take().map(|m| {
                 if s.recipe.strategy == Strategy::Lora { with_lora(m, &s.recipe) } else { set_trainable(m, n, s.recipe.freeze_embeddings) }
             });
-            if s.recipe.strategy == Strategy::Lora {
+            if let (Strategy::Lora, Some(m)) = (s.recipe.strategy, s.model.as_ref()) {
                 // Adapters were added after the groups were listed: list them again.
-                s.groups = layer_groups(s.model.as_ref().expect("model"), s.recipe.layer_lr_decay);
+                s.groups = layer_groups(m, s.recipe.layer_lr_decay);
             }
             s.trainable_groups = n;
             s
