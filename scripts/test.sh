@@ -23,6 +23,14 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
     --epochs 1 --batch-size 4 --max-len 32 --eval-fraction 0.34 --out "$OUT" >/dev/null
   python3 scripts/verify_export.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
 
+  # Masked-LM domain adaptation: the BertForMaskedLM folder loads in transformers and fills
+  # masks with the same tokens and scores.
+  echo "[test] transformers: a domain-adapted BertForMaskedLM folder fills masks identically" >&2
+  OUT="$(mktemp -d)"
+  "$CARGO_TARGET_DIR/release/burnish" train --task masked-lm --model tests/fixtures/tiny-bert \
+    --train tests/data/domain-reviews.txt --epochs 2 --lr 5e-3 --batch-size 8 --max-len 32 --out "$OUT" >/dev/null
+  python3 scripts/verify_mlm.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+
   # LoRA: the PEFT adapter folder loads with peft on top of the base model, same logits.
   if ! python3 -c "import peft" 2>/dev/null; then
     python3 -m pip install --quiet --no-deps peft==0.21.2 accelerate==1.15.0 >&2 || echo "[test] could not install peft" >&2

@@ -159,3 +159,16 @@ pub fn export_classifier_config(original: &HfConfigFile, labels: &[String]) -> R
     obj.insert("problem_type".into(), Value::String("single_label_classification".into()));
     serde_json::to_vec_pretty(&value).map_err(|e| Error::Other(e.to_string()))
 }
+
+/// Writes an HF `config.json` for a domain-adapted `BertForMaskedLM`: the original file's keys
+/// with the architecture replaced and any classification label maps dropped.
+pub fn export_mlm_config(original: &HfConfigFile) -> Result<Vec<u8>> {
+    let mut value = serde_json::to_value(original).map_err(|e| Error::Other(e.to_string()))?;
+    let obj = value.as_object_mut().ok_or_else(|| Error::Other("config is not an object".into()))?;
+    obj.retain(|_, v| !v.is_null());
+    obj.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
+    for k in ["id2label", "label2id", "num_labels", "problem_type"] {
+        obj.remove(k);
+    }
+    serde_json::to_vec_pretty(&value).map_err(|e| Error::Other(e.to_string()))
+}

@@ -9,6 +9,7 @@ pub mod data;
 pub mod embed;
 pub mod error;
 pub mod metrics;
+pub mod mlm;
 pub mod models;
 pub mod tokenize;
 pub mod train;

@@ -48,4 +48,26 @@ impl TextTokenizer {
         t.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{e}")))?;
         Ok(move |text: &str| Ok(t.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?.len()))
     }
+
+    /// Ids of the special tokens (added tokens marked special, and BERT's `[CLS]` `[SEP]`
+    /// `[PAD]` `[UNK]` `[MASK]` when the vocabulary has them): masked-LM never masks them.
+    pub fn special_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.inner.get_added_tokens_decoder().into_iter().filter(|(_, t)| t.special).map(|(id, _)| id).collect();
+        for t in ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>"] {
+            ids.extend(self.inner.token_to_id(t));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The mask token's id (`[MASK]` or `<mask>`), if the tokenizer has one.
+    pub fn mask_id(&self) -> Option<u32> {
+        self.inner.token_to_id("[MASK]").or_else(|| self.inner.token_to_id("<mask>"))
+    }
+
+    /// The vocabulary entry of `id` (e.g. "##ing"), if any.
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
 }

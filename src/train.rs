@@ -78,6 +78,16 @@ pub struct Recipe {
     /// Without weights, file `i` is drawn with probability ∝ rows_i^(1/T): 1 keeps the natural
     /// proportions, larger values move towards uniform (up-sampling small files).
     pub mix_temperature: f64,
+    /// Masked-LM domain adaptation before the classifier (the two-stage recipe): epochs of
+    /// masked-LM training on the domain text (0: no adaptation stage) and their peak learning
+    /// rate. With `task: "masked-lm"` there is only that stage, and `epochs` / `lr` apply.
+    pub mlm_epochs: usize,
+    pub mlm_lr: f64,
+    /// Share of (non-special) tokens chosen for prediction; of those 80 % become [MASK], 10 % a
+    /// random token, 10 % stay.
+    pub mlm_probability: f64,
+    /// Column of the domain-text file (a plain .txt file's lines are "text").
+    pub domain_text_column: String,
 }
 
 /// Linear layers of a BERT encoder layer that LoRA can adapt (HF module names in the docs).
@@ -187,7 +197,7 @@ pub enum Schedule {
 }
 
 /// Tasks the engine trains today.
-pub const TASKS: &[&str] = &["text-classification"];
+pub const TASKS: &[&str] = &["text-classification", "masked-lm"];
 
 impl Default for Recipe {
     fn default() -> Self {
@@ -221,6 +231,10 @@ impl Default for Recipe {
             lora_targets: vec![LoraTarget::Query, LoraTarget::Value],
             mix_weights: Vec::new(),
             mix_temperature: 1.0,
+            mlm_epochs: 0,
+            mlm_lr: 5e-5,
+            mlm_probability: 0.15,
+            domain_text_column: "text".into(),
         }
     }
 }
@@ -289,6 +303,18 @@ impl Recipe {
         }
         if !self.mix_weights.is_empty() && self.mix_weights.iter().sum::<f64>() <= 0.0 {
             return bad("at least one mixing weight must be above 0".into());
+        }
+        if self.mlm_epochs > 1000 {
+            return bad(format!("domain adaptation epochs must be between 0 and 1000 (got {})", self.mlm_epochs));
+        }
+        if !(self.mlm_lr.is_finite() && self.mlm_lr > 0.0 && self.mlm_lr < 1.0) {
+            return bad(format!("domain adaptation learning rate must be a positive number below 1 (got {})", self.mlm_lr));
+        }
+        if !(self.mlm_probability > 0.0 && self.mlm_probability < 1.0) {
+            return bad(format!("masking probability must be in (0, 1) (got {})", self.mlm_probability));
+        }
+        if self.task == "masked-lm" && self.strategy != Strategy::Full {
+            return bad("masked-LM adaptation trains every weight: strategies (head, top, LoRA) apply to the classifier stage".into());
         }
         Ok(())
     }

@@ -28,6 +28,11 @@ struct State {
     compare: Vec<(String, TrainSession)>,
     /// Texts of the eval examples, in session order (for the per-example table).
     eval_texts: Vec<(String, String)>,
+    /// Domain text for masked-LM adaptation, the adaptation run, and the adapted encoder that
+    /// the classifier stage of a two-stage recipe starts from.
+    domain_table: Option<Table>,
+    mlm: Option<crate::mlm::MlmSession>,
+    adapted: Option<Checkpoint>,
 }
 
 thread_local! {
@@ -68,6 +73,8 @@ pub fn load_model(config: &[u8], tokenizer: &[u8], weights: Vec<u8>, tokenizer_c
         let mut s = s.borrow_mut();
         s.checkpoint = Some(ckpt);
         s.session = None;
+        s.mlm = None;
+        s.adapted = None;
     });
     to_js(&summary)
 }
@@ -279,7 +286,13 @@ fn begin(recipe: Recipe, checkpoint: Option<&[u8]>) -> Result<JsValue, JsError> 
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
         let (device, td) = prepare(st, &recipe)?;
-        let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
+        let original = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
+        // The classifier stage of a two-stage recipe starts from the adapted encoder (a resumed
+        // run takes every weight from its checkpoint).
+        let ckpt = match st.adapted.as_mut() {
+            Some(a) if recipe.mlm_epochs > 0 && checkpoint.is_none() => a,
+            _ => original,
+        };
         let (labels, eval) = (td.labels, td.eval);
         let session = match checkpoint {
             Some(bytes) => TrainSession::resume_sources(ckpt, &td.sources, &eval, bytes, &device),
@@ -307,6 +320,148 @@ fn begin(recipe: Recipe, checkpoint: Option<&[u8]>) -> Result<JsValue, JsError> 
         st.session = Some(session);
         Ok(out)
     })
+}
+
+/// Parses the domain text for masked-LM adaptation (.txt lines, or a CSV/TSV/JSONL column).
+#[wasm_bindgen(js_name = setDomainData)]
+pub fn set_domain_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
+    let table = data::parse_table(bytes, file_name).map_err(js_err)?;
+    let out = inspection(&table)?;
+    STATE.with(|s| s.borrow_mut().domain_table = Some(table));
+    Ok(out)
+}
+
+#[wasm_bindgen(js_name = clearDomainData)]
+pub fn clear_domain_data() {
+    STATE.with(|s| s.borrow_mut().domain_table = None);
+}
+
+#[derive(Serialize)]
+struct AdaptationStarted<'a> {
+    total_steps: usize,
+    epochs: usize,
+    lr: f64,
+    train_count: usize,
+    eval_count: usize,
+    domain_file: &'a str,
+    load_report: &'a crate::weights::LoadReport,
+}
+
+/// Stage one of the two-stage recipe: a masked-LM run on the domain text (`mlm_epochs` at
+/// `mlm_lr`). The classification data is checked first, so a mistake there shows before the
+/// adaptation runs.
+#[wasm_bindgen(js_name = startAdaptation)]
+pub fn start_adaptation(recipe: JsValue) -> Result<JsValue, JsError> {
+    let recipe = parse_recipe(recipe)?;
+    STATE.with(|s| {
+        let mut guard = s.borrow_mut();
+        let st = &mut *guard;
+        let (device, _) = prepare(st, &recipe)?;
+        if recipe.mlm_epochs == 0 {
+            return Err(JsError::new("set the domain adaptation epochs above 0 to adapt the model first"));
+        }
+        let table = st.domain_table.as_ref().ok_or_else(|| JsError::new("choose the domain text for the masked-LM adaptation (or set its epochs to 0)"))?;
+        let texts = crate::mlm::domain_texts(table, &recipe.domain_text_column).map_err(js_err)?;
+        let (train, eval) = crate::mlm::split_texts(&texts, recipe.eval_fraction, recipe.seed);
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
+        let session = crate::mlm::MlmSession::new(ckpt, &train, &eval, &recipe, recipe.mlm_epochs, recipe.mlm_lr, &device).map_err(js_err)?;
+        let out = to_js(&AdaptationStarted {
+            total_steps: session.total_steps,
+            epochs: session.epochs,
+            lr: session.lr,
+            train_count: session.train_count(),
+            eval_count: session.eval_count(),
+            domain_file: &table.name,
+            load_report: &session.load_report,
+        })?;
+        st.adapted = None;
+        st.session = None;
+        st.mlm = Some(session);
+        Ok(out)
+    })
+}
+
+fn take_mlm() -> Result<crate::mlm::MlmSession, JsError> {
+    STATE.with(|s| s.borrow_mut().mlm.take()).ok_or_else(|| JsError::new("no domain adaptation run: press Start first"))
+}
+
+fn put_mlm(session: crate::mlm::MlmSession) {
+    STATE.with(|s| s.borrow_mut().mlm = Some(session));
+}
+
+/// Masked-LM steps for about `budget_ms` (at least one); the first one also scores the
+/// held-out text before any training.
+#[wasm_bindgen(js_name = adaptSteps)]
+pub async fn adapt_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut session = take_mlm()?;
+    let result = session.run_for(budget_ms).await;
+    let history = session.history.clone();
+    put_mlm(session);
+    let reports = result.map_err(js_err)?;
+    let out = to_js(&reports)?;
+    let out_obj = js_sys::Object::new();
+    js_sys::Reflect::set(&out_obj, &"reports".into(), &out).map_err(|_| JsError::new("internal: reports"))?;
+    js_sys::Reflect::set(&out_obj, &"history".into(), &to_js(&history)?).map_err(|_| JsError::new("internal: history"))?;
+    Ok(out_obj.into())
+}
+
+/// Ends stage one: the adapted encoder becomes the starting point of the classifier.
+#[wasm_bindgen(js_name = finishAdaptation)]
+pub async fn finish_adaptation() -> Result<JsValue, JsError> {
+    let session = take_mlm()?;
+    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
+    let result = match &ckpt {
+        Some(c) => session.adapted_checkpoint(c).await,
+        None => Err(Error::Other("load a model first".into())),
+    };
+    let history = session.history.clone();
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.checkpoint = ckpt;
+        s.mlm = Some(session);
+    });
+    let adapted = result.map_err(js_err)?;
+    STATE.with(|s| s.borrow_mut().adapted = Some(adapted));
+    to_js(&history)
+}
+
+/// The adapted encoder's top guesses for every [MASK] in `text` (fill-mask).
+#[wasm_bindgen(js_name = fillMask)]
+pub async fn fill_mask(text: String, top_k: usize) -> Result<JsValue, JsError> {
+    let session = take_mlm()?;
+    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
+    let result = async {
+        let mut c = ckpt.ok_or_else(|| Error::Other("load a model first".into()))?;
+        let r = async {
+            let model = session.inference_model()?;
+            let max_len = session.recipe.max_len;
+            crate::mlm::fill_mask(&model, &mut c, &text, top_k, max_len, session.base_device()).await
+        }
+        .await;
+        Ok::<_, Error>((c, r))
+    }
+    .await;
+    put_mlm(session);
+    let (c, r) = result.map_err(js_err)?;
+    STATE.with(|s| s.borrow_mut().checkpoint = Some(c));
+    to_js(&r.map_err(js_err)?)
+}
+
+/// The domain-adapted encoder as an HF `BertForMaskedLM` folder `[{name, bytes}]`.
+#[wasm_bindgen(js_name = exportAdapted)]
+pub async fn export_adapted() -> Result<JsValue, JsError> {
+    let session = take_mlm()?;
+    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
+    let result = match &ckpt {
+        Some(c) => session.export(c).await,
+        None => Err(Error::Other("load a model first".into())),
+    };
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.checkpoint = ckpt;
+        s.mlm = Some(session);
+    });
+    exported_files(result.map_err(js_err)?)
 }
 
 /// The strategy presets the comparison view offers (name, one-line description, usual lr).
@@ -539,7 +694,11 @@ pub async fn export_model(base_name: String) -> Result<JsValue, JsError> {
     };
     STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
     put_session(session);
-    let files: Vec<ExportedFile> = result.map_err(js_err)?.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect();
+    exported_files(result.map_err(js_err)?)
+}
+
+fn exported_files(files: Vec<(String, Vec<u8>)>) -> Result<JsValue, JsError> {
+    let files: Vec<ExportedFile> = files.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect();
     // serialize_bytes becomes a Uint8Array with the default serializer.
     files
         .serialize(&serde_wasm_bindgen::Serializer::new())

@@ -16,7 +16,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::models::bert::SequenceClassifier;
+use crate::models::bert::{BertModel, MaskedLm, SequenceClassifier};
 
 /// What loading found: tensors initialised because the file lacks them, and tensors the file
 /// has that the model does not use.
@@ -66,7 +66,7 @@ pub fn validate_safetensors(bytes: &[u8]) -> Result<()> {
 /// Names of the heads that may legitimately be absent (HF initialises them): the encoder itself
 /// must be complete.
 fn optional_name(name: &str) -> bool {
-    name.starts_with("pooler.") || name.starts_with("classifier.")
+    name.starts_with("pooler.") || name.starts_with("classifier.") || name.starts_with("cls.predictions.")
 }
 
 impl ParamSource {
@@ -275,29 +275,48 @@ fn norm_entries(out1: &mut Vec<(String, Tensor<1>)>, name: &str, ln: &burn::nn::
     }
 }
 
+/// Every encoder parameter under its HF name (`bert.` prefix), pooler included.
+fn encoder_entries(bert: &BertModel, m: &mut Vec<(String, Tensor<2>, Layout)>, v: &mut Vec<(String, Tensor<1>)>) {
+    let e = &bert.embeddings;
+    m.push(("bert.embeddings.word_embeddings.weight".into(), e.word_embeddings.weight.val(), Layout::Same));
+    m.push(("bert.embeddings.position_embeddings.weight".into(), e.position_embeddings.weight.val(), Layout::Same));
+    m.push(("bert.embeddings.token_type_embeddings.weight".into(), e.token_type_embeddings.weight.val(), Layout::Same));
+    norm_entries(v, "bert.embeddings.LayerNorm", &e.layer_norm);
+    for (i, layer) in bert.layers.iter().enumerate() {
+        let p = format!("bert.encoder.layer.{i}");
+        linear_entries(m, v, &format!("{p}.attention.self.query"), &layer.attention.query);
+        linear_entries(m, v, &format!("{p}.attention.self.key"), &layer.attention.key);
+        linear_entries(m, v, &format!("{p}.attention.self.value"), &layer.attention.value);
+        linear_entries(m, v, &format!("{p}.attention.output.dense"), &layer.attention_output);
+        norm_entries(v, &format!("{p}.attention.output.LayerNorm"), &layer.attention_norm);
+        linear_entries(m, v, &format!("{p}.intermediate.dense"), &layer.intermediate);
+        linear_entries(m, v, &format!("{p}.output.dense"), &layer.output);
+        norm_entries(v, &format!("{p}.output.LayerNorm"), &layer.output_norm);
+    }
+    linear_entries(m, v, "bert.pooler.dense", &bert.pooler);
+}
+
 /// Every parameter of the classifier under its HF `BertForSequenceClassification` name.
 fn classifier_entries(model: &SequenceClassifier) -> (Vec<(String, Tensor<2>, Layout)>, Vec<(String, Tensor<1>)>) {
     let mut m = Vec::new();
     let mut v = Vec::new();
-    let e = &model.bert.embeddings;
-    m.push(("bert.embeddings.word_embeddings.weight".into(), e.word_embeddings.weight.val(), Layout::Same));
-    m.push(("bert.embeddings.position_embeddings.weight".into(), e.position_embeddings.weight.val(), Layout::Same));
-    m.push(("bert.embeddings.token_type_embeddings.weight".into(), e.token_type_embeddings.weight.val(), Layout::Same));
-    norm_entries(&mut v, "bert.embeddings.LayerNorm", &e.layer_norm);
-    for (i, layer) in model.bert.layers.iter().enumerate() {
-        let p = format!("bert.encoder.layer.{i}");
-        linear_entries(&mut m, &mut v, &format!("{p}.attention.self.query"), &layer.attention.query);
-        linear_entries(&mut m, &mut v, &format!("{p}.attention.self.key"), &layer.attention.key);
-        linear_entries(&mut m, &mut v, &format!("{p}.attention.self.value"), &layer.attention.value);
-        linear_entries(&mut m, &mut v, &format!("{p}.attention.output.dense"), &layer.attention_output);
-        norm_entries(&mut v, &format!("{p}.attention.output.LayerNorm"), &layer.attention_norm);
-        linear_entries(&mut m, &mut v, &format!("{p}.intermediate.dense"), &layer.intermediate);
-        linear_entries(&mut m, &mut v, &format!("{p}.output.dense"), &layer.output);
-        norm_entries(&mut v, &format!("{p}.output.LayerNorm"), &layer.output_norm);
-    }
-    linear_entries(&mut m, &mut v, "bert.pooler.dense", &model.bert.pooler);
+    encoder_entries(&model.bert, &mut m, &mut v);
     linear_entries(&mut m, &mut v, "classifier", &model.classifier);
     (m, v)
+}
+
+/// HF `BertForMaskedLM` `model.safetensors` bytes: the encoder (with its pooler, which
+/// transformers' masked-LM class ignores but a later classifier reuses) and `cls.predictions.*`.
+/// The decoder is tied to the word embeddings, so like transformers only `cls.predictions.bias`
+/// is written for it.
+pub async fn export_mlm_safetensors(model: &MaskedLm) -> Result<Vec<u8>> {
+    let mut m = Vec::new();
+    let mut v = Vec::new();
+    encoder_entries(&model.bert, &mut m, &mut v);
+    linear_entries(&mut m, &mut v, "cls.predictions.transform.dense", &model.transform);
+    norm_entries(&mut v, "cls.predictions.transform.LayerNorm", &model.transform_norm);
+    v.push(("cls.predictions.bias".into(), model.decoder_bias.val()));
+    serialize_entries(m, v).await
 }
 
 /// Serialises the classifier to HF `model.safetensors` bytes, reading each parameter

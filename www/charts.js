@@ -144,6 +144,65 @@ function applyColors(chart, p) {
   chart.update('none');
 }
 
+/** Domain adaptation: masked-LM loss per step (raw and smoothed) and on held-out text. */
+export class MlmChart {
+  #smooth = { value: 0, n: 0 };
+  #pending = false;
+
+  constructor(canvas) {
+    if (!chartsAvailable) return;
+    const p = palette();
+    this.chart = new Chart(canvas, {
+      type: 'line',
+      data: {
+        datasets: [
+          line('masked-LM loss', p.a, { borderWidth: 1, borderColor: `${p.a}66` }),
+          line('smoothed', p.b, { borderWidth: 2 }),
+          line('held-out loss', p.d, { pointRadius: 4, borderDash: [4, 3] }),
+        ],
+      },
+      options: baseOptions(p, { yTitle: 'masked-LM loss' }),
+    });
+  }
+
+  reset() {
+    this.#smooth = { value: 0, n: 0 };
+    if (!this.chart) return;
+    for (const d of this.chart.data.datasets) d.data = [];
+    this.chart.update('none');
+  }
+
+  /** New step reports and new held-out evaluations ({step, loss}). */
+  add(reports, evals) {
+    if (!this.chart) return;
+    const [raw, smooth, held] = this.chart.data.datasets;
+    for (const r of reports) {
+      const s = this.#smooth;
+      s.n += 1;
+      s.value = 0.9 * s.value + 0.1 * r.loss;
+      raw.data.push({ x: r.step, y: r.loss });
+      smooth.data.push({ x: r.step, y: s.value / (1 - 0.9 ** s.n) });
+    }
+    for (const e of evals) held.data.push({ x: e.step, y: e.loss });
+    if (this.#pending) return;
+    this.#pending = true;
+    requestAnimationFrame(() => {
+      this.#pending = false;
+      this.chart.update('none');
+    });
+  }
+
+  counts() {
+    if (!this.chart) return null;
+    const [raw, , held] = this.chart.data.datasets;
+    return { loss: raw.data.length, heldOut: held.data.length };
+  }
+
+  restyle() {
+    if (this.chart) applyColors(this.chart, palette());
+  }
+}
+
 /** Bar chart of label counts (train, and eval when given). */
 export class LabelChart {
   constructor(canvas) {

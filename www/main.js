@@ -4,7 +4,7 @@
 
 import { BurnishClient, CONCERNS, IN, OUT } from './protocol.js';
 import { applyLanguage, initialLanguage, saveLanguage, t } from './i18n.js';
-import { CompareCharts, LabelChart, TrainingCharts, chartsAvailable } from './charts.js';
+import { CompareCharts, LabelChart, MlmChart, TrainingCharts, chartsAvailable } from './charts.js';
 import { fetchHubModel, fflate, pickModelFiles, readBody } from './sources.js';
 import { discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
 
@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const bundledModel = params.get('model') || 'all-MiniLM-L6-v2';
 const BUNDLED_DATA = 'assets/data/sentiment-demo.csv';
+const SAMPLE_DOMAIN = 'assets/data/movie-domain.txt';
 const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.txt', '.text'];
 
 const state = (window.burnishState = {
@@ -43,6 +44,9 @@ const state = (window.burnishState = {
   presets: [], // strategyPresets()
   savedRun: null, // {meta, progress} of an unfinished run found in OPFS at load
   checkpoints: [], // steps at which this run's checkpoints were written
+  domain: null, // setDomainData's summary of the domain text (masked-LM adaptation)
+  adaptation: null, // {summary, losses, history, done, step} of the run's adaptation stage
+  adaptedExport: null, // {name, size, files} of the downloaded adapted encoder
 });
 // The data files as chosen (null: the bundled sample), kept to store them with a saved run.
 const sourceFiles = { main: null, extras: [], eval: null };
@@ -81,7 +85,7 @@ $('intro-hide').addEventListener('click', () => {
 // ---------------------------------------------------------------- errors
 const SECTION_ERROR = {
   backend: 'backend-error', model: 'model-error', data: 'data-error', columns: 'columns-error', eval: 'eval-error',
-  recipe: 'recipe-error', mix: 'mix-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
+  recipe: 'recipe-error', mix: 'mix-error', domain: 'domain-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
 };
 
 function showError(err, concerns = err?.concerns) {
@@ -151,6 +155,8 @@ function onWorkerEvent({ type, payload }) {
     else if (type === OUT.CHECKPOINT) state.checkpoints.push(payload.step);
     else if (type === OUT.COMPARE_PROGRESS) showCompareProgress(payload.reports);
     else if (type === OUT.COMPARE_DONE) compareEnded(payload);
+    else if (type === OUT.MLM_PROGRESS) showAdaptProgress(payload);
+    else if (type === OUT.STAGE) classifierStageStarted(payload.summary);
   } catch (err) {
     showError(new Error(`Could not show the worker's ${type} message: ${err.message}`), type === OUT.METRICS ? 'results' : 'train');
   }
@@ -620,12 +626,15 @@ const RECIPE_FIELDS = {
   lora_alpha: { id: 'lora-alpha', gt: 0 },
   lora_dropout: { id: 'lora-dropout', min: 0, lt: 1 },
   mix_temperature: { id: 'mix-temperature', gt: 0, max: 100, name: 'Mixing temperature' },
+  mlm_epochs: { id: 'mlm-epochs', int: true, min: 0, max: 1000, name: 'Adaptation epochs' },
+  mlm_lr: { id: 'mlm-lr', gt: 0, lt: 1, name: 'Adaptation learning rate' },
+  mlm_probability: { id: 'mlm-probability', gt: 0, lt: 1, name: 'Masking share' },
 };
 const LORA_TARGETS = ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'];
 const loraTargetBoxes = () => [...document.querySelectorAll('input[name="lora-target"]')];
 const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric' }; // <select>s
 const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
-const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'mix_weights', 'text_column', 'label_column'];
+const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'mix_weights', 'text_column', 'label_column', 'domain_text_column'];
 
 /** LoRA's own fields show only with the LoRA strategy. */
 function showStrategyFields() {
@@ -693,6 +702,7 @@ function readRecipe() {
   recipe.mix_weights = mixWeights();
   if ($('text-column').value) recipe.text_column = $('text-column').value;
   if ($('label-column').value) recipe.label_column = $('label-column').value;
+  recipe.domain_text_column = $('domain-column').value || 'text';
   return recipe;
 }
 
@@ -741,6 +751,11 @@ function applyRecipeText(text, source) {
   showStrategyFields();
   updateMemory().catch((err) => showError(err, 'model'));
   if (recipe.task) $('task').value = recipe.task;
+  if (recipe.domain_text_column !== undefined) {
+    const select = $('domain-column');
+    if ([...select.options].some((o) => o.value === recipe.domain_text_column)) select.value = recipe.domain_text_column;
+    else select.dataset.wanted = recipe.domain_text_column; // applied when domain text with that column is chosen
+  }
   for (const [key, id] of [['text_column', 'text-column'], ['label_column', 'label-column']]) {
     if (recipe[key] === undefined) continue;
     const select = $(id);
@@ -938,6 +953,132 @@ $('mix-file').addEventListener('change', guarded('mix', async () => {
 for (const id of ['mix-temperature', 'eval-fraction', 'seed', 'text-column', 'label-column']) $(id).addEventListener('input', scheduleMixture);
 for (const radio of document.querySelectorAll('input[name="eval-mode"]')) radio.addEventListener('change', scheduleMixture);
 
+// ---------------------------------------------------------------- domain adaptation
+/** Loads domain text for the masked-LM stage from a File (or the sample movie text when null). */
+async function loadDomain(file) {
+  clearErrors('domain');
+  let data, name;
+  if (file) {
+    checkExtension(file.name, 'domain');
+    if (file.size === 0) failWith('domain', `${file.name}: the file is empty`);
+    data = new Uint8Array(await file.arrayBuffer());
+    name = file.name;
+  } else {
+    const res = await fetch(SAMPLE_DOMAIN).catch((err) => failWith('domain', `Could not fetch ${SAMPLE_DOMAIN}: ${err.message}`));
+    if (!res.ok) failWith('domain', `Could not fetch ${SAMPLE_DOMAIN}: HTTP ${res.status}. Are the bundled assets installed (python3 scripts/fetch_assets.py)?`);
+    data = await readBody(res);
+    name = SAMPLE_DOMAIN.split('/').pop();
+  }
+  await concerning('backend', () => backendReady);
+  const info = await request(IN.SET_DOMAIN_DATA, { bytes: data, fileName: name }, [data.buffer]);
+  state.domain = info;
+  const select = $('domain-column');
+  const wanted = select.dataset.wanted;
+  const pick = info.columns.indexOf(wanted) >= 0 ? info.columns.indexOf(wanted) : guessColumns(info.columns).text;
+  fillSelect(select, info.columns, pick);
+  delete select.dataset.wanted;
+  $('domain-summary').textContent = `${info.name}: ${info.row_count} ${info.format === 'text' ? 'lines' : 'rows'}` + (info.preview[0] ? ` · “${String(info.preview[0][pick] ?? '').slice(0, 80)}…”` : '');
+  // Choosing domain text means adapting on it: one epoch unless a number is set.
+  if (Number($('mlm-epochs').value) === 0) $('mlm-epochs').value = '1';
+  log(`Domain text for masked-LM adaptation: ${info.name} (${info.row_count} ${info.format === 'text' ? 'lines' : 'rows'}).`);
+}
+
+$('domain-file').addEventListener('change', guarded('domain', async () => {
+  try {
+    await loadDomain($('domain-file').files[0] ?? null);
+  } finally {
+    $('domain-file').value = '';
+  }
+}));
+$('domain-sample').addEventListener('click', guarded('domain', () => loadDomain(null)));
+$('domain-clear').addEventListener('click', guarded('domain', async () => {
+  clearErrors('domain');
+  await request(IN.CLEAR_DOMAIN_DATA);
+  state.domain = null;
+  $('domain-summary').textContent = '';
+  $('domain-column').replaceChildren();
+  $('mlm-epochs').value = '0';
+}));
+
+const mlmChart = new MlmChart($('mlm-chart'));
+
+function renderAdaptation() {
+  const a = state.adaptation;
+  if (!a) return;
+  fillTable(
+    $('mlm-table'),
+    ['held-out domain text', 'step', 'masked-LM loss', 'perplexity', 'masked-token accuracy', 'masked tokens'],
+    a.history.map((e, i) => [{ th: i === 0 ? 'before adaptation' : `after epoch ${e.epoch}` }, e.step, fmt(e.loss), fmt(e.perplexity, 1), pct(e.masked_accuracy), e.masked_tokens]),
+  );
+}
+
+function showAdaptProgress({ reports, history }) {
+  const a = state.adaptation;
+  if (!a) return;
+  for (const r of reports) a.losses.push(r.loss);
+  const fresh = history.slice(a.history.length);
+  a.history = history;
+  mlmChart.add(reports, fresh);
+  a.chart = mlmChart.counts();
+  renderAdaptation();
+  for (const e of fresh) {
+    log(e.step === 0
+      ? `Before adaptation: held-out masked-LM loss ${fmt(e.loss)}, perplexity ${fmt(e.perplexity, 1)}, masked-token accuracy ${pct(e.masked_accuracy)}.`
+      : `Adaptation epoch ${e.epoch}: held-out masked-LM loss ${fmt(e.loss)}, perplexity ${fmt(e.perplexity, 1)}, masked-token accuracy ${pct(e.masked_accuracy)}.`);
+  }
+  const last = reports[reports.length - 1];
+  if (!last) return;
+  a.step = last.step;
+  a.done = last.done;
+  $('mlm-progress-bar').max = last.total_steps;
+  $('mlm-progress-bar').value = last.step;
+  $('mlm-progress').textContent = `step ${last.step}/${last.total_steps} · epoch ${Math.min(last.epoch + (last.done ? 0 : 1), last.epochs)}/${last.epochs} · masked-LM loss ${fmt(last.loss)} · lr ${sci(last.lr)} · ${fmt(last.tokens_per_s, 0)} tokens/s`;
+  if (last.done) {
+    $('fill-button').disabled = false;
+    log('Domain adaptation finished: the classifier now starts from the adapted encoder.');
+  }
+}
+
+$('fill-button').addEventListener('click', guarded('domain', async () => {
+  clearErrors('domain');
+  const text = $('fill-text').value;
+  if (!text.includes('[MASK]')) failWith('domain', 'Write [MASK] where the model should guess a word, e.g. "The film was [MASK]."');
+  const masks = await request(IN.FILL_MASK, { text, topK: 5 });
+  state.fill = { text, masks };
+  fillTable(
+    $('fill-result'),
+    ['[MASK]', ...[1, 2, 3, 4, 5].map((i) => `guess ${i}`)],
+    masks.map((m, i) => [{ th: masks.length > 1 ? `#${i + 1}` : 'guesses' }, ...m.candidates.map((c) => `${c.token} (${pct(c.score)})`)]),
+  );
+}));
+$('fill-text').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') $('fill-button').click();
+});
+
+$('export-adapted').addEventListener('click', guarded('domain', async () => {
+  if (!state.adaptation?.done) failWith('domain', 'The adaptation has not finished yet: there is no adapted encoder to download.');
+  $('export-adapted').disabled = true;
+  try {
+    const files = await request(IN.EXPORT_ADAPTED);
+    const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-domain-adapted`;
+    const entries = {};
+    for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
+    const doc = { model: state.model?.source, domain_file: state.adaptation.summary.domain_file, held_out: state.adaptation.history, train_losses: state.adaptation.losses, recipe: state.recipe };
+    entries[`${folder}/metrics.json`] = new TextEncoder().encode(JSON.stringify(doc, null, 2) + '\n');
+    const { zipSync } = await fflate();
+    const zip = zipSync(entries);
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+    a.download = `${folder}.zip`;
+    a.textContent = `${folder}.zip (${bytes(zip.length)})`;
+    $('export-adapted-status').replaceChildren(a);
+    state.adaptedExport = { name: a.download, size: zip.length, files: Object.keys(entries) };
+    a.click();
+  } finally {
+    $('export-adapted').disabled = false;
+  }
+}));
+
 // ---------------------------------------------------------------- training
 const charts = new TrainingCharts({ loss: $('loss-chart'), lr: $('lr-chart'), evaluation: $('eval-chart') });
 if (!chartsAvailable) {
@@ -946,6 +1087,7 @@ if (!chartsAvailable) {
 }
 matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
   charts.restyle?.();
+  mlmChart.restyle();
   labelChart.restyle();
   compareCharts.restyle();
 });
@@ -973,6 +1115,13 @@ async function prepareRun() {
 }
 
 function resetRun(recipe) {
+  $('mlm-panel').hidden = true;
+  $('export-adapted').disabled = true;
+  $('fill-button').disabled = true;
+  $('fill-result').replaceChildren();
+  $('export-adapted-status').replaceChildren();
+  mlmChart.reset();
+  Object.assign(state, { adaptation: null, adaptedExport: null });
   Object.assign(state, { summary: null, losses: [], lrs: [], evals: [], before: null, metrics: null, predictions: [], done: false, paused: false, recipe, exported: null, trainable: null, trainableHistory: [], earlyStop: null, checkpoints: [] });
   $('trainable-details').hidden = true;
   $('loss-log').replaceChildren();
@@ -1076,18 +1225,42 @@ async function startTraining() {
         log(`Could not prepare checkpoints in this browser's storage (${err.message}); training without them.`);
       });
     }
-    const summary = await request(IN.TRAIN, { recipe, checkpointEvery: every });
-    state.summary = summary;
+    if (recipe.mlm_epochs > 0 && !state.domain) {
+      failWith('domain', 'Choose the domain text for the adaptation stage (or the sample movie text), or set the adaptation epochs to 0.');
+    }
+    const answer = await request(IN.TRAIN, { recipe, checkpointEvery: every });
     state.training = true;
     setTrainingButtons(true);
-    $('progress-bar').max = summary.total_steps;
-    $('progress-bar').value = 0;
-    $('progress').textContent = `step 0/${summary.total_steps}`;
-    describeStart(summary);
+    if (answer.adaptation) {
+      const a = answer.adaptation;
+      state.adaptation = { summary: a, losses: [], history: [], done: false, step: 0 };
+      $('mlm-panel').hidden = false;
+      $('mlm-progress-bar').max = a.total_steps;
+      $('mlm-progress-bar').value = 0;
+      const head = a.load_report.initialized.some((n) => n.startsWith('cls.')) ? 'new masked-LM head (the checkpoint has none)' : 'masked-LM head from the checkpoint';
+      $('mlm-progress').textContent = `${a.train_count} domain texts for training, ${a.eval_count} held out · ${a.total_steps} steps · ${head}`;
+      $('progress').textContent = 'waiting for the domain adaptation';
+      log(`Stage 1: masked-LM adaptation on ${a.domain_file} (${a.epochs} epoch${a.epochs > 1 ? 's' : ''}, lr ${sci(a.lr)}).`);
+    } else {
+      classifierStageStarted(answer);
+    }
   } catch (err) {
     setTrainingButtons(false);
     throw err;
   }
+}
+
+/** The classifier run started (directly, or after the adaptation stage). */
+function classifierStageStarted(summary) {
+  state.summary = summary;
+  $('progress-bar').max = summary.total_steps;
+  $('progress-bar').value = 0;
+  $('progress').textContent = `step 0/${summary.total_steps}`;
+  if (state.adaptation) {
+    $('export-adapted').disabled = false;
+    log('Stage 2: fine-tuning the classifier from the adapted encoder.');
+  }
+  describeStart(summary);
 }
 
 // ---------------------------------------------------------------- resuming a saved run
@@ -1458,6 +1631,7 @@ $('export').addEventListener('click', guarded('export', async () => {
       model: state.model?.source, labels: state.summary.labels, before: state.before, after: state.metrics,
       evaluations: state.evals, train_losses: state.losses, learning_rates: state.lrs, backend: state.backend,
       train_rows: state.summary.train_count, eval_rows: state.summary.eval_count, recipe: state.recipe,
+      domain_adaptation: state.adaptation ? { domain_file: state.adaptation.summary.domain_file, held_out: state.adaptation.history, train_losses: state.adaptation.losses } : null,
     };
     entries[`${folder}/metrics.json`] = json(metricsDoc);
     entries[`${folder}/recipe.json`] = json(state.recipe);

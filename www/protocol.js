@@ -26,6 +26,10 @@ export const IN = Object.freeze({
   PRESETS: 'presets',
   COMPARE: 'compare',
   COMPARE_STOP: 'compareStop',
+  SET_DOMAIN_DATA: 'setDomainData',
+  CLEAR_DOMAIN_DATA: 'clearDomainData',
+  EXPORT_ADAPTED: 'exportAdapted',
+  FILL_MASK: 'fillMask',
 });
 
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
@@ -39,6 +43,8 @@ export const OUT = Object.freeze({
   CHECKPOINT: 'checkpoint', // {step}: a checkpoint of the run was written to OPFS
   COMPARE_PROGRESS: 'compareProgress', // {reports: StepReport[][]} (one list per compared run)
   COMPARE_DONE: 'compareDone', // {ok, stopped, results}
+  MLM_PROGRESS: 'mlmProgress', // {reports: MlmReport[], history: MlmEval[]} (domain adaptation)
+  STAGE: 'stage', // {summary}: the adaptation ended and the classifier stage started
 });
 
 /** The page section an error from each request belongs next to. */
@@ -65,6 +71,10 @@ export const CONCERNS = Object.freeze({
   [IN.PRESETS]: 'compare',
   [IN.COMPARE]: 'compare',
   [IN.COMPARE_STOP]: 'compare',
+  [IN.SET_DOMAIN_DATA]: 'domain',
+  [IN.CLEAR_DOMAIN_DATA]: 'domain',
+  [IN.EXPORT_ADAPTED]: 'domain',
+  [IN.FILL_MASK]: 'domain',
 });
 
 /** An error reported by the worker; `concerns` names the page section, `step` the training step. */

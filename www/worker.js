@@ -141,6 +141,44 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
   }
 }
 
+/** Two-stage recipe: masked-LM adaptation on the domain text, then the classifier from the
+ * adapted encoder (trainLoop). Pause and Stop work in both stages. */
+async function adaptThenTrain(recipe, ckpt) {
+  let handedOver = false;
+  let failed = false;
+  try {
+    const m = await wasm();
+    let done = false;
+    while (!done && !training.stopped) {
+      if (training.paused) {
+        await new Promise((resolve) => (training.wake = resolve));
+        continue;
+      }
+      const { reports, history } = await exclusive(() => m.adaptSteps(STEP_BUDGET_MS));
+      if (reports.length) done = Boolean(reports[reports.length - 1].done);
+      post(OUT.MLM_PROGRESS, { reports, history });
+      await nextTask();
+    }
+    if (training.stopped) {
+      post(OUT.LOG, { message: 'Stopped during the domain adaptation: the classifier stage did not start.' });
+    } else {
+      await exclusive(() => m.finishAdaptation());
+      const summary = await exclusive(() => m.startTraining(recipe));
+      post(OUT.STAGE, { summary });
+      handedOver = true;
+      await trainLoop(summary, ckpt);
+    }
+  } catch (err) {
+    failed = true;
+    post(OUT.ERROR, { message: describe(err), concerns: 'train', step: null });
+  } finally {
+    if (!handedOver) {
+      training.active = false;
+      post(OUT.DONE, { ok: !failed, stopped: training.stopped, step: 0, stage: 'mlm' });
+    }
+  }
+}
+
 function wakeTrainLoop() {
   training.wake?.();
   training.wake = null;
@@ -219,6 +257,12 @@ const handlers = {
   async [IN.TRAIN]({ recipe, checkpointEvery = 0 }) {
     refuseWhileTraining('starting again');
     const m = await wasm();
+    if (recipe.mlm_epochs > 0) {
+      const adaptation = await exclusive(() => m.startAdaptation(recipe));
+      Object.assign(training, { active: true, paused: false, stopped: false, step: 0, wake: null });
+      adaptThenTrain(recipe, { every: checkpointEvery, lastSaved: 0 });
+      return { adaptation };
+    }
     const summary = await exclusive(() => m.startTraining(recipe));
     Object.assign(training, { active: true, paused: false, stopped: false, step: 0, wake: null });
     trainLoop(summary, { every: checkpointEvery, lastSaved: 0 }); // runs on; reports through progress/metrics/done/error events
@@ -289,6 +333,29 @@ const handlers = {
   async [IN.COMPARE_STOP]() {
     if (comparing.active) comparing.stopped = true;
     return { active: comparing.active };
+  },
+
+  async [IN.SET_DOMAIN_DATA]({ bytes, fileName }) {
+    refuseWhileTraining('changing the domain text');
+    const m = await wasm();
+    return exclusive(() => m.setDomainData(bytes, fileName));
+  },
+
+  async [IN.CLEAR_DOMAIN_DATA]() {
+    refuseWhileTraining('changing the domain text');
+    const m = await wasm();
+    await exclusive(() => m.clearDomainData());
+    return {};
+  },
+
+  async [IN.FILL_MASK]({ text, topK = 5 }) {
+    const m = await wasm();
+    return exclusive(() => m.fillMask(text, topK));
+  },
+
+  async [IN.EXPORT_ADAPTED]() {
+    const m = await wasm();
+    return exclusive(() => m.exportAdapted());
   },
 
   async [IN.EXPORT]({ baseName } = {}) {

@@ -9,6 +9,7 @@ use burnish::checkpoint::Checkpoint;
 use burnish::data::{self, Example};
 use burnish::embed::Embedder;
 use burnish::error::{Error, Result};
+use burnish::mlm;
 use burnish::train::{self, Classifier, Recipe, TrainSession};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -153,6 +154,26 @@ enum Command {
         /// Data mixing without weights: draw file i with probability ∝ rows_i^(1/T)
         #[arg(long)]
         mix_temperature: Option<f64>,
+        /// text-classification, or masked-lm: continue pre-training on the --train files' text
+        /// (no labels) and write a BertForMaskedLM folder
+        #[arg(long, value_parser = ["text-classification", "masked-lm"])]
+        task: Option<String>,
+        /// Domain text (.txt lines, or a column of a CSV/TSV/JSONL): adapt the encoder with
+        /// masked-LM training on it first, then fine-tune the classifier (two-stage recipe)
+        #[arg(long)]
+        domain: Option<PathBuf>,
+        /// Column of the --domain file (default "text")
+        #[arg(long)]
+        domain_column: Option<String>,
+        /// Masked-LM epochs on the --domain text before the classifier
+        #[arg(long)]
+        mlm_epochs: Option<usize>,
+        /// Peak learning rate of the masked-LM stage
+        #[arg(long)]
+        mlm_lr: Option<f64>,
+        /// Share of tokens chosen for masked-LM prediction (80 % [MASK], 10 % random, 10 % kept)
+        #[arg(long)]
+        mlm_probability: Option<f64>,
         /// Save a training checkpoint (weights, optimizer, schedule, data order, RNG) to this file
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -167,6 +188,21 @@ enum Command {
         stop_after: Option<usize>,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Fill in [MASK] tokens (masked-LM head; e.g. a domain-adapted folder) as JSON Lines
+    /// {text, masks: [{position, candidates: [{token, id, score}]}]}
+    FillMask {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        texts: Texts,
+        /// Candidates per mask
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -343,6 +379,49 @@ fn classifier_from(ckpt: &Checkpoint, dev: &burn::tensor::Device) -> Result<Clas
 }
 
 /// Linux: the process's resident-memory high-water mark (VmHWM) in bytes.
+/// Writes HF folder files under `out` (creating folders as needed).
+fn write_files(out: &Path, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+    for (name, bytes) in files {
+        let path = out.join(&name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Runs masked-LM adaptation to the end, printing progress and the held-out scores.
+fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device) -> Result<mlm::MlmSession> {
+    let mut s = mlm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?;
+    eprintln!(
+        "masked-LM adaptation: {} training and {} held-out texts, {} steps, lr {lr:.2e}, masking {:.0} %",
+        s.train_count(),
+        s.eval_count(),
+        s.total_steps,
+        r.mlm_probability * 100.0
+    );
+    if !s.load_report.initialized.is_empty() {
+        eprintln!("initialised (not in the checkpoint): {}", s.load_report.initialized.join(", "));
+    }
+    let every = (s.total_steps / 20).max(1);
+    while !s.is_done() {
+        let rep = pollster::block_on(s.step())?;
+        if rep.step == 1 {
+            if let Some(e) = s.history.first() {
+                eprintln!("before: held-out MLM loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.loss, e.perplexity, e.masked_accuracy);
+            }
+        }
+        if rep.step % every == 0 || rep.done {
+            eprintln!("mlm step {}/{} epoch {} loss {:.4} lr {:.2e}", rep.step, rep.total_steps, rep.epoch, rep.loss, rep.lr);
+        }
+        if let Some(e) = &rep.eval {
+            eprintln!("mlm epoch {}: held-out loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.epoch, e.loss, e.perplexity, e.masked_accuracy);
+        }
+    }
+    Ok(s)
+}
+
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -376,7 +455,8 @@ fn run(cli: Cli) -> Result<()> {
             model, files, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
             eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
-            lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
+            lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, task, domain, domain_column, mlm_epochs,
+            mlm_lr, mlm_probability, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
         } => {
             let wall = std::time::Instant::now();
             let mut r: Recipe = match &recipe {
@@ -413,6 +493,14 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = max_grad_norm { r.max_grad_norm = v; }
             if let Some(v) = mix_weights { r.mix_weights = v; }
             if let Some(v) = mix_temperature { r.mix_temperature = v; }
+            if let Some(v) = task { r.task = v; }
+            if let Some(v) = domain_column { r.domain_text_column = v; }
+            if let Some(v) = mlm_epochs { r.mlm_epochs = v; }
+            if let Some(v) = mlm_lr { r.mlm_lr = v; }
+            if let Some(v) = mlm_probability { r.mlm_probability = v; }
+            if domain.is_some() && r.mlm_epochs == 0 && r.task != "masked-lm" {
+                r.mlm_epochs = 1;
+            }
             let resume_bytes = match &resume {
                 Some(p) => {
                     let b = read(p)?;
@@ -428,13 +516,73 @@ fn run(cli: Cli) -> Result<()> {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
             }
             r.validate(ckpt.config.max_position_embeddings)?;
+            let (dev, info) = device(&d);
+            if r.task == "masked-lm" {
+                if resume_bytes.is_some() || checkpoint.is_some() {
+                    return Err(Error::Other("--checkpoint / --resume are for classification runs; masked-LM adaptation runs in one go".into()));
+                }
+                let mut texts = Vec::new();
+                for p in &files.train {
+                    texts.extend(mlm::domain_texts(&load_table(p)?, &r.text_column)?);
+                }
+                let (train_t, eval_t) = match &files.eval {
+                    Some(p) => (texts, mlm::domain_texts(&load_table(p)?, &r.text_column)?),
+                    None => mlm::split_texts(&texts, r.eval_fraction, r.seed),
+                };
+                let session = adapt(&mut ckpt, &train_t, &eval_t, &r, r.epochs, r.lr, &dev)?;
+                write_files(&out, pollster::block_on(session.export(&ckpt))?)?;
+                let metrics = json!({
+                    "task": "masked-lm",
+                    "loss": session.history.last().map(|e| e.loss),
+                    "perplexity": session.history.last().map(|e| e.perplexity),
+                    "masked_accuracy": session.history.last().map(|e| e.masked_accuracy),
+                    "history": session.history,
+                    "train_losses": session.losses,
+                    "train_texts": session.train_count(),
+                    "eval_texts": session.eval_count(),
+                    "train_seconds": session.train_seconds,
+                    "wall_seconds": wall.elapsed().as_secs_f64(),
+                    "backend": info,
+                    "load_report": session.load_report,
+                    "recipe": r,
+                });
+                std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+                std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+                eprintln!("wrote {}", out.display());
+                print_json(&metrics);
+                return Ok(());
+            }
             let td = training_files(&files, &r)?;
             if td.skipped > 0 {
                 eprintln!("skipped {} rows with an empty text or label", td.skipped);
             }
             let (labels, skipped, eval_ex) = (td.labels.clone(), td.skipped, td.eval.clone());
             eprintln!("{} training and {} evaluation examples; labels: {}", td.train_count(), eval_ex.len(), labels.join(", "));
-            let (dev, info) = device(&d);
+            // Stage one of the two-stage recipe: masked-LM adaptation of the encoder on the
+            // domain text; the classifier then starts from the adapted encoder. A resumed run
+            // skips it (the checkpoint holds the adapted weights).
+            let mut adapted = serde_json::Value::Null;
+            if r.mlm_epochs > 0 && resume_bytes.is_none() {
+                let p = domain.as_ref().ok_or_else(|| Error::Recipe("mlm_epochs > 0 needs domain text: give --domain FILE".into()))?;
+                let texts = mlm::domain_texts(&load_table(p)?, &r.domain_text_column)?;
+                let (train_t, eval_t) = mlm::split_texts(&texts, r.eval_fraction, r.seed);
+                let stage = adapt(&mut ckpt, &train_t, &eval_t, &r, r.mlm_epochs, r.mlm_lr, &dev)?;
+                write_files(&out.join("domain-adapted"), pollster::block_on(stage.export(&ckpt))?)?;
+                adapted = json!({
+                    "domain_file": p.display().to_string(),
+                    "history": stage.history,
+                    "train_losses": stage.losses,
+                    "train_texts": stage.train_count(),
+                    "eval_texts": stage.eval_count(),
+                    "train_seconds": stage.train_seconds,
+                    "load_report": stage.load_report,
+                    "folder": out.join("domain-adapted").display().to_string(),
+                });
+                ckpt = pollster::block_on(stage.adapted_checkpoint(&ckpt))?;
+                eprintln!("stage 2: fine-tuning the classifier from the adapted encoder");
+            } else if domain.is_some() && resume_bytes.is_some() {
+                eprintln!("resuming the classifier stage: the domain adaptation is already in the checkpoint's weights");
+            }
             let mut session = match &resume_bytes {
                 Some(b) => TrainSession::resume_sources(&mut ckpt, &td.sources, &eval_ex, b, &dev)?,
                 None => TrainSession::with_sources(&mut ckpt, &td.sources, &eval_ex, labels.clone(), r.clone(), &dev)?,
@@ -498,15 +646,9 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("stopped after step {} of {}; continue with --resume", session.step, session.total_steps);
             }
             let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?.0) };
-            std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
-            for (name, bytes) in pollster::block_on(session.export(&ckpt, &model.display().to_string()))? {
-                let path = out.join(&name);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
-                }
-                std::fs::write(&path, bytes).map_err(|e| Error::Io(format!("cannot write {name}: {e}")))?;
-            }
+            write_files(&out, pollster::block_on(session.export(&ckpt, &model.display().to_string()))?)?;
             let metrics = json!({
+                "domain_adaptation": adapted,
                 "accuracy": final_eval.as_ref().map(|m| m.accuracy),
                 "macro_f1": final_eval.as_ref().map(|m| m.macro_f1),
                 "loss": final_eval.as_ref().map(|m| m.loss),
@@ -532,6 +674,20 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
             eprintln!("wrote {}", out.display());
             print_json(&metrics);
+        }
+        Command::FillMask { model, texts, top_k, max_len, device: d } => {
+            let texts = texts_from(texts)?;
+            let mut ckpt = load_checkpoint(&model)?;
+            let (dev, _) = device(&d);
+            let (mlm_model, report) = mlm::load_masked_lm(&ckpt, &dev)?;
+            if report.initialized.iter().any(|n| n.starts_with("cls.")) {
+                eprintln!("warning: {} has no masked-LM head (it was initialised at random): adapt it first with train --task masked-lm", model.display());
+            }
+            let max_len = max_len.min(ckpt.config.max_position_embeddings);
+            for t in texts {
+                let masks = pollster::block_on(mlm::fill_mask(&mlm_model, &mut ckpt, &t, top_k, max_len, &dev))?;
+                println!("{}", json!({"text": t, "masks": masks}));
+            }
         }
         Command::Check { train, eval, columns, model, max_len } => {
             let d = Recipe::default();

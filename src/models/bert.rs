@@ -4,7 +4,7 @@
 //! attention mask on padding, tanh pooler over [CLS], linear classifier on the pooled output.
 //! Field names follow the HF weight keys so `weights.rs` maps them one to one.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -231,6 +231,46 @@ impl SequenceClassifier {
 
     pub fn num_labels(&self) -> usize {
         self.classifier.weight.dims()[1]
+    }
+}
+
+/// `BertForMaskedLM`: the encoder and HF's `cls.predictions` head: `transform.dense` → GELU →
+/// `transform.LayerNorm`, then a decoder tied to the word embeddings (`logits = h · Eᵀ + bias`,
+/// `cls.predictions.bias`). The pooler is kept (unused here) so the adapted encoder can go on to
+/// classification with its pretrained pooler.
+#[derive(Module, Debug)]
+pub struct MaskedLm {
+    pub bert: BertModel,
+    /// `cls.predictions.transform.dense`
+    pub transform: Linear,
+    /// `cls.predictions.transform.LayerNorm`
+    pub transform_norm: LayerNorm,
+    /// `cls.predictions.bias` `[vocab]`
+    pub decoder_bias: Param<Tensor<1>>,
+}
+
+impl MaskedLm {
+    /// The head is loaded when the file has it (a `BertForMaskedLM` checkpoint), otherwise
+    /// initialised as HF does (normal(0, initializer_range) dense, LayerNorm 1/0, bias 0).
+    pub fn load(cfg: &BertConfig, src: &mut ParamSource, device: &Device) -> Result<Self> {
+        let bert = BertModel::load(cfg, src, device)?;
+        let h = cfg.hidden_size;
+        let transform = src.linear("cls.predictions.transform.dense", h, h, device)?;
+        let transform_norm = layer_norm(src, "cls.predictions.transform.LayerNorm", h, cfg.layer_norm_eps, device)?;
+        let decoder_bias = src.zeros_or_load("cls.predictions.bias", cfg.vocab_size, device)?;
+        Ok(MaskedLm { bert, transform, transform_norm, decoder_bias })
+    }
+
+    /// Vocabulary logits `[n, vocab]` at the flat positions `positions` (`b * seq + t`) of the
+    /// batch: only masked positions go through the (large) decoder.
+    pub fn logits_at(&self, input: &BertInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        let hidden = self.bert.encode(input); // [batch, seq, hidden]
+        let [batch, seq, h] = hidden.dims();
+        let picked = hidden.reshape([batch * seq, h]).select(0, positions); // [n, hidden]
+        let t = self.transform_norm.forward(gelu(self.transform.forward(picked))); // [n, hidden]
+        let emb = self.bert.embeddings.word_embeddings.weight.val(); // [vocab, hidden]
+        let bias: Tensor<2> = self.decoder_bias.val().unsqueeze(); // [1, vocab]
+        t.matmul(emb.transpose()) + bias // [n, vocab]
     }
 }
 

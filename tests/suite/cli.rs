@@ -135,3 +135,67 @@ fn check_reports_data_problems_as_json() {
     assert!(!ok);
     assert!(stderr.contains("no text column \"text\""), "{stderr}");
 }
+
+#[test]
+fn masked_lm_task_and_two_stage_recipe() {
+    let dir = std::env::temp_dir().join(format!("burnish-cli-mlm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let domain = dir.join("domain.txt");
+    let lines: Vec<String> = (0..40).map(|i| format!("the film, honestly, was {} and the plot was {}", ["slow", "long", "clever", "loud"][i % 4], ["thin", "fine", "odd"][i % 3])).collect();
+    std::fs::write(&domain, lines.join("\n")).unwrap();
+    let model = fixture("tiny-bert");
+
+    // Masked-LM only: a BertForMaskedLM folder with the held-out scores before and after.
+    let out = dir.join("mlm");
+    let (ok, stdout, stderr) = burnish(&[
+        "train", "--task", "masked-lm", "--model", model.to_str().unwrap(), "--train", domain.to_str().unwrap(),
+        "--epochs", "3", "--lr", "5e-3", "--batch-size", "8", "--max-len", "24", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(ok, "masked-lm failed: {stderr}");
+    assert!(stderr.contains("masked-LM adaptation: 32 training and 8 held-out texts"), "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let history = m["history"].as_array().unwrap();
+    assert_eq!(history.len(), 4, "before + 3 epochs: {m}");
+    assert!(history[3]["loss"].as_f64().unwrap() < history[0]["loss"].as_f64().unwrap(), "{m}");
+    assert!(m["perplexity"].as_f64().unwrap() > 1.0 && m["masked_accuracy"].as_f64().is_some());
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"], serde_json::json!(["BertForMaskedLM"]));
+
+    // The adapted folder is a model like any other: fine-tune a classifier from it …
+    let train = dir.join("train.csv");
+    write_csv(&train, 32, 0);
+    let clf = dir.join("clf");
+    let (ok, _, stderr) = burnish(&[
+        "train", "--model", out.to_str().unwrap(), "--train", train.to_str().unwrap(), "--text-column", "review",
+        "--label-column", "sentiment", "--epochs", "1", "--max-len", "24", "--out", clf.to_str().unwrap(),
+    ]);
+    assert!(ok, "classifier from the adapted folder failed: {stderr}");
+
+    // … or run both stages as one recipe.
+    let two = dir.join("two-stage");
+    let (ok, stdout, stderr) = burnish(&[
+        "train", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--text-column", "review",
+        "--label-column", "sentiment", "--domain", domain.to_str().unwrap(), "--mlm-epochs", "2", "--mlm-lr", "5e-3",
+        "--epochs", "2", "--lr", "3e-3", "--batch-size", "8", "--max-len", "24", "--out", two.to_str().unwrap(),
+    ]);
+    assert!(ok, "two-stage failed: {stderr}");
+    assert!(stderr.contains("stage 2: fine-tuning the classifier from the adapted encoder"), "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(m["domain_adaptation"]["history"].as_array().unwrap().len(), 3, "{m}");
+    assert_eq!(m["recipe"]["mlm_epochs"], 2);
+    assert!(m["accuracy"].as_f64().is_some());
+    assert!(two.join("domain-adapted/model.safetensors").exists() && two.join("model.safetensors").exists());
+
+    // A domain file without the column, or mlm_epochs without domain text, is refused clearly.
+    let (ok, _, stderr) = burnish(&[
+        "train", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--text-column", "review",
+        "--label-column", "sentiment", "--domain", train.to_str().unwrap(), "--out", two.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("no text column \"text\" for domain adaptation"), "{stderr}");
+    let (ok, _, stderr) = burnish(&[
+        "train", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--text-column", "review",
+        "--label-column", "sentiment", "--mlm-epochs", "1", "--out", two.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("give --domain FILE"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

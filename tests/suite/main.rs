@@ -8,6 +8,7 @@ mod common;
 mod data_parsing;
 mod fidelity;
 mod mixing;
+mod mlm;
 mod resume;
 mod strategies;
 mod training;
