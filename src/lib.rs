@@ -10,6 +10,7 @@ pub mod embed;
 pub mod error;
 pub mod metrics;
 pub mod mlm;
+pub mod multitask;
 pub mod models;
 pub mod tokenize;
 pub mod train;

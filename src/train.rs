@@ -88,6 +88,9 @@ pub struct Recipe {
     pub mlm_probability: f64,
     /// Column of the domain-text file (a plain .txt file's lines are "text").
     pub domain_text_column: String,
+    /// Multi-task training: how each step's task is chosen (proportional to the tasks' batches,
+    /// or round-robin).
+    pub task_sampling: crate::multitask::TaskSampling,
 }
 
 /// Linear layers of a BERT encoder layer that LoRA can adapt (HF module names in the docs).
@@ -232,9 +235,10 @@ impl Default for Recipe {
             mix_weights: Vec::new(),
             mix_temperature: 1.0,
             mlm_epochs: 0,
-            mlm_lr: 5e-5,
+            mlm_lr: 1e-4,
             mlm_probability: 0.15,
             domain_text_column: "text".into(),
+            task_sampling: crate::multitask::TaskSampling::Proportional,
         }
     }
 }

@@ -33,6 +33,9 @@ struct State {
     domain_table: Option<Table>,
     mlm: Option<crate::mlm::MlmSession>,
     adapted: Option<Checkpoint>,
+    /// Multi-task training: the other tasks' files (the main training file is task 1) and the run.
+    task_tables: Vec<(String, Table)>,
+    multitask: Option<crate::multitask::MultiTaskSession>,
 }
 
 thread_local! {
@@ -75,6 +78,7 @@ pub fn load_model(config: &[u8], tokenizer: &[u8], weights: Vec<u8>, tokenizer_c
         s.session = None;
         s.mlm = None;
         s.adapted = None;
+        s.multitask = None;
     });
     to_js(&summary)
 }
@@ -461,6 +465,139 @@ pub async fn export_adapted() -> Result<JsValue, JsError> {
         s.checkpoint = ckpt;
         s.mlm = Some(session);
     });
+    exported_files(result.map_err(js_err)?)
+}
+
+/// Adds a labelled file as another task for multi-task training (named after the file);
+/// returns its inspection and name.
+#[wasm_bindgen(js_name = addTask)]
+pub fn add_task(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
+    let table = data::parse_table(bytes, file_name).map_err(js_err)?;
+    let out = inspection(&table)?;
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let base = crate::multitask::task_name(file_name);
+        let taken = |n: &str, s: &State| s.task_tables.iter().any(|t| t.0 == n) || s.train_table.as_ref().is_some_and(|t| crate::multitask::task_name(&t.name) == n);
+        let mut name = base.clone();
+        let mut k = 2;
+        while taken(&name, &s) {
+            name = format!("{base}-{k}");
+            k += 1;
+        }
+        js_sys::Reflect::set(&out, &"task".into(), &name.clone().into()).map_err(|_| JsError::new("internal: task name"))?;
+        s.task_tables.push((name, table));
+        Ok(out)
+    })
+}
+
+#[wasm_bindgen(js_name = removeTask)]
+pub fn remove_task(index: usize) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if index < s.task_tables.len() {
+            s.task_tables.remove(index);
+        }
+    });
+}
+
+#[derive(serde::Deserialize)]
+struct TaskColumns {
+    text_column: String,
+    label_column: String,
+}
+
+#[derive(Serialize)]
+struct MultitaskStarted<'a> {
+    tasks: &'a [crate::multitask::TaskInfo],
+    total_steps: usize,
+    recipe: &'a Recipe,
+}
+
+/// Multi-task run: the main training file (with the recipe's columns and the page's eval
+/// choice) is the first task, every added file another one with its own columns
+/// (`columns[i]` for added task i).
+#[wasm_bindgen(js_name = startMultitask)]
+pub fn start_multitask(recipe: JsValue, columns: JsValue) -> Result<JsValue, JsError> {
+    let recipe = parse_recipe(recipe)?;
+    let columns: Vec<TaskColumns> = serde_wasm_bindgen::from_value(columns).map_err(|e| JsError::new(&format!("task columns: {e}")))?;
+    STATE.with(|s| {
+        let mut guard = s.borrow_mut();
+        let st = &mut *guard;
+        let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?.clone();
+        let main = st.train_table.as_ref().ok_or_else(|| JsError::new("choose the main training file first: it is the first task"))?;
+        if st.task_tables.is_empty() {
+            return Err(JsError::new("add at least one more labelled file: multi-task training needs two or more tasks"));
+        }
+        if columns.len() != st.task_tables.len() {
+            return Err(JsError::new("choose the text and label columns of every added task"));
+        }
+        let mut tasks = vec![crate::multitask::task_from_table(&crate::multitask::task_name(&main.name), main, st.eval_table.as_ref(), &recipe.text_column, &recipe.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?];
+        for ((name, table), c) in st.task_tables.iter().zip(&columns) {
+            tasks.push(crate::multitask::task_from_table(name, table, None, &c.text_column, &c.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?);
+        }
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
+        let session = crate::multitask::MultiTaskSession::new(ckpt, &tasks, recipe, &device).map_err(js_err)?;
+        let out = to_js(&MultitaskStarted { tasks: &session.tasks, total_steps: session.total_steps, recipe: &session.recipe })?;
+        st.multitask = Some(session);
+        Ok(out)
+    })
+}
+
+fn take_multitask() -> Result<crate::multitask::MultiTaskSession, JsError> {
+    STATE.with(|s| s.borrow_mut().multitask.take()).ok_or_else(|| JsError::new("no multi-task run: press its Start first"))
+}
+
+fn put_multitask(session: crate::multitask::MultiTaskSession) {
+    STATE.with(|s| s.borrow_mut().multitask = Some(session));
+}
+
+#[wasm_bindgen(js_name = multitaskSteps)]
+pub async fn multitask_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut session = take_multitask()?;
+    let result = session.run_for(budget_ms).await;
+    put_multitask(session);
+    to_js(&result.map_err(js_err)?)
+}
+
+#[wasm_bindgen(js_name = multitaskEvaluate)]
+pub async fn multitask_evaluate() -> Result<JsValue, JsError> {
+    let session = take_multitask()?;
+    let result = session.evaluate().await;
+    put_multitask(session);
+    to_js(&result.map_err(js_err)?)
+}
+
+/// Every task's prediction for one text.
+#[wasm_bindgen(js_name = multitaskPredict)]
+pub async fn multitask_predict(text: String) -> Result<JsValue, JsError> {
+    if text.trim().is_empty() {
+        return Err(JsError::new("type some text first"));
+    }
+    let session = take_multitask()?;
+    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
+    let (ckpt, result) = match ckpt {
+        Some(mut c) => {
+            let r = session.predict(&mut c, &text).await;
+            (Some(c), r)
+        }
+        None => (None, Err(Error::Other("load a model first".into()))),
+    };
+    STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
+    put_multitask(session);
+    to_js(&result.map_err(js_err)?)
+}
+
+/// One HF classifier folder per task, `[{name: "<task>/<file>", bytes}]`.
+#[wasm_bindgen(js_name = multitaskExport)]
+pub async fn multitask_export() -> Result<JsValue, JsError> {
+    let session = take_multitask()?;
+    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
+    let result = match &ckpt {
+        Some(c) => session.export(c).await,
+        None => Err(Error::Other("load a model first".into())),
+    };
+    STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
+    put_multitask(session);
     exported_files(result.map_err(js_err)?)
 }
 

@@ -276,6 +276,13 @@ export class CompareCharts {
     });
   }
 
+  /** An evaluation point of run (or task) `i`, for callers that report losses separately. */
+  addEval(i, step, accuracy) {
+    if (!this.loss) return;
+    this.evaluation.data.datasets[i].data.push({ x: step, y: accuracy });
+    this.evaluation.update('none');
+  }
+
   counts() {
     if (!this.loss) return null;
     return { loss: this.loss.data.datasets.map((d) => d.data.length), eval: this.evaluation.data.datasets.map((d) => d.data.length) };

@@ -47,6 +47,8 @@ const state = (window.burnishState = {
   domain: null, // setDomainData's summary of the domain text (masked-LM adaptation)
   adaptation: null, // {summary, losses, history, done, step} of the run's adaptation stage
   adaptedExport: null, // {name, size, files} of the downloaded adapted encoder
+  tasks: [], // multi-task: added task files {name, file, row_count, columns}
+  multitask: null, // {summary, losses[][], evals[][], drawn, metrics, done, stopped, predictions, exported}
 });
 // The data files as chosen (null: the bundled sample), kept to store them with a saved run.
 const sourceFiles = { main: null, extras: [], eval: null };
@@ -85,7 +87,7 @@ $('intro-hide').addEventListener('click', () => {
 // ---------------------------------------------------------------- errors
 const SECTION_ERROR = {
   backend: 'backend-error', model: 'model-error', data: 'data-error', columns: 'columns-error', eval: 'eval-error',
-  recipe: 'recipe-error', mix: 'mix-error', domain: 'domain-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
+  recipe: 'recipe-error', mix: 'mix-error', domain: 'domain-error', multitask: 'multitask-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
 };
 
 function showError(err, concerns = err?.concerns) {
@@ -157,6 +159,8 @@ function onWorkerEvent({ type, payload }) {
     else if (type === OUT.COMPARE_DONE) compareEnded(payload);
     else if (type === OUT.MLM_PROGRESS) showAdaptProgress(payload);
     else if (type === OUT.STAGE) classifierStageStarted(payload.summary);
+    else if (type === OUT.MT_PROGRESS) showMultitaskProgress(payload.reports);
+    else if (type === OUT.MT_DONE) multitaskEnded(payload);
   } catch (err) {
     showError(new Error(`Could not show the worker's ${type} message: ${err.message}`), type === OUT.METRICS ? 'results' : 'train');
   }
@@ -192,7 +196,8 @@ function duration(s) {
 function fillTable(table, header, rows) {
   const cell = (tag, value) => {
     const el = document.createElement(value?.th !== undefined ? 'th' : tag);
-    el.textContent = value?.th ?? value?.text ?? value ?? '';
+    if (value?.node) el.append(value.node); // a control inside the cell
+    else el.textContent = value?.th ?? value?.text ?? value ?? '';
     if (value?.cls) el.className = value.cls;
     if (value?.th !== undefined) el.scope = 'row';
     return el;
@@ -325,6 +330,7 @@ async function loadData(file) {
   const guess = guessColumns(info.columns);
   fillSelect($('text-column'), info.columns, guess.text);
   fillSelect($('label-column'), info.columns, guess.label, { allowNone: true });
+  renderTasks();
   await runChecks();
   if (state.mixFiles.length) await refreshMixture().catch((err) => showError(err, 'mix'));
 }
@@ -632,7 +638,7 @@ const RECIPE_FIELDS = {
 };
 const LORA_TARGETS = ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'];
 const loraTargetBoxes = () => [...document.querySelectorAll('input[name="lora-target"]')];
-const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric' }; // <select>s
+const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric', task_sampling: 'task-sampling' }; // <select>s
 const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
 const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'mix_weights', 'text_column', 'label_column', 'domain_text_column'];
 
@@ -1090,6 +1096,7 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
   mlmChart.restyle();
   labelChart.restyle();
   compareCharts.restyle();
+  multitaskCharts.restyle();
 });
 
 function setTrainingButtons(running) {
@@ -1513,6 +1520,183 @@ $('compare-start').addEventListener('click', guarded('compare', startComparison)
 $('compare-stop').addEventListener('click', guarded('compare', async () => {
   $('compare-stop').disabled = true;
   await request(IN.COMPARE_STOP);
+}));
+
+// ---------------------------------------------------------------- multi-task
+const multitaskCharts = new CompareCharts({ loss: $('multitask-loss-chart'), evaluation: $('multitask-eval-chart') });
+
+function taskColumnSelect(task, i, role) {
+  const select = document.createElement('select');
+  select.className = `task-${role}`;
+  select.setAttribute('aria-label', `${role} column of task ${task.name}`);
+  const guess = guessColumns(task.columns);
+  fillSelect(select, task.columns, task[role] ?? (role === 'text' ? guess.text : guess.label));
+  select.addEventListener('change', () => {
+    state.tasks[i][role] = select.selectedIndex;
+  });
+  return select;
+}
+
+/** The task table: the main file (task 1) and every added file, with columns, share and results. */
+function renderTasks() {
+  const mt = state.multitask;
+  const info = (i) => mt?.summary.tasks[i];
+  const result = (i) => mt?.metrics?.[i];
+  const header = ['task', 'file', 'rows', 'text column', 'label column', 'labels', 'share of steps', 'batches drawn', 'accuracy', 'macro-F1', ''];
+  const rows = [];
+  const mainName = state.data ? state.data.name.replace(/\.[^.]+$/, '') : '(load the training file above)';
+  rows.push([
+    { th: info(0)?.name ?? mainName }, state.data?.name ?? '—', state.data?.row_count ?? '—', $('text-column').value || '—', $('label-column').value || '—',
+    info(0)?.labels.join(', ') ?? '', info(0) ? pct(info(0).share) : '', mt ? String(mt.drawn[0] ?? 0) : '', result(0) ? pct(result(0).accuracy) : '', result(0) ? fmt(result(0).macro_f1, 3) : '', '(main file)',
+  ]);
+  state.tasks.forEach((task, i) => {
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.textContent = 'remove';
+    remove.addEventListener('click', guarded('multitask', async () => {
+      await request(IN.REMOVE_TASK, { index: i });
+      state.tasks.splice(i, 1);
+      renderTasks();
+    }));
+    const k = i + 1;
+    rows.push([
+      { th: task.name }, task.file, task.row_count, { node: taskColumnSelect(task, i, 'text') }, { node: taskColumnSelect(task, i, 'label') },
+      info(k)?.labels.join(', ') ?? '', info(k) ? pct(info(k).share) : '', mt ? String(mt.drawn[k] ?? 0) : '', result(k) ? pct(result(k).accuracy) : '', result(k) ? fmt(result(k).macro_f1, 3) : '', { node: remove },
+    ]);
+  });
+  fillTable($('task-table'), header, rows);
+}
+
+$('task-file').addEventListener('change', guarded('multitask', async () => {
+  clearErrors('multitask');
+  try {
+    for (const file of [...$('task-file').files]) {
+      checkExtension(file.name, 'multitask');
+      if (file.size === 0) failWith('multitask', `${file.name}: the file is empty`);
+      const data = new Uint8Array(await file.arrayBuffer());
+      await concerning('backend', () => backendReady);
+      const info = await request(IN.ADD_TASK, { bytes: data, fileName: file.name }, [data.buffer]);
+      const guess = guessColumns(info.columns);
+      state.tasks.push({ name: info.task, file: info.name, row_count: info.row_count, columns: info.columns, text: guess.text, label: guess.label });
+      log(`Added task ${info.task} (${info.name}, ${info.row_count} rows).`);
+    }
+  } finally {
+    $('task-file').value = '';
+    renderTasks();
+  }
+}));
+for (const id of ['text-column', 'label-column']) $(id).addEventListener('change', renderTasks);
+
+function setMultitaskButtons(running) {
+  $('multitask-start').disabled = running;
+  $('multitask-stop').disabled = !running;
+  $('multitask-predict').disabled = running || !state.multitask?.done;
+  $('multitask-export').disabled = running || !state.multitask?.done;
+}
+
+$('multitask-start').addEventListener('click', guarded('multitask', async () => {
+  clearErrors('multitask');
+  if (!state.tasks.length) failWith('multitask', 'Add at least one more labelled file: multi-task training needs two or more tasks (the main training file is task 1).');
+  setMultitaskButtons(true);
+  try {
+    const recipe = await prepareRun();
+    const columns = state.tasks.map((t) => ({ text_column: t.columns[t.text], label_column: t.columns[t.label] }));
+    const summary = await request(IN.MULTITASK, { recipe, columns });
+    const n = summary.tasks.length;
+    state.multitask = { summary, losses: summary.tasks.map(() => []), evals: summary.tasks.map(() => []), drawn: Array(n).fill(0), metrics: null, done: false, stopped: false, predictions: null, exported: null, sequence: [] };
+    multitaskCharts.reset(summary.tasks.map((t) => t.name));
+    $('multitask-predictions').replaceChildren();
+    $('multitask-links').replaceChildren();
+    $('multitask-progress').textContent = `${summary.total_steps} steps over ${n} tasks`;
+    renderTasks();
+  } catch (err) {
+    setMultitaskButtons(false);
+    throw err;
+  }
+}));
+$('multitask-stop').addEventListener('click', guarded('multitask', async () => {
+  $('multitask-stop').disabled = true;
+  await request(IN.MULTITASK_STOP);
+}));
+
+function showMultitaskProgress(reports) {
+  const mt = state.multitask;
+  if (!mt) return;
+  const lists = mt.summary.tasks.map(() => []);
+  for (const r of reports) {
+    lists[r.task].push({ step: r.step, loss: r.loss });
+    mt.losses[r.task].push(r.loss);
+    mt.sequence.push(r.task);
+    mt.drawn = r.drawn;
+    if (r.eval) {
+      r.eval.forEach((m, i) => {
+        mt.evals[i].push({ step: r.step, accuracy: m.accuracy, macro_f1: m.macro_f1 });
+        multitaskCharts.addEval(i, r.step, m.accuracy);
+      });
+      log(`Multi-task epoch ${r.epoch}: ${r.eval.map((m, i) => `${mt.summary.tasks[i].name} accuracy ${pct(m.accuracy)}`).join(' · ')}`);
+    }
+  }
+  multitaskCharts.add(lists);
+  mt.charts = multitaskCharts.counts();
+  const last = reports[reports.length - 1];
+  if (last) {
+    $('multitask-progress').textContent = `step ${last.step}/${last.total_steps} · epoch ${Math.min(last.epoch + (last.done ? 0 : 1), last.epochs)}/${last.epochs} · last batch from ${mt.summary.tasks[last.task].name}, loss ${fmt(last.loss)}`;
+  }
+  renderTasks();
+}
+
+function multitaskEnded({ ok, stopped, metrics }) {
+  const mt = state.multitask;
+  if (mt) Object.assign(mt, { done: true, stopped, ok, metrics });
+  setMultitaskButtons(false);
+  renderTasks();
+  if (ok) log(stopped ? 'Multi-task run stopped; every task was evaluated.' : 'Multi-task run finished; every task was evaluated.');
+}
+
+$('multitask-predict').addEventListener('click', guarded('multitask', async () => {
+  clearErrors('multitask');
+  const text = $('multitask-text').value;
+  if (!text.trim()) failWith('multitask', 'Type a text first: every task will label it.');
+  const preds = await request(IN.MULTITASK_PREDICT, { text });
+  state.multitask.predictions = preds;
+  fillTable(
+    $('multitask-predictions'),
+    ['task', 'label', 'confidence', 'all labels'],
+    preds.map((p, i) => {
+      const t = state.multitask.summary.tasks[i];
+      return [{ th: t.name }, p.label, pct(p.probabilities[p.label_id]), t.labels.map((l, j) => `${l} ${pct(p.probabilities[j])}`).join(' · ')];
+    }),
+  );
+}));
+$('multitask-text').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') $('multitask-predict').click();
+});
+
+$('multitask-export').addEventListener('click', guarded('multitask', async () => {
+  const mt = state.multitask;
+  if (!mt?.done) failWith('multitask', 'Train the tasks first: there is nothing to export yet.');
+  $('multitask-export').disabled = true;
+  try {
+    const files = await request(IN.MULTITASK_EXPORT);
+    const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-multitask`;
+    const entries = {};
+    for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
+    const doc = { model: state.model?.source, tasks: mt.summary.tasks, metrics: mt.metrics, drawn: mt.drawn, evaluations: mt.evals, recipe: mt.summary.recipe };
+    entries[`${folder}/metrics.json`] = new TextEncoder().encode(JSON.stringify(doc, null, 2) + '\n');
+    const { zipSync } = await fflate();
+    const zip = zipSync(entries);
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+    a.download = `${folder}.zip`;
+    a.textContent = `${folder}.zip (${bytes(zip.length)}): one Hugging Face folder per task`;
+    const li = document.createElement('li');
+    li.append(a);
+    $('multitask-links').replaceChildren(li);
+    mt.exported = { name: a.download, size: zip.length, files: Object.keys(entries) };
+    a.click();
+  } finally {
+    $('multitask-export').disabled = false;
+  }
 }));
 
 // ---------------------------------------------------------------- results

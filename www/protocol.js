@@ -30,6 +30,12 @@ export const IN = Object.freeze({
   CLEAR_DOMAIN_DATA: 'clearDomainData',
   EXPORT_ADAPTED: 'exportAdapted',
   FILL_MASK: 'fillMask',
+  ADD_TASK: 'addTask',
+  REMOVE_TASK: 'removeTask',
+  MULTITASK: 'multitask',
+  MULTITASK_STOP: 'multitaskStop',
+  MULTITASK_PREDICT: 'multitaskPredict',
+  MULTITASK_EXPORT: 'multitaskExport',
 });
 
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
@@ -45,6 +51,8 @@ export const OUT = Object.freeze({
   COMPARE_DONE: 'compareDone', // {ok, stopped, results}
   MLM_PROGRESS: 'mlmProgress', // {reports: MlmReport[], history: MlmEval[]} (domain adaptation)
   STAGE: 'stage', // {summary}: the adaptation ended and the classifier stage started
+  MT_PROGRESS: 'mtProgress', // {reports: TaskReport[]} (multi-task run)
+  MT_DONE: 'mtDone', // {ok, stopped, metrics: Metrics[] | null}
 });
 
 /** The page section an error from each request belongs next to. */
@@ -75,6 +83,12 @@ export const CONCERNS = Object.freeze({
   [IN.CLEAR_DOMAIN_DATA]: 'domain',
   [IN.EXPORT_ADAPTED]: 'domain',
   [IN.FILL_MASK]: 'domain',
+  [IN.ADD_TASK]: 'multitask',
+  [IN.REMOVE_TASK]: 'multitask',
+  [IN.MULTITASK]: 'multitask',
+  [IN.MULTITASK_STOP]: 'multitask',
+  [IN.MULTITASK_PREDICT]: 'multitask',
+  [IN.MULTITASK_EXPORT]: 'multitask',
 });
 
 /** An error reported by the worker; `concerns` names the page section, `step` the training step. */

@@ -49,10 +49,35 @@ async function wasm() {
 }
 
 const comparing = { active: false, stopped: false };
+const multitasking = { active: false, stopped: false };
 
 function refuseWhileTraining(what) {
   if (training.active) throw new Error(`Stop training before ${what}.`);
   if (comparing.active) throw new Error(`Stop the strategy comparison before ${what}.`);
+  if (multitasking.active) throw new Error(`Stop the multi-task run before ${what}.`);
+}
+
+/** Trains the multi-task run to the end (or Stop), then scores every task. */
+async function multitaskLoop() {
+  let ok = false;
+  let metrics = null;
+  try {
+    const m = await wasm();
+    let done = false;
+    while (!done && !multitasking.stopped) {
+      const reports = await exclusive(() => m.multitaskSteps(STEP_BUDGET_MS));
+      if (reports.length) done = Boolean(reports[reports.length - 1].done);
+      post(OUT.MT_PROGRESS, { reports });
+      await nextTask();
+    }
+    metrics = await exclusive(() => m.multitaskEvaluate());
+    ok = true;
+  } catch (err) {
+    post(OUT.ERROR, { message: describe(err), concerns: 'multitask', step: null });
+  } finally {
+    multitasking.active = false;
+    post(OUT.MT_DONE, { ok, stopped: multitasking.stopped, metrics });
+  }
 }
 
 /** Trains the compared runs in turns until all are done (or Stop), then scores them. */
@@ -346,6 +371,44 @@ const handlers = {
     const m = await wasm();
     await exclusive(() => m.clearDomainData());
     return {};
+  },
+
+  async [IN.ADD_TASK]({ bytes, fileName }) {
+    refuseWhileTraining('changing the tasks');
+    const m = await wasm();
+    return exclusive(() => m.addTask(bytes, fileName));
+  },
+
+  async [IN.REMOVE_TASK]({ index }) {
+    refuseWhileTraining('changing the tasks');
+    const m = await wasm();
+    await exclusive(() => m.removeTask(index));
+    return {};
+  },
+
+  async [IN.MULTITASK]({ recipe, columns }) {
+    refuseWhileTraining('starting a multi-task run');
+    const m = await wasm();
+    const summary = await exclusive(() => m.startMultitask(recipe, columns));
+    Object.assign(multitasking, { active: true, stopped: false });
+    multitaskLoop();
+    return summary;
+  },
+
+  async [IN.MULTITASK_STOP]() {
+    if (multitasking.active) multitasking.stopped = true;
+    return { active: multitasking.active };
+  },
+
+  async [IN.MULTITASK_PREDICT]({ text }) {
+    const m = await wasm();
+    return exclusive(() => m.multitaskPredict(text));
+  },
+
+  async [IN.MULTITASK_EXPORT]() {
+    if (multitasking.active) throw new Error('Stop the multi-task run (or let it finish) before exporting.');
+    const m = await wasm();
+    return exclusive(() => m.multitaskExport());
   },
 
   async [IN.FILL_MASK]({ text, topK = 5 }) {

@@ -9,7 +9,7 @@ use burnish::checkpoint::Checkpoint;
 use burnish::data::{self, Example};
 use burnish::embed::Embedder;
 use burnish::error::{Error, Result};
-use burnish::mlm;
+use burnish::{mlm, multitask};
 use burnish::train::{self, Classifier, Recipe, TrainSession};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -186,6 +186,40 @@ enum Command {
         /// Stop after this many steps in this invocation (then checkpoint and export)
         #[arg(long)]
         stop_after: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Multi-task fine-tuning: several labelled files (one task each, with its own labels and
+    /// head) share one encoder; writes one HF folder per task + metrics.json
+    Multitask {
+        #[arg(long)]
+        model: PathBuf,
+        /// A task: NAME=FILE, or NAME=FILE:TEXT_COLUMN:LABEL_COLUMN (repeat; two or more)
+        #[arg(long = "task", required = true)]
+        tasks: Vec<String>,
+        /// Recipe JSON; flags below override it
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        #[command(flatten)]
+        columns: Columns,
+        /// How each step's task is chosen
+        #[arg(long, value_parser = ["proportional", "round-robin"])]
+        sampling: Option<String>,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        #[arg(long)]
+        max_len: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Share of each task's file held out for its evaluation
+        #[arg(long)]
+        eval_fraction: Option<f64>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -668,6 +702,81 @@ fn run(cli: Cli) -> Result<()> {
                 "trainable": session.trainable(),
                 "early_stop": session.early_stop,
                 "layer_groups": session.layer_groups(),
+                "recipe": r,
+            });
+            std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+            std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+            eprintln!("wrote {}", out.display());
+            print_json(&metrics);
+        }
+        Command::Multitask { model, tasks, recipe, columns, sampling, epochs, lr, batch_size, max_len, seed, eval_fraction, out, device: d } => {
+            let wall = std::time::Instant::now();
+            let mut r: Recipe = match &recipe {
+                Some(p) => serde_json::from_slice(&read(p)?).map_err(|e| Error::Recipe(format!("{}: {e}", p.display())))?,
+                None => Recipe::default(),
+            };
+            if let Some(v) = columns.text_column { r.text_column = v; }
+            if let Some(v) = columns.label_column { r.label_column = v; }
+            if let Some(v) = sampling { r.task_sampling = if v == "round-robin" { multitask::TaskSampling::RoundRobin } else { multitask::TaskSampling::Proportional }; }
+            if let Some(v) = epochs { r.epochs = v; }
+            if let Some(v) = lr { r.lr = v; }
+            if let Some(v) = batch_size { r.batch_size = v; }
+            if let Some(v) = max_len { r.max_len = v; }
+            if let Some(v) = seed { r.seed = v; }
+            if let Some(v) = eval_fraction { r.eval_fraction = v; }
+            let mut ckpt = load_checkpoint(&model)?;
+            if max_len.is_none() && recipe.is_none() {
+                r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
+            }
+            let mut data = Vec::new();
+            for spec in &tasks {
+                let (name, rest) = match spec.split_once('=') {
+                    Some((n, rest)) => (n.to_string(), rest),
+                    None => (multitask::task_name(spec), spec.as_str()),
+                };
+                let mut parts = rest.split(':');
+                let file = PathBuf::from(parts.next().unwrap_or_default());
+                let text = parts.next().map(String::from).unwrap_or_else(|| r.text_column.clone());
+                let label = parts.next().map(String::from).unwrap_or_else(|| r.label_column.clone());
+                let table = load_table(&file)?;
+                data.push(multitask::task_from_table(&name, &table, None, &text, &label, r.eval_fraction, r.seed)?);
+            }
+            let (dev, info) = device(&d);
+            let mut s = multitask::MultiTaskSession::new(&mut ckpt, &data, r.clone(), &dev)?;
+            for t in &s.tasks {
+                eprintln!(
+                    "task {}: {} training and {} evaluation rows, labels {}, {} batches per epoch, {:.1} % of the steps",
+                    t.name, t.train_count, t.eval_count, t.labels.join(", "), t.batches_per_epoch, 100.0 * t.share
+                );
+            }
+            let every = (s.total_steps / 20).max(1);
+            while !s.is_done() {
+                let rep = pollster::block_on(s.step())?;
+                if rep.step % every == 0 || rep.done {
+                    eprintln!("step {}/{} epoch {} task {} loss {:.4} lr {:.2e}", rep.step, rep.total_steps, rep.epoch, s.tasks[rep.task].name, rep.loss, rep.lr);
+                }
+                if let Some(ms) = &rep.eval {
+                    for (t, m) in s.tasks.iter().zip(ms) {
+                        eprintln!("epoch {} task {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.epoch, t.name, m.loss, m.accuracy, m.macro_f1);
+                    }
+                }
+            }
+            let final_eval = pollster::block_on(s.evaluate())?;
+            write_files(&out, pollster::block_on(s.export(&ckpt))?)?;
+            let metrics = json!({
+                "tasks": s.tasks.iter().zip(&final_eval).map(|(t, m)| json!({
+                    "name": t.name, "labels": t.labels, "train_examples": t.train_count, "eval_examples": t.eval_count,
+                    "share": t.share, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "loss": m.loss, "eval": m,
+                    "folder": out.join(multitask::task_name(&t.name)).display().to_string(),
+                })).collect::<Vec<_>>(),
+                "sampling": r.task_sampling,
+                "drawn": s.drawn,
+                "steps": s.step,
+                "history": s.history,
+                "train_losses": s.losses,
+                "wall_seconds": wall.elapsed().as_secs_f64(),
+                "train_seconds": s.train_seconds,
+                "backend": info,
                 "recipe": r,
             });
             std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;

@@ -80,7 +80,7 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     const savedRecipe = JSON.parse(await readFile(recipeFile, 'utf8'));
     assert.deepEqual(
       { ...savedRecipe },
-      { task: 'text-classification', epochs: 6, lr: 0.01, batch_size: 8, max_len: 32, warmup_ratio: 0.1, weight_decay: 0.01, seed: 42, eval_fraction: 0.25, eval_every: 3, strategy: 'full', top_layers: 2, freeze_embeddings: false, gradual_unfreeze: false, unfreeze_every: 0, layer_lr_decay: 1, schedule: 'linear', grad_accum: 1, early_stopping_patience: 0, early_stopping_metric: 'macro_f1', max_grad_norm: 1, lora_rank: 8, lora_alpha: 16, lora_dropout: 0.1, mix_temperature: 1, mlm_epochs: 0, mlm_lr: 0.0001, mlm_probability: 0.15, lora_targets: ['query', 'value'], mix_weights: [], text_column: 'phrase', label_column: 'polarity', domain_text_column: 'text' },
+      { task: 'text-classification', epochs: 6, lr: 0.01, batch_size: 8, max_len: 32, warmup_ratio: 0.1, weight_decay: 0.01, seed: 42, eval_fraction: 0.25, eval_every: 3, strategy: 'full', top_layers: 2, freeze_embeddings: false, gradual_unfreeze: false, unfreeze_every: 0, layer_lr_decay: 1, schedule: 'linear', grad_accum: 1, early_stopping_patience: 0, early_stopping_metric: 'macro_f1', max_grad_norm: 1, lora_rank: 8, lora_alpha: 16, lora_dropout: 0.1, mix_temperature: 1, mlm_epochs: 0, mlm_lr: 0.0001, mlm_probability: 0.15, lora_targets: ['query', 'value'], mix_weights: [], text_column: 'phrase', label_column: 'polarity', domain_text_column: 'text', task_sampling: 'proportional' },
     );
     await shot('3-recipe');
 

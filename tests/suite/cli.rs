@@ -161,6 +161,20 @@ fn masked_lm_task_and_two_stage_recipe() {
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"], serde_json::json!(["BertForMaskedLM"]));
 
+    // Fill-mask with the adapted folder: top-k tokens with falling probabilities per [MASK].
+    let (ok, stdout, stderr) = burnish(&["fill-mask", "--model", out.to_str().unwrap(), "--top-k", "3", "--text", "the film was [MASK] and the plot was [MASK]"]);
+    assert!(ok, "fill-mask failed: {stderr}");
+    let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let masks = row["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 2);
+    for m in masks {
+        let scores: Vec<f64> = m["candidates"].as_array().unwrap().iter().map(|c| c["score"].as_f64().unwrap()).collect();
+        assert_eq!(scores.len(), 3);
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]) && scores[0] <= 1.0 && scores[2] > 0.0, "{scores:?}");
+    }
+    let (ok, _, stderr) = burnish(&["fill-mask", "--model", out.to_str().unwrap(), "--text", "no mask here"]);
+    assert!(!ok && stderr.contains("write [MASK] where the model should guess a word"), "{stderr}");
+
     // The adapted folder is a model like any other: fine-tune a classifier from it …
     let train = dir.join("train.csv");
     write_csv(&train, 32, 0);
@@ -197,5 +211,49 @@ fn masked_lm_task_and_two_stage_recipe() {
         "--label-column", "sentiment", "--mlm-epochs", "1", "--out", two.to_str().unwrap(),
     ]);
     assert!(!ok && stderr.contains("give --domain FILE"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn multitask_writes_one_folder_per_task() {
+    let dir = std::env::temp_dir().join(format!("burnish-cli-mt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sentiment = dir.join("sentiment.csv");
+    write_csv(&sentiment, 32, 0);
+    let topic = dir.join("topic.tsv");
+    let mut t = String::from("sentence\tkind\n");
+    for i in 0..48 {
+        let (kind, noun) = [("film", "movie"), ("music", "song"), ("sport", "match")][i % 3];
+        t += &format!("a {} {noun}\t{kind}\n", ["long", "new", "short", "late"][(i / 3) % 4]);
+    }
+    std::fs::write(&topic, t).unwrap();
+    let out = dir.join("mt");
+    let (ok, stdout, stderr) = burnish(&[
+        "multitask", "--model", fixture("tiny-bert").to_str().unwrap(),
+        "--task", &format!("reviews={}:review:sentiment", sentiment.display()),
+        "--task", &format!("{}:sentence:kind", topic.display()),
+        "--sampling", "round-robin", "--epochs", "2", "--batch-size", "8", "--max-len", "24", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(ok, "multitask failed: {stderr}");
+    assert!(stderr.contains("task reviews: 26 training and 6 evaluation rows, labels neg, pos"), "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let tasks = m["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[1]["name"], "topic");
+    assert_eq!(tasks[1]["labels"], serde_json::json!(["film", "music", "sport"]));
+    assert!(tasks.iter().all(|t| t["accuracy"].as_f64().is_some()));
+    let drawn: Vec<u64> = m["drawn"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert_eq!(drawn.iter().sum::<u64>(), m["steps"].as_u64().unwrap());
+    assert!(drawn[0].abs_diff(drawn[1]) <= 1, "round-robin: {drawn:?}");
+    for task in ["reviews", "topic"] {
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(task).join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["architectures"], serde_json::json!(["BertForSequenceClassification"]));
+    }
+    // A task folder is a model like any other.
+    let (ok, stdout, stderr) = burnish(&["predict", "--model", out.join("topic").to_str().unwrap(), "--text", "a new song"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\"probabilities\""));
+    let (ok, _, stderr) = burnish(&["multitask", "--model", fixture("tiny-bert").to_str().unwrap(), "--task", &format!("only={}:review:sentiment", sentiment.display()), "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("at least two tasks"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }

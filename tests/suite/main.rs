@@ -9,6 +9,7 @@ mod data_parsing;
 mod fidelity;
 mod mixing;
 mod mlm;
+mod multitask;
 mod resume;
 mod strategies;
 mod training;
