@@ -19,7 +19,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::Table;
 use crate::error::{Error, Result};
 use crate::models::bert::{BertInput, MaskedLm};
-use crate::train::{Recipe, clip_global_norm, cross_entropy};
+use crate::train::{Recipe, Stepper, clip_global_norm, cross_entropy, read_step};
 use crate::weights::{LoadReport, ParamSource, read_f32};
 
 /// One sequence after masking: the model's input and the (position, original id) it must predict.
@@ -329,17 +329,7 @@ impl MlmSession {
         let mut grads = acc.grads();
         let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
         self.model = Some(self.optim.step(lr, model, grads));
-        let loss_v = read_f32(loss).await?.first().copied().unwrap_or(f32::NAN) as f64;
-        let grad_norm = match norm {
-            Some(t) => read_f32(t).await?.first().copied().unwrap_or(0.0) as f64,
-            None => 0.0,
-        };
-        if !loss_v.is_finite() {
-            return Err(Error::Other(format!(
-                "the masked-LM loss became {loss_v} at step {}: lower the adaptation learning rate and start again",
-                self.step + 1
-            )));
-        }
+        let (loss_v, grad_norm) = read_step(loss, norm, self.step, "masked-LM loss", "lower the adaptation learning rate and start again").await?;
         self.step += 1;
         self.losses.push(loss_v);
         self.tokens_seen += tokens;
@@ -370,19 +360,6 @@ impl MlmSession {
         })
     }
 
-    /// Runs steps until `budget_ms` has passed (at least one step).
-    pub async fn run_for(&mut self, budget_ms: f64) -> Result<Vec<MlmReport>> {
-        let t0 = Instant::now();
-        let mut out = Vec::new();
-        while !self.is_done() {
-            out.push(self.step().await?);
-            if t0.elapsed().as_secs_f64() * 1000.0 >= budget_ms {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     /// HF `BertForMaskedLM` folder files: config.json, tokenizer files, model.safetensors.
     pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
         let mut files = vec![("config.json".to_string(), crate::config::export_mlm_config(&ckpt.config_file)?)];
@@ -406,6 +383,16 @@ impl MlmSession {
     /// The current weights in eval mode, for fill-mask.
     pub fn inference_model(&self) -> Result<MaskedLm> {
         Ok(self.model()?.valid())
+    }
+}
+
+impl Stepper for MlmSession {
+    type Report = MlmReport;
+    fn finished(&self) -> bool {
+        self.is_done()
+    }
+    async fn next_step(&mut self) -> Result<MlmReport> {
+        self.step().await
     }
 }
 

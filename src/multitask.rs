@@ -19,8 +19,8 @@ use crate::data::Example;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::models::bert::{BertInput, BertModel, SequenceClassifier};
-use crate::train::{Classifier, Encoded, Prediction, Recipe, Strategy, clip_global_norm, cross_entropy, encode_examples};
-use crate::weights::{LoadReport, ParamSource, read_f32};
+use crate::train::{Classifier, Encoded, Prediction, Recipe, Stepper, Strategy, clip_global_norm, cross_entropy, encode_examples, read_step};
+use crate::weights::{LoadReport, ParamSource};
 
 /// How the task of each step is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -304,14 +304,7 @@ impl MultiTaskSession {
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
         self.model = Some(self.optim.step(lr, model, grads));
-        let loss_v = read_f32(loss.detach()).await?.first().copied().unwrap_or(f32::NAN) as f64;
-        let grad_norm = match norm {
-            Some(t) => read_f32(t).await?.first().copied().unwrap_or(0.0) as f64,
-            None => 0.0,
-        };
-        if !loss_v.is_finite() {
-            return Err(Error::Other(format!("the loss became {loss_v} at step {}: lower the learning rate and start again", self.step + 1)));
-        }
+        let (loss_v, grad_norm) = read_step(loss, norm, self.step, "loss", "lower the learning rate and start again").await?;
         self.step += 1;
         self.drawn[task] += 1;
         self.losses.push((task, loss_v));
@@ -337,18 +330,6 @@ impl MultiTaskSession {
             done: self.is_done(),
             eval,
         })
-    }
-
-    pub async fn run_for(&mut self, budget_ms: f64) -> Result<Vec<TaskReport>> {
-        let t0 = Instant::now();
-        let mut out = Vec::new();
-        while !self.is_done() {
-            out.push(self.step().await?);
-            if t0.elapsed().as_secs_f64() * 1000.0 >= budget_ms {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     /// Task `t` with the current weights as an inference classifier.
@@ -390,5 +371,15 @@ impl MultiTaskSession {
             }
         }
         Ok(files)
+    }
+}
+
+impl Stepper for MultiTaskSession {
+    type Report = TaskReport;
+    fn finished(&self) -> bool {
+        self.is_done()
+    }
+    async fn next_step(&mut self) -> Result<TaskReport> {
+        self.step().await
     }
 }

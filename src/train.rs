@@ -616,6 +616,51 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     picked.mean().neg()
 }
 
+/// Reads a step's loss and gradient norm (asynchronously: WebGPU-safe) and refuses a loss that
+/// is not finite: "the {what} became NaN at step N: {advice}".
+pub async fn read_step(loss: Tensor<1>, norm: Option<Tensor<1>>, step: usize, what: &str, advice: &str) -> Result<(f64, f64)> {
+    let loss_v = read_f32(loss.detach()).await?.first().copied().unwrap_or(f32::NAN) as f64;
+    let norm_v = match norm {
+        Some(t) => read_f32(t).await?.first().copied().unwrap_or(0.0) as f64,
+        None => 0.0,
+    };
+    if !loss_v.is_finite() {
+        return Err(Error::Other(format!("the {what} became {loss_v} at step {}: {advice}", step + 1)));
+    }
+    Ok((loss_v, norm_v))
+}
+
+/// A run that advances one optimizer step at a time (classifier, masked-LM, multi-task).
+#[allow(async_fn_in_trait)] // used on one thread (the page's worker, the CLI): no Send bound needed
+pub trait Stepper {
+    type Report;
+    fn finished(&self) -> bool;
+    async fn next_step(&mut self) -> Result<Self::Report>;
+
+    /// Runs steps until `budget_ms` has passed (at least one step), returning their reports.
+    async fn run_for(&mut self, budget_ms: f64) -> Result<Vec<Self::Report>> {
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        while !self.finished() {
+            out.push(self.next_step().await?);
+            if t0.elapsed().as_secs_f64() * 1000.0 >= budget_ms {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Stepper for TrainSession {
+    type Report = StepReport;
+    fn finished(&self) -> bool {
+        self.is_done()
+    }
+    async fn next_step(&mut self) -> Result<StepReport> {
+        self.step().await
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
     pub step: usize,
@@ -1150,17 +1195,7 @@ impl TrainSession {
         let model = self.optim.step(rates.step(), model, grads);
         self.model = Some(model);
 
-        let loss_v = read_f32(loss.detach()).await?.first().copied().unwrap_or(f32::NAN) as f64;
-        let norm_v = match norm {
-            Some(t) => read_f32(t).await?.first().copied().unwrap_or(0.0) as f64,
-            None => 0.0,
-        };
-        if !loss_v.is_finite() {
-            return Err(Error::Other(format!(
-                "the loss became {loss_v} at step {}: lower the learning rate and start again",
-                self.step + 1
-            )));
-        }
+        let (loss_v, norm_v) = read_step(loss, norm, self.step, "loss", "lower the learning rate and start again").await?;
         self.step += 1;
         self.losses.push(loss_v);
         self.epoch_loss_sum += loss_v;
@@ -1281,18 +1316,6 @@ impl TrainSession {
         &self.mix
     }
 
-    /// Runs steps until `budget_ms` has passed (at least one step), returning their reports.
-    pub async fn run_for(&mut self, budget_ms: f64) -> Result<Vec<StepReport>> {
-        let t0 = Instant::now();
-        let mut out = Vec::new();
-        while !self.is_done() {
-            out.push(self.step().await?);
-            if t0.elapsed().as_secs_f64() * 1000.0 >= budget_ms {
-                break;
-            }
-        }
-        Ok(out)
-    }
 
     /// A checkpoint of the whole run: weights (burn record, LoRA adapters included), AdamW's
     /// state, the schedule position, data order and cursor, the shuffling RNG (as the number of

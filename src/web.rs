@@ -13,7 +13,7 @@ use crate::backend::{self, BackendInfo};
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Table};
 use crate::error::Error;
-use crate::train::{Recipe, TrainSession};
+use crate::train::{Recipe, Stepper, TrainSession};
 
 #[derive(Default)]
 struct State {

@@ -54,7 +54,6 @@ const state = (window.burnishState = {
 const sourceFiles = { main: null, extras: [], eval: null };
 let modelKey = null; // which source the loaded model came from
 let dataGeneration = 0; // only the newest inspection is rendered
-let exportUrl = null;
 
 // ---------------------------------------------------------------- language
 const langSelect = $('lang');
@@ -959,6 +958,33 @@ $('mix-file').addEventListener('change', guarded('mix', async () => {
 for (const id of ['mix-temperature', 'eval-fraction', 'seed', 'text-column', 'label-column']) $(id).addEventListener('input', scheduleMixture);
 for (const radio of document.querySelectorAll('input[name="eval-mode"]')) radio.addEventListener('change', scheduleMixture);
 
+// ---------------------------------------------------------------- downloads
+const json = (value) => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n');
+const zipUrls = new Map(); // one live object URL per download kind
+
+/** Zips exported model files (and extra JSON documents) under `burnish-<model>-<suffix>/` and
+ * starts the download; the link is also left in `links` (a list). Returns {name, size, files}. */
+async function downloadZip(suffix, files, docs, links, label = '') {
+  const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-${suffix}`;
+  const entries = {};
+  for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
+  for (const [name, doc] of Object.entries(docs)) entries[`${folder}/${name}`] = json(doc);
+  const { zipSync } = await fflate();
+  const zip = zipSync(entries);
+  if (zipUrls.has(suffix)) URL.revokeObjectURL(zipUrls.get(suffix));
+  const url = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+  zipUrls.set(suffix, url);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `${folder}.zip`;
+  a.textContent = `${folder}.zip (${bytes(zip.length)})${label}`;
+  const li = document.createElement('li');
+  li.append(a);
+  links.replaceChildren(li);
+  a.click();
+  return { name: a.download, size: zip.length, files: Object.keys(entries) };
+}
+
 // ---------------------------------------------------------------- domain adaptation
 /** Loads domain text for the masked-LM stage from a File (or the sample movie text when null). */
 async function loadDomain(file) {
@@ -1066,20 +1092,8 @@ $('export-adapted').addEventListener('click', guarded('domain', async () => {
   $('export-adapted').disabled = true;
   try {
     const files = await request(IN.EXPORT_ADAPTED);
-    const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-domain-adapted`;
-    const entries = {};
-    for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
     const doc = { model: state.model?.source, domain_file: state.adaptation.summary.domain_file, held_out: state.adaptation.history, train_losses: state.adaptation.losses, recipe: state.recipe };
-    entries[`${folder}/metrics.json`] = new TextEncoder().encode(JSON.stringify(doc, null, 2) + '\n');
-    const { zipSync } = await fflate();
-    const zip = zipSync(entries);
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
-    a.download = `${folder}.zip`;
-    a.textContent = `${folder}.zip (${bytes(zip.length)})`;
-    $('export-adapted-status').replaceChildren(a);
-    state.adaptedExport = { name: a.download, size: zip.length, files: Object.keys(entries) };
-    a.click();
+    state.adaptedExport = await downloadZip('domain-adapted', files, { 'metrics.json': doc }, $('export-adapted-status'));
   } finally {
     $('export-adapted').disabled = false;
   }
@@ -1678,22 +1692,8 @@ $('multitask-export').addEventListener('click', guarded('multitask', async () =>
   $('multitask-export').disabled = true;
   try {
     const files = await request(IN.MULTITASK_EXPORT);
-    const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-multitask`;
-    const entries = {};
-    for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
     const doc = { model: state.model?.source, tasks: mt.summary.tasks, metrics: mt.metrics, drawn: mt.drawn, evaluations: mt.evals, recipe: mt.summary.recipe };
-    entries[`${folder}/metrics.json`] = new TextEncoder().encode(JSON.stringify(doc, null, 2) + '\n');
-    const { zipSync } = await fflate();
-    const zip = zipSync(entries);
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
-    a.download = `${folder}.zip`;
-    a.textContent = `${folder}.zip (${bytes(zip.length)}): one Hugging Face folder per task`;
-    const li = document.createElement('li');
-    li.append(a);
-    $('multitask-links').replaceChildren(li);
-    mt.exported = { name: a.download, size: zip.length, files: Object.keys(entries) };
-    a.click();
+    mt.exported = await downloadZip('multitask', files, { 'metrics.json': doc }, $('multitask-links'), ': one Hugging Face folder per task');
   } finally {
     $('multitask-export').disabled = false;
   }
@@ -1807,33 +1807,14 @@ $('export').addEventListener('click', guarded('export', async () => {
   $('export-status').textContent = '…';
   try {
     const files = await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
-    const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-finetuned`;
-    const entries = {};
-    for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
-    const json = (value) => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n');
     const metricsDoc = {
       model: state.model?.source, labels: state.summary.labels, before: state.before, after: state.metrics,
       evaluations: state.evals, train_losses: state.losses, learning_rates: state.lrs, backend: state.backend,
       train_rows: state.summary.train_count, eval_rows: state.summary.eval_count, recipe: state.recipe,
       domain_adaptation: state.adaptation ? { domain_file: state.adaptation.summary.domain_file, held_out: state.adaptation.history, train_losses: state.adaptation.losses } : null,
     };
-    entries[`${folder}/metrics.json`] = json(metricsDoc);
-    entries[`${folder}/recipe.json`] = json(state.recipe);
-    const { zipSync } = await fflate();
-    const zip = zipSync(entries);
-    if (exportUrl) URL.revokeObjectURL(exportUrl);
-    exportUrl = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
-    const name = `${folder}.zip`;
-    const a = document.createElement('a');
-    a.href = exportUrl;
-    a.download = name;
-    a.textContent = `${name} (${bytes(zip.length)})`;
-    const li = document.createElement('li');
-    li.append(a);
-    $('export-links').replaceChildren(li);
-    state.exported = { name, size: zip.length, files: Object.keys(entries) };
-    $('export-status').textContent = t('export.done', { name });
-    a.click();
+    state.exported = await downloadZip('finetuned', files, { 'metrics.json': metricsDoc, 'recipe.json': state.recipe }, $('export-links'));
+    $('export-status').textContent = t('export.done', { name: state.exported.name });
   } finally {
     $('export').disabled = false;
   }

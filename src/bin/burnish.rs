@@ -60,6 +60,55 @@ struct Texts {
     input: Option<PathBuf>,
 }
 
+/// The recipe file and the basic hyperparameters that override it (train, multitask).
+#[derive(Args, Clone)]
+struct RecipeArgs {
+    /// Recipe JSON (the page's "download recipe"); flags override it
+    #[arg(long)]
+    recipe: Option<PathBuf>,
+    #[command(flatten)]
+    columns: Columns,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    max_len: Option<usize>,
+    #[arg(long)]
+    warmup_ratio: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Share of each training file held out for evaluation when no --eval file is given
+    #[arg(long)]
+    eval_fraction: Option<f64>,
+}
+
+impl RecipeArgs {
+    /// The recipe file (or the defaults) with these flags applied, and whether the max length
+    /// was left to the default (then capped to what the model can take).
+    fn recipe(&self) -> Result<(Recipe, bool)> {
+        let mut r: Recipe = match &self.recipe {
+            Some(p) => serde_json::from_slice(&read(p)?).map_err(|e| Error::Recipe(format!("{}: {e}", p.display())))?,
+            None => Recipe::default(),
+        };
+        if let Some(v) = &self.columns.text_column { r.text_column = v.clone(); }
+        if let Some(v) = &self.columns.label_column { r.label_column = v.clone(); }
+        if let Some(v) = self.epochs { r.epochs = v; }
+        if let Some(v) = self.lr { r.lr = v; }
+        if let Some(v) = self.batch_size { r.batch_size = v; }
+        if let Some(v) = self.max_len { r.max_len = v; }
+        if let Some(v) = self.warmup_ratio { r.warmup_ratio = v; }
+        if let Some(v) = self.weight_decay { r.weight_decay = v; }
+        if let Some(v) = self.seed { r.seed = v; }
+        if let Some(v) = self.eval_fraction { r.eval_fraction = v; }
+        Ok((r, self.max_len.is_none() && self.recipe.is_none()))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Sentence embeddings (mean-pooled, L2-normalised) as JSON Lines
@@ -79,28 +128,8 @@ enum Command {
         model: PathBuf,
         #[command(flatten)]
         files: TrainFiles,
-        /// Recipe JSON (the page's "download recipe"); flags below override it
-        #[arg(long)]
-        recipe: Option<PathBuf>,
         #[command(flatten)]
-        columns: Columns,
-        #[arg(long)]
-        epochs: Option<usize>,
-        #[arg(long)]
-        lr: Option<f64>,
-        #[arg(long)]
-        batch_size: Option<usize>,
-        #[arg(long)]
-        max_len: Option<usize>,
-        #[arg(long)]
-        warmup_ratio: Option<f64>,
-        #[arg(long)]
-        weight_decay: Option<f64>,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Share of the training file held out when no --eval file is given
-        #[arg(long)]
-        eval_fraction: Option<f64>,
+        base: RecipeArgs,
         /// Also evaluate every N steps (0: only at each epoch end)
         #[arg(long)]
         eval_every: Option<usize>,
@@ -199,27 +228,11 @@ enum Command {
         /// A task: NAME=FILE, or NAME=FILE:TEXT_COLUMN:LABEL_COLUMN (repeat; two or more)
         #[arg(long = "task", required = true)]
         tasks: Vec<String>,
-        /// Recipe JSON; flags below override it
-        #[arg(long)]
-        recipe: Option<PathBuf>,
         #[command(flatten)]
-        columns: Columns,
+        base: RecipeArgs,
         /// How each step's task is chosen
         #[arg(long, value_parser = ["proportional", "round-robin"])]
         sampling: Option<String>,
-        #[arg(long)]
-        epochs: Option<usize>,
-        #[arg(long)]
-        lr: Option<f64>,
-        #[arg(long)]
-        batch_size: Option<usize>,
-        #[arg(long)]
-        max_len: Option<usize>,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Share of each task's file held out for its evaluation
-        #[arg(long)]
-        eval_fraction: Option<f64>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -486,29 +499,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Train {
-            model, files, recipe, columns, epochs, lr, batch_size, max_len, warmup_ratio, weight_decay, seed,
-            eval_fraction, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
+            model, files, base, eval_every, strategy, top_layers, freeze_embeddings, gradual_unfreeze, unfreeze_every,
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
             lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, task, domain, domain_column, mlm_epochs,
             mlm_lr, mlm_probability, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
         } => {
             let wall = std::time::Instant::now();
-            let mut r: Recipe = match &recipe {
-                Some(p) => serde_json::from_slice(&read(p)?).map_err(|e| Error::Recipe(format!("{}: {e}", p.display())))?,
-                None => Recipe::default(),
-            };
-            if let Some(v) = columns.text_column { r.text_column = v; }
-            if let Some(v) = columns.label_column { r.label_column = v; }
-            if let Some(v) = epochs { r.epochs = v; }
-            if let Some(v) = lr { r.lr = v; }
-            if let Some(v) = batch_size { r.batch_size = v; }
             // The default max length (128) is capped to what the model can take.
-            let cap_max_len = max_len.is_none() && recipe.is_none();
-            if let Some(v) = max_len { r.max_len = v; }
-            if let Some(v) = warmup_ratio { r.warmup_ratio = v; }
-            if let Some(v) = weight_decay { r.weight_decay = v; }
-            if let Some(v) = seed { r.seed = v; }
-            if let Some(v) = eval_fraction { r.eval_fraction = v; }
+            let (mut r, cap_max_len) = base.recipe()?;
             if let Some(v) = eval_every { r.eval_every = v; }
             if let Some(v) = strategy { r.strategy = serde_json::from_value(json!(v)).map_err(|e| Error::Recipe(e.to_string()))?; }
             if let Some(v) = top_layers { r.top_layers = v; }
@@ -709,23 +707,12 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", out.display());
             print_json(&metrics);
         }
-        Command::Multitask { model, tasks, recipe, columns, sampling, epochs, lr, batch_size, max_len, seed, eval_fraction, out, device: d } => {
+        Command::Multitask { model, tasks, base, sampling, out, device: d } => {
             let wall = std::time::Instant::now();
-            let mut r: Recipe = match &recipe {
-                Some(p) => serde_json::from_slice(&read(p)?).map_err(|e| Error::Recipe(format!("{}: {e}", p.display())))?,
-                None => Recipe::default(),
-            };
-            if let Some(v) = columns.text_column { r.text_column = v; }
-            if let Some(v) = columns.label_column { r.label_column = v; }
+            let (mut r, cap_max_len) = base.recipe()?;
             if let Some(v) = sampling { r.task_sampling = if v == "round-robin" { multitask::TaskSampling::RoundRobin } else { multitask::TaskSampling::Proportional }; }
-            if let Some(v) = epochs { r.epochs = v; }
-            if let Some(v) = lr { r.lr = v; }
-            if let Some(v) = batch_size { r.batch_size = v; }
-            if let Some(v) = max_len { r.max_len = v; }
-            if let Some(v) = seed { r.seed = v; }
-            if let Some(v) = eval_fraction { r.eval_fraction = v; }
             let mut ckpt = load_checkpoint(&model)?;
-            if max_len.is_none() && recipe.is_none() {
+            if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
             }
             let mut data = Vec::new();
