@@ -143,6 +143,7 @@ pub struct MultiTaskSession {
 impl MultiTaskSession {
     pub fn new(ckpt: &mut Checkpoint, tasks: &[TaskData], recipe: Recipe, device: &Device) -> Result<Self> {
         recipe.validate(ckpt.config.max_position_embeddings)?;
+        recipe.require_classification()?;
         if tasks.len() < 2 {
             return Err(Error::data("multi-task training needs at least two tasks (add another labelled file)"));
         }

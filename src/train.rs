@@ -244,6 +244,17 @@ impl Default for Recipe {
 }
 
 impl Recipe {
+    /// Refuses a recipe for another task where a classifier is trained.
+    pub fn require_classification(&self) -> Result<()> {
+        if self.task != "text-classification" {
+            return Err(Error::Recipe(format!(
+                "task \"{}\" trains no classifier: masked-lm runs as domain adaptation (burnish train --task masked-lm, or mlm_epochs with domain text before a classifier)",
+                self.task
+            )));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self, max_positions: usize) -> Result<()> {
         let bad = |m: String| Err(Error::Recipe(m));
         if !TASKS.contains(&self.task.as_str()) {
@@ -965,6 +976,7 @@ impl TrainSession {
     /// `mix_temperature`); with one file it is the plain shuffled-epoch loop.
     pub fn with_sources(ckpt: &mut Checkpoint, sources: &[Source], eval: &[Example], labels: Vec<String>, recipe: Recipe, device: &Device) -> Result<Self> {
         recipe.validate(ckpt.config.max_position_embeddings)?;
+        recipe.require_classification()?;
         let mut train_enc = Vec::new();
         let mut ranges = Vec::new();
         for src in sources {
