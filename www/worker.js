@@ -5,7 +5,7 @@
 import { IN, OUT, CONCERNS } from './protocol.js';
 import { saveCheckpoint, savedCheckpoint } from './saved-run.js';
 
-const STEP_BUDGET_MS = 150; // time per trainSteps() slice: short enough to stay responsive
+const STEP_BUDGET_MS = 60; // time per slice of steps: Pause and Stop take effect between slices
 
 let wasmLoading = null; // Promise of the wasm module namespace, set by `init`
 let backend = null; // initBackend's answer, kept so a second `init` does not redo it
