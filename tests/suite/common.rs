@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::Checkpoint;
 use burnish::data::Example;
+use burnish::models::bert::BertInput;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -68,4 +70,18 @@ pub fn reviews(n: usize, offset: usize, flip: bool) -> Vec<Example> {
             Example { text: format!("{subj} was {adj}"), label: label.into() }
         })
         .collect()
+}
+
+/// The padded batch (ids, attention mask, token types) stored in a transformers fixture.
+pub fn batch_from_fixture(r: &serde_json::Value, device: &Device) -> BertInput {
+    let ids = id_rows(&r["input_ids"]);
+    let mask = id_rows(&r["attention_mask"]);
+    let tt = id_rows(&r["token_type_ids"]);
+    let (b, s) = (ids.len(), ids[0].len());
+    let flat = |v: &Vec<Vec<u32>>| v.iter().flatten().map(|&x| x as i64).collect::<Vec<_>>();
+    BertInput {
+        input_ids: Tensor::<2, Int>::from_data(TensorData::new(flat(&ids), [b, s]), device),
+        token_type_ids: Tensor::<2, Int>::from_data(TensorData::new(flat(&tt), [b, s]), device),
+        attention_mask: Tensor::<2>::from_data(TensorData::new(mask.iter().flatten().map(|&x| x as f32).collect::<Vec<_>>(), [b, s]), device),
+    }
 }

@@ -7,23 +7,10 @@
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::embed::Embedder;
-use burnish::models::bert::{BertInput, SequenceClassifier};
+use burnish::models::bert::SequenceClassifier;
 use burnish::train::{clip_global_norm, cross_entropy};
 use burnish::weights::{ParamSource, read_f32};
 use super::common::*;
-
-fn batch_from_fixture(r: &serde_json::Value, device: &Device) -> BertInput {
-    let ids = id_rows(&r["input_ids"]);
-    let mask = id_rows(&r["attention_mask"]);
-    let tt = id_rows(&r["token_type_ids"]);
-    let (b, s) = (ids.len(), ids[0].len());
-    let flat = |v: &Vec<Vec<u32>>| v.iter().flatten().map(|&x| x as i64).collect::<Vec<_>>();
-    BertInput {
-        input_ids: Tensor::<2, Int>::from_data(TensorData::new(flat(&ids), [b, s]), device),
-        token_type_ids: Tensor::<2, Int>::from_data(TensorData::new(flat(&tt), [b, s]), device),
-        attention_mask: Tensor::<2>::from_data(TensorData::new(mask.iter().flatten().map(|&x| x as f32).collect::<Vec<_>>(), [b, s]), device),
-    }
-}
 
 fn tiny_classifier(device: &Device, dropout_off: bool) -> SequenceClassifier {
     let mut ckpt = tiny();

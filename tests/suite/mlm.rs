@@ -3,9 +3,8 @@
 //! domain text with MiniLM, and the two-stage recipe handing the adapted encoder to the
 //! classifier.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use burnish::mlm::{MaskRule, MlmSession, domain_texts, load_masked_lm, split_texts};
-use burnish::models::bert::BertInput;
 use burnish::train::{Recipe, TrainSession, cross_entropy};
 use burnish::weights::read_f32;
 use rand::SeedableRng;
@@ -13,19 +12,6 @@ use rand::rngs::StdRng;
 use safetensors::SafeTensors;
 
 use super::common::*;
-
-fn fixture_batch(r: &serde_json::Value, device: &Device) -> BertInput {
-    let ids = id_rows(&r["input_ids"]);
-    let mask = id_rows(&r["attention_mask"]);
-    let tt = id_rows(&r["token_type_ids"]);
-    let (b, s) = (ids.len(), ids[0].len());
-    let flat = |v: &Vec<Vec<u32>>| v.iter().flatten().map(|&x| x as i64).collect::<Vec<_>>();
-    BertInput {
-        input_ids: Tensor::<2, Int>::from_data(TensorData::new(flat(&ids), [b, s]), device),
-        token_type_ids: Tensor::<2, Int>::from_data(TensorData::new(flat(&tt), [b, s]), device),
-        attention_mask: Tensor::<2>::from_data(TensorData::new(mask.iter().flatten().map(|&x| x as f32).collect::<Vec<_>>(), [b, s]), device),
-    }
-}
 
 #[test]
 fn masked_lm_head_matches_transformers() {
@@ -35,7 +21,7 @@ fn masked_lm_head_matches_transformers() {
     let (model, report) = load_masked_lm(&ckpt, &device).unwrap();
     // The head comes from the file; only the pooler (BertForMaskedLM has none) is new.
     assert!(report.initialized.iter().all(|n| n.starts_with("pooler.")), "initialised: {:?}", report.initialized);
-    let input = fixture_batch(&r, &device);
+    let input = batch_from_fixture(&r, &device);
     let seq = id_rows(&r["input_ids"])[0].len();
     let positions: Vec<i64> = r["masked"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap() as usize * seq + p[1].as_u64().unwrap() as usize) as i64).collect();
     let targets: Vec<i64> = r["targets"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
