@@ -944,9 +944,76 @@ fn unpack(bytes: &[u8]) -> Result<Vec<&[u8]>> {
     Ok(parts)
 }
 
-fn module_bytes(m: &SequenceClassifier) -> Result<Vec<u8>> {
-    let b = m.clone().into_record().into_bytes().map_err(|e| Error::Other(format!("saving the weights: {e:?}")))?;
+/// burn's module record of `m`: the bytes `m.into_record().into_bytes()` writes (a burnpack of
+/// every parameter, LoRA adapters included, by module path with its ParamId), but with every
+/// tensor read by `into_data_async`, so it works on WebGPU in a browser, where synchronous reads
+/// are impossible. Mirrors burn-core's record collector (the `on_save` form of each parameter).
+pub async fn module_record_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
+    type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<TensorData>>>>;
+    fn pending<const D: usize, K: burn::tensor::kind::Basic + 'static>(t: Tensor<D, K>) -> Pending {
+        Box::pin(async move { t.into_data_async().await.map_err(|e| Error::Other(format!("reading a weight for the checkpoint: {e:?}"))) })
+    }
+    #[derive(Default)]
+    struct Collect {
+        path: Vec<String>,
+        items: Vec<(String, ParamId, Pending)>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.items.push((self.path.join("."), p.id, pending(p.transform_for_save().val())));
+        }
+        fn visit_int<const D: usize>(&mut self, p: &Param<Tensor<D, Int>>) {
+            self.items.push((self.path.join("."), p.id, pending(p.transform_for_save().val())));
+        }
+        fn visit_bool<const D: usize>(&mut self, p: &Param<Tensor<D, burn::tensor::Bool>>) {
+            self.items.push((self.path.join("."), p.id, pending(p.transform_for_save().val())));
+        }
+    }
+    let mut c = Collect::default();
+    m.visit(&mut c);
+    let mut tensors = Vec::with_capacity(c.items.len());
+    for (path, id, data) in c.items {
+        let (bytes, shape, dtype) = data.await?.into_parts();
+        tensors.push(burn_pack::Tensor::new(path, dtype, shape, Some(id.val()), bytes));
+    }
+    let b = burn_pack::Writer::new(tensors).into_bytes().map_err(|e| Error::Other(format!("saving the weights: {e:?}")))?;
     Ok(b.to_vec())
+}
+
+/// burn's optimizer record of `optim` (the bytes `optim.into_bytes()` writes), with AdamW's
+/// state read asynchronously (see the patched burn-optim's `to_record_async`).
+pub async fn optimizer_record_bytes(optim: &ModuleOptimizer) -> Result<Vec<u8>> {
+    let record = optim.to_record_async(&Device::flex()).await.map_err(|e| Error::Other(format!("saving the optimizer state: {e}")))?;
+    let b = record.into_bytes().map_err(|e| Error::Other(format!("saving the optimizer state: {e:?}")))?;
+    Ok(b.to_vec())
+}
+
+/// What a checkpoint holds, taken from a session at once (tensors are shared, not copied), so
+/// that it can be written asynchronously while the session is free to go on.
+pub struct Snapshot {
+    state: Vec<u8>,
+    model: SequenceClassifier,
+    optim: ModuleOptimizer,
+    best: Option<SequenceClassifier>,
+}
+
+impl Snapshot {
+    /// The checkpoint bytes: run state, weights, optimizer state, early stopping's best weights.
+    pub async fn into_bytes(self) -> Result<Vec<u8>> {
+        let model = module_record_bytes(&self.model).await?;
+        let optim = optimizer_record_bytes(&self.optim).await?;
+        let best = match &self.best {
+            Some(b) => module_record_bytes(b).await?,
+            None => Vec::new(),
+        };
+        Ok(pack(&[&self.state, &model, &optim, &best]))
+    }
 }
 
 fn load_module(m: SequenceClassifier, bytes: &[u8]) -> Result<SequenceClassifier> {
@@ -1334,9 +1401,13 @@ impl TrainSession {
     /// shuffles drawn), losses and history, and early stopping's best weights. Resuming from it
     /// continues the same run (bit for bit on the CPU backend).
     ///
-    /// burn writes records with synchronous tensor reads: call it on the CPU backend only in
-    /// the browser (native backends may block).
-    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+    /// Every tensor is read asynchronously, so this works on WebGPU in a browser.
+    pub async fn checkpoint(&self) -> Result<Vec<u8>> {
+        self.snapshot()?.into_bytes().await
+    }
+
+    /// The parts of a checkpoint, taken now; `Snapshot::into_bytes` writes them.
+    pub fn snapshot(&self) -> Result<Snapshot> {
         let state = RunState {
             format: 1,
             recipe: self.recipe.clone(),
@@ -1362,14 +1433,12 @@ impl TrainSession {
             source_pos: self.source_pos.clone(),
             drawn: self.drawn.clone(),
         };
-        let json = serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?;
-        let model = module_bytes(self.model()?)?;
-        let optim = self.optim.into_bytes().map_err(|e| Error::Other(format!("saving the optimizer state: {e:?}")))?.to_vec();
-        let best = match &self.best {
-            Some(b) => module_bytes(&b.2)?,
-            None => Vec::new(),
-        };
-        Ok(pack(&[&json, &model, &optim, &best]))
+        Ok(Snapshot {
+            state: serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?,
+            model: self.model()?.clone(),
+            optim: self.optim.clone(),
+            best: self.best.as_ref().map(|b| b.2.clone()),
+        })
     }
 
     /// The recipe and labels stored in a checkpoint (to prepare the data for `resume`).

@@ -260,21 +260,17 @@ pub fn resume_training(checkpoint: &[u8]) -> Result<JsValue, JsError> {
     begin(recipe, Some(checkpoint))
 }
 
-/// A checkpoint of the running session (weights, AdamW state, schedule, data order, RNG).
-/// burn writes optimizer state with synchronous tensor reads, which WebGPU in a browser cannot
-/// do: on WebGPU this is refused with a message (the CPU backend supports it).
+/// A checkpoint of the running session (weights, AdamW state, schedule, data order, RNG). The
+/// parts are taken at once (the session may step on meanwhile); every tensor is then read
+/// asynchronously, as WebGPU requires.
 #[wasm_bindgen(js_name = saveCheckpoint)]
-pub fn save_checkpoint() -> Result<Vec<u8>, JsError> {
-    STATE.with(|s| {
+pub async fn save_checkpoint() -> Result<Vec<u8>, JsError> {
+    let snapshot = STATE.with(|s| {
         let s = s.borrow();
-        if s.device.as_ref().is_some_and(|d| d.1.kind == "webgpu") {
-            return Err(JsError::new(
-                "checkpoints need the CPU backend in this version: burn 0.22 saves the optimizer state with synchronous reads, which WebGPU does not allow",
-            ));
-        }
         let session = s.session.as_ref().ok_or_else(|| JsError::new("no training session to save"))?;
-        session.checkpoint().map_err(js_err)
-    })
+        session.snapshot().map_err(js_err)
+    })?;
+    snapshot.into_bytes().await.map_err(js_err)
 }
 
 #[derive(Serialize)]

@@ -112,7 +112,7 @@ const ZH = {
   'help.mlmProbability': '模型需要预测的词元比例（BERT 使用 0.15）。',
   'compare.title': '比较两种策略',
   'train.checkpointEvery': '每隔多少步保存检查点',
-  'help.checkpointEvery': '权重、优化器状态、学习率进度和数据位置保存在本浏览器的私有存储（OPFS）中，不会上传。重新加载或标签页崩溃后，页面会提供从最后一个检查点继续的选项。0 表示关闭。此版本需要 CPU 后端。',
+  'help.checkpointEvery': '权重、优化器状态、学习率进度和数据位置保存在本浏览器的私有存储（OPFS）中，不会上传。重新加载或标签页崩溃后，页面会提供从最后一个检查点继续的选项。0 表示关闭。',
   'train.resumeSaved': '继续已保存的训练',
   'train.discardSaved': '丢弃',
   'compare.explain': '什么情况下用哪种策略？用两种微调策略在同一数据上训练同一个模型，两者逐步轮流进行，并排观察它们的曲线。其余设置来自上面的配方；每种策略使用其常用的学习率。',

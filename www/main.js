@@ -1203,16 +1203,12 @@ function describeStart(summary) {
   renderTrainable(summary, summary.trainable);
 }
 
-/** Steps between checkpoints (0: off). Checkpoints need OPFS and, in this version, the CPU backend. */
+/** Steps between checkpoints (0: off). Checkpoints need OPFS. */
 function checkpointEvery() {
   const raw = $('checkpoint-every').value.trim();
   const every = Number(raw);
   if (raw === '' || !Number.isInteger(every) || every < 0) failWith('field:checkpoint-every', `Checkpoint interval must be a whole number of steps ≥ 0 (got ${raw}).`);
   if (every === 0 || !opfsAvailable()) return 0;
-  if (state.backend?.kind === 'webgpu') {
-    log('Checkpoints are off on WebGPU in this version (burn 0.22 saves the optimizer state with synchronous GPU reads); use the CPU backend to keep resumable checkpoints.');
-    return 0;
-  }
   return every;
 }
 

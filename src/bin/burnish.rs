@@ -631,7 +631,7 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(p) = &checkpoint {
                     // Written next to the target, then renamed: a crash never leaves half a file.
                     let tmp = p.with_extension("partial");
-                    std::fs::write(&tmp, session.checkpoint()?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
+                    std::fs::write(&tmp, pollster::block_on(session.checkpoint())?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
                     std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
                 }
                 Ok(())

@@ -106,7 +106,7 @@ fn a_mixed_run_resumes_bit_for_bit() {
     for _ in 0..5 {
         pollster::block_on(first.step()).unwrap();
     }
-    let bytes = first.checkpoint().unwrap();
+    let bytes = pollster::block_on(first.checkpoint()).unwrap();
     drop(first);
     let eval = reviews(32, 1000, false);
     let mut resumed = TrainSession::resume_sources(&mut tiny(), &src, &eval, &bytes, &Device::flex()).unwrap();

@@ -48,7 +48,7 @@ fn run(r: &Recipe, interrupt_after: Option<usize>) -> (Vec<f64>, Vec<Vec<f32>>, 
         for _ in 0..n {
             pollster::block_on(s.step()).unwrap();
         }
-        let bytes = s.checkpoint().unwrap();
+        let bytes = pollster::block_on(s.checkpoint()).unwrap();
         drop(s);
         s = TrainSession::resume(&mut tiny(), &train, &eval, &bytes, &dev).unwrap();
         assert_eq!(s.step, n);
@@ -93,7 +93,7 @@ fn resume_refuses_other_data_and_broken_files() {
     let dev = Device::flex();
     let mut s = TrainSession::new(&mut tiny(), &train, &eval, labels(), base(), &dev).unwrap();
     pollster::block_on(s.step()).unwrap();
-    let bytes = s.checkpoint().unwrap();
+    let bytes = pollster::block_on(s.checkpoint()).unwrap();
     let err = |b: &[u8], t: &[Example]| TrainSession::resume(&mut tiny(), t, &eval, b, &dev).err().unwrap().to_string();
     assert!(err(&bytes, &data(30, 1)).contains("the training data is not the data this checkpoint was trained on"));
     assert!(err(&bytes[..bytes.len() / 2], &train).contains("cut short"));
@@ -129,4 +129,39 @@ fn cli_stop_and_resume_gives_the_same_model() {
     assert!(log.contains("after step 5 with its recipe"), "{log}");
     assert!(resumed == whole, "the resumed run's model equals the uninterrupted run's");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The checkpoint's records are written from asynchronously read tensors (WebGPU in a browser
+/// allows no other reads); they must be byte for byte what burn's own synchronous writers give:
+/// the module record of a LoRA classifier (base weights, adapters, head) and AdamW's state
+/// after a few steps.
+#[test]
+fn asynchronously_written_records_equal_burns_own() {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::{Int, TensorData};
+    use burnish::models::bert::BertInput;
+    use burnish::train::{build_classifier, cross_entropy, module_record_bytes, optimizer_record_bytes, with_lora};
+
+    let dev = Device::flex().autodiff();
+    let ckpt = tiny();
+    let r = Recipe { strategy: Strategy::Lora, lora_rank: 4, ..base() };
+    let (model, _) = build_classifier(&ckpt, &labels(), 3, &dev).unwrap();
+    let mut model = with_lora(model, &r);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
+    let rows: Vec<Vec<u32>> = (0..4).map(|i| (0..10).map(|j| 5 + ((i * 7 + j * 3) % 90) as u32).collect()).collect();
+    for _ in 0..3 {
+        let input = BertInput::from_rows(&rows, ckpt.tokenizer.pad_id, &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 1, 0], [4]), &dev);
+        let loss = cross_entropy(model.forward(&input), y);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let sync_model = model.clone().into_record().into_bytes().unwrap().to_vec();
+    let async_model = pollster::block_on(module_record_bytes(&model)).unwrap();
+    assert!(sync_model.len() > 10_000);
+    assert!(async_model == sync_model, "module record: {} vs {} bytes", async_model.len(), sync_model.len());
+    let sync_optim = optim.to_record().into_bytes().unwrap().to_vec();
+    let async_optim = pollster::block_on(optimizer_record_bytes(&optim)).unwrap();
+    assert!(sync_optim.len() > 1_000);
+    assert!(async_optim == sync_optim, "optimizer record: {} vs {} bytes", async_optim.len(), sync_optim.len());
 }

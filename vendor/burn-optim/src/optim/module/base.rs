@@ -128,6 +128,39 @@ macro_rules! dispatch_rank {
     };
 }
 
+/// Burnish patch: asynchronous host copies of optimizer states, so that a checkpoint can be
+/// written in a browser where a WebGPU device allows only asynchronous reads. `state_flatten`
+/// (the `RecordState` derive) reads tensors synchronously; on a copy whose tensors live on a CPU
+/// `host` device that is harmless, and the record it writes is the one the original would write.
+impl DynState {
+    /// A copy of this state with its tensors read by `into_data_async` and rebuilt on `host`,
+    /// when it is an AdamW state (`Ok(None)` for any other optimizer's state).
+    pub async fn adamw_on_host(&self, host: &Device) -> Result<Option<Self>, alloc::string::String> {
+        dispatch_rank!(self.rank, D => {
+            let Some(state) = self.state.downcast_ref::<crate::optim::AdamWState<D>>() else {
+                return Ok(None);
+            };
+            let m = &state.momentum;
+            let max_moment_2 = match &m.max_moment_2 {
+                Some(t) => Some(read_on_host(t, host).await?),
+                None => None,
+            };
+            let momentum = crate::optim::AdaptiveMomentumState {
+                time: m.time,
+                moment_1: read_on_host(&m.moment_1, host).await?,
+                moment_2: read_on_host(&m.moment_2, host).await?,
+                max_moment_2,
+            };
+            Ok(Some(DynState::create(crate::optim::AdamWState { momentum }, D)))
+        })
+    }
+}
+
+async fn read_on_host<const D: usize>(t: &Tensor<D>, host: &Device) -> Result<Tensor<D>, alloc::string::String> {
+    let data = t.clone().into_data_async().await.map_err(|e| alloc::format!("reading an optimizer state tensor: {e:?}"))?;
+    Ok(Tensor::from_data(data, host))
+}
+
 /// Object-safe view over an [`Optimizer`], allowing [`ModuleOptimizer`](crate::optim::ModuleOptimizer)
 /// to stay non-generic. Rank-generic operations are dispatched on a runtime rank.
 pub trait DynOptimizer: Send + Sync {

@@ -238,6 +238,21 @@ impl ModuleOptimizer {
         }
     }
 
+    /// Burnish patch: [`to_record`](Self::to_record) without synchronous reads of the device
+    /// the state lives on. Every AdamW state tensor is read with `into_data_async` and copied to
+    /// `host` (a CPU device) first; the record is then written from that copy, so its names,
+    /// scalars and bytes are those `to_record` gives. Fails for optimizers other than AdamW.
+    pub async fn to_record_async(&self, host: &Device) -> Result<OptimizerRecord, String> {
+        let mut copy = self.clone();
+        // `values_mut` keeps the map's layout, so the record lists parameters in the same order.
+        for ctx in copy.param_context.values_mut() {
+            ctx.state = ctx.state.adamw_on_host(host).await?.ok_or_else(|| {
+                "only AdamW optimizer states can be saved without synchronous reads".to_string()
+            })?;
+        }
+        Ok(copy.to_record())
+    }
+
     /// Load the optimizer state from an [`OptimizerRecord`].
     ///
     /// State tensors are materialized on the default device; no device argument is needed because
