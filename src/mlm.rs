@@ -191,8 +191,7 @@ impl MlmSession {
         }
         let ad = device.clone().autodiff();
         ad.seed(recipe.seed);
-        let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, recipe.seed)?;
-        let model = MaskedLm::load(&ckpt.config, &mut src, &ad)?;
+        let (model, load_report) = load_masked_lm_seeded(ckpt, &ad, recipe.seed)?;
         let per_epoch = train_ids.len().div_ceil(recipe.batch_size).div_ceil(recipe.grad_accum.max(1));
         let total_steps = per_epoch * epochs;
         Ok(MlmSession {
@@ -204,7 +203,7 @@ impl MlmSession {
             rule,
             train: train_ids,
             eval: eval_masked,
-            load_report: src.report(),
+            load_report,
             device: ad,
             base_device: device.clone(),
             pad_id: ckpt.tokenizer.pad_id,
@@ -469,7 +468,12 @@ pub async fn fill_mask(model: &MaskedLm, ckpt: &mut Checkpoint, text: &str, top_
 /// Loads a `BertForMaskedLM` (or any BERT checkpoint, with a newly initialised head) for
 /// inference: used by the fidelity test.
 pub fn load_masked_lm(ckpt: &Checkpoint, device: &Device) -> Result<(MaskedLm, LoadReport)> {
-    let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, 0)?;
+    load_masked_lm_seeded(ckpt, device, 0)
+}
+
+/// `load_masked_lm`, initialising a missing head from `seed`.
+fn load_masked_lm_seeded(ckpt: &Checkpoint, device: &Device, seed: u64) -> Result<(MaskedLm, LoadReport)> {
+    let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, seed)?;
     let model = MaskedLm::load(&ckpt.config, &mut src, device)?;
     Ok((model, src.report()))
 }

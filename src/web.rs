@@ -166,10 +166,15 @@ fn training_data(s: &State, recipe: &Recipe) -> Result<data::TrainingData, JsErr
 
 /// The device, and the training data for `recipe` after checking it against the loaded model.
 fn prepare(st: &State, recipe: &Recipe) -> Result<(Device, data::TrainingData), JsError> {
+    Ok((device_for(st, recipe)?, training_data(st, recipe)?))
+}
+
+/// The device, once the backend is up, a model is loaded and the recipe fits it.
+fn device_for(st: &State, recipe: &Recipe) -> Result<Device, JsError> {
     let (device, _) = st.device.as_ref().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
     let ckpt = st.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
     recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
-    Ok((device.clone(), training_data(st, recipe)?))
+    Ok(device.clone())
 }
 
 fn parse_recipe(recipe: JsValue) -> Result<Recipe, JsError> {
@@ -349,14 +354,16 @@ struct AdaptationStarted<'a> {
 
 /// Stage one of the two-stage recipe: a masked-LM run on the domain text (`mlm_epochs` at
 /// `mlm_lr`). The classification data is checked first, so a mistake there shows before the
-/// adaptation runs.
+/// adaptation runs; with `adapt_only` the adaptation is the whole run and needs no labels.
 #[wasm_bindgen(js_name = startAdaptation)]
-pub fn start_adaptation(recipe: JsValue) -> Result<JsValue, JsError> {
+pub fn start_adaptation(recipe: JsValue, adapt_only: Option<bool>) -> Result<JsValue, JsError> {
     let recipe = parse_recipe(recipe)?;
     STATE.with(|s| {
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
-        let (device, _) = prepare(st, &recipe)?;
+        // The two-stage run checks its labelled data now, before the adaptation stage; an
+        // adaptation on its own needs none.
+        let device = if adapt_only.unwrap_or(false) { device_for(st, &recipe)? } else { prepare(st, &recipe)?.0 };
         if recipe.mlm_epochs == 0 {
             return Err(JsError::new("set the domain adaptation epochs above 0 to adapt the model first"));
         }
@@ -409,17 +416,9 @@ pub async fn adapt_steps(budget_ms: f64) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = finishAdaptation)]
 pub async fn finish_adaptation() -> Result<JsValue, JsError> {
     let session = take_mlm()?;
-    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
-    let result = match &ckpt {
-        Some(c) => session.adapted_checkpoint(c).await,
-        None => Err(Error::Other("load a model first".into())),
-    };
+    let result = with_checkpoint(async |c| session.adapted_checkpoint(c).await).await;
     let history = session.history.clone();
-    STATE.with(|s| {
-        let mut s = s.borrow_mut();
-        s.checkpoint = ckpt;
-        s.mlm = Some(session);
-    });
+    put_mlm(session);
     let adapted = result.map_err(js_err)?;
     STATE.with(|s| s.borrow_mut().adapted = Some(adapted));
     to_js(&history)
@@ -429,38 +428,21 @@ pub async fn finish_adaptation() -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = fillMask)]
 pub async fn fill_mask(text: String, top_k: usize) -> Result<JsValue, JsError> {
     let session = take_mlm()?;
-    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
-    let result = async {
-        let mut c = ckpt.ok_or_else(|| Error::Other("load a model first".into()))?;
-        let r = async {
-            let model = session.inference_model()?;
-            let max_len = session.recipe.max_len;
-            crate::mlm::fill_mask(&model, &mut c, &text, top_k, max_len, session.base_device()).await
-        }
-        .await;
-        Ok::<_, Error>((c, r))
-    }
+    let result = with_checkpoint(async |c| {
+        let model = session.inference_model()?;
+        crate::mlm::fill_mask(&model, c, &text, top_k, session.recipe.max_len, session.base_device()).await
+    })
     .await;
     put_mlm(session);
-    let (c, r) = result.map_err(js_err)?;
-    STATE.with(|s| s.borrow_mut().checkpoint = Some(c));
-    to_js(&r.map_err(js_err)?)
+    to_js(&result.map_err(js_err)?)
 }
 
 /// The domain-adapted encoder as an HF `BertForMaskedLM` folder `[{name, bytes}]`.
 #[wasm_bindgen(js_name = exportAdapted)]
 pub async fn export_adapted() -> Result<JsValue, JsError> {
     let session = take_mlm()?;
-    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
-    let result = match &ckpt {
-        Some(c) => session.export(c).await,
-        None => Err(Error::Other("load a model first".into())),
-    };
-    STATE.with(|s| {
-        let mut s = s.borrow_mut();
-        s.checkpoint = ckpt;
-        s.mlm = Some(session);
-    });
+    let result = with_checkpoint(async |c| session.export(c).await).await;
+    put_mlm(session);
     exported_files(result.map_err(js_err)?)
 }
 
@@ -570,15 +552,7 @@ pub async fn multitask_predict(text: String) -> Result<JsValue, JsError> {
         return Err(JsError::new("type some text first"));
     }
     let session = take_multitask()?;
-    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
-    let (ckpt, result) = match ckpt {
-        Some(mut c) => {
-            let r = session.predict(&mut c, &text).await;
-            (Some(c), r)
-        }
-        None => (None, Err(Error::Other("load a model first".into()))),
-    };
-    STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
+    let result = with_checkpoint(async |c| session.predict(c, &text).await).await;
     put_multitask(session);
     to_js(&result.map_err(js_err)?)
 }
@@ -587,12 +561,7 @@ pub async fn multitask_predict(text: String) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = multitaskExport)]
 pub async fn multitask_export() -> Result<JsValue, JsError> {
     let session = take_multitask()?;
-    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
-    let result = match &ckpt {
-        Some(c) => session.export(c).await,
-        None => Err(Error::Other("load a model first".into())),
-    };
-    STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
+    let result = with_checkpoint(async |c| session.export(c).await).await;
     put_multitask(session);
     exported_files(result.map_err(js_err)?)
 }
@@ -820,14 +789,18 @@ mod serde_bytes_as_uint8array {
 #[wasm_bindgen(js_name = exportModel)]
 pub async fn export_model(base_name: String) -> Result<JsValue, JsError> {
     let session = take_session()?;
-    let ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take());
-    let result = match &ckpt {
-        Some(c) => session.export(c, &base_name).await,
-        None => Err(Error::Other("load a model first".into())),
-    };
-    STATE.with(|s| s.borrow_mut().checkpoint = ckpt);
+    let result = with_checkpoint(async |c| session.export(c, &base_name).await).await;
     put_session(session);
     exported_files(result.map_err(js_err)?)
+}
+
+/// Lends the loaded model's checkpoint to `f` across awaits (a `RefCell` borrow cannot be held
+/// over an await) and puts it back afterwards, whatever `f` returns.
+async fn with_checkpoint<T>(f: impl AsyncFnOnce(&mut Checkpoint) -> crate::Result<T>) -> crate::Result<T> {
+    let mut ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take()).ok_or_else(|| Error::Other("load a model first".into()))?;
+    let result = f(&mut ckpt).await;
+    STATE.with(|s| s.borrow_mut().checkpoint = Some(ckpt));
+    result
 }
 
 fn exported_files(files: Vec<(String, Vec<u8>)>) -> Result<JsValue, JsError> {

@@ -209,6 +209,8 @@ const ZH = {
   'train.resume': '继续',
   'train.stop': '停止',
   'train.evaluateOnly': '不训练，直接评估',
+  'train.adaptOnly': '仅做领域适应（掩码语言模型）',
+  'help.adaptOnly': '只在领域文本上进行掩码语言模型适应（不需要标签）；之后可以试用填空或下载适应后的编码器。',
   'chart.loss': '每步训练损失',
   'chart.lr': '学习率',
   'chart.eval': '评估',

@@ -1067,7 +1067,9 @@ function showAdaptProgress({ reports, history }) {
   $('mlm-progress').textContent = `step ${last.step}/${last.total_steps} · epoch ${Math.min(last.epoch + (last.done ? 0 : 1), last.epochs)}/${last.epochs} · masked-LM loss ${fmt(last.loss)} · lr ${sci(last.lr)} · ${fmt(last.tokens_per_s, 0)} tokens/s`;
   if (last.done) {
     $('fill-button').disabled = false;
-    log('Domain adaptation finished: the classifier now starts from the adapted encoder.');
+    log(state.adaptation.only
+      ? 'Domain adaptation finished: try the adapted encoder with fill-mask, or download it.'
+      : 'Domain adaptation finished: the classifier now starts from the adapted encoder.');
   }
 }
 
@@ -1116,6 +1118,7 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
 function setTrainingButtons(running) {
   $('start').disabled = running;
   $('evaluate-only').disabled = running;
+  $('adapt-only').disabled = running;
   $('pause').disabled = !running;
   $('stop').disabled = !running;
   $('pause').textContent = t(state.paused ? 'train.resume' : 'train.pause');
@@ -1248,23 +1251,46 @@ async function startTraining() {
     const answer = await request(IN.TRAIN, { recipe, checkpointEvery: every });
     state.training = true;
     setTrainingButtons(true);
-    if (answer.adaptation) {
-      const a = answer.adaptation;
-      state.adaptation = { summary: a, losses: [], history: [], done: false, step: 0 };
-      $('mlm-panel').hidden = false;
-      $('mlm-progress-bar').max = a.total_steps;
-      $('mlm-progress-bar').value = 0;
-      const head = a.load_report.initialized.some((n) => n.startsWith('cls.')) ? 'new masked-LM head (the checkpoint has none)' : 'masked-LM head from the checkpoint';
-      $('mlm-progress').textContent = `${a.train_count} domain texts for training, ${a.eval_count} held out · ${a.total_steps} steps · ${head}`;
-      $('progress').textContent = 'waiting for the domain adaptation';
-      log(`Stage 1: masked-LM adaptation on ${a.domain_file} (${a.epochs} epoch${a.epochs > 1 ? 's' : ''}, lr ${sci(a.lr)}).`);
-    } else {
-      classifierStageStarted(answer);
-    }
+    if (answer.adaptation) adaptationStarted(answer.adaptation, false);
+    else classifierStageStarted(answer);
   } catch (err) {
     setTrainingButtons(false);
     throw err;
   }
+}
+
+/** Only the masked-LM adaptation (no labelled data needed): the adapted encoder can then be
+ *  tried with fill-mask and downloaded, or a later Start fine-tunes a classifier from it. */
+async function startAdaptationOnly() {
+  $('adapt-only').disabled = true;
+  $('start').disabled = true;
+  try {
+    clearErrors('backend', 'model', 'recipe', 'domain', 'train', 'results');
+    const recipe = readRecipe();
+    await concerning('backend', () => backendReady);
+    await ensureModel();
+    if (!state.domain) failWith('domain', 'Choose the domain text to adapt the model on (or the sample movie text).');
+    if (!(recipe.mlm_epochs > 0)) failWith('field:mlm-epochs', 'Set the adaptation epochs above 0 to adapt the model.');
+    resetRun(recipe);
+    const answer = await request(IN.TRAIN, { recipe, adaptOnly: true });
+    state.training = true;
+    setTrainingButtons(true);
+    adaptationStarted(answer.adaptation, true);
+  } catch (err) {
+    setTrainingButtons(false);
+    throw err;
+  }
+}
+
+function adaptationStarted(a, only) {
+  state.adaptation = { summary: a, losses: [], history: [], done: false, step: 0, only };
+  $('mlm-panel').hidden = false;
+  $('mlm-progress-bar').max = a.total_steps;
+  $('mlm-progress-bar').value = 0;
+  const head = a.load_report.initialized.some((n) => n.startsWith('cls.')) ? 'new masked-LM head (the checkpoint has none)' : 'masked-LM head from the checkpoint';
+  $('mlm-progress').textContent = `${a.train_count} domain texts for training, ${a.eval_count} held out · ${a.total_steps} steps · ${head}`;
+  $('progress').textContent = only ? 'domain adaptation only (no classifier stage)' : 'waiting for the domain adaptation';
+  log(`${only ? 'Masked-LM adaptation only' : 'Stage 1: masked-LM adaptation'} on ${a.domain_file} (${a.epochs} epoch${a.epochs > 1 ? 's' : ''}, lr ${sci(a.lr)}).`);
 }
 
 /** The classifier run started (directly, or after the adaptation stage). */
@@ -1401,9 +1427,10 @@ function showProgress(reports) {
   });
 }
 
-function trainingEnded({ ok, stopped, step }) {
+function trainingEnded({ ok, stopped, step, adaptOnly }) {
   // A run that ended (finished, or stopped on purpose) is no longer offered for resuming.
-  if (ok) discardSavedRun().catch(() => {});
+  if (ok && !adaptOnly) discardSavedRun().catch(() => {});
+  if (ok && adaptOnly && !stopped) $('export-adapted').disabled = false;
   state.training = false;
   state.paused = false;
   state.done = true;
@@ -1423,6 +1450,7 @@ $('stop').addEventListener('click', guarded('train', async () => {
   $('pause').disabled = true;
   await request(IN.STOP);
 }));
+$('adapt-only').addEventListener('click', guarded('train', startAdaptationOnly));
 $('evaluate-only').addEventListener('click', guarded('train', async () => {
   $('evaluate-only').disabled = true;
   $('start').disabled = true;

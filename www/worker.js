@@ -168,7 +168,8 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
 
 /** Two-stage recipe: masked-LM adaptation on the domain text, then the classifier from the
  * adapted encoder (trainLoop). Pause and Stop work in both stages. */
-async function adaptThenTrain(recipe, ckpt) {
+/** Stage 1 (masked-LM adaptation); then, unless `adaptOnly`, the classifier run from it. */
+async function adaptThenTrain(recipe, ckpt, adaptOnly) {
   let handedOver = false;
   let failed = false;
   try {
@@ -188,6 +189,7 @@ async function adaptThenTrain(recipe, ckpt) {
       post(OUT.LOG, { message: 'Stopped during the domain adaptation: the classifier stage did not start.' });
     } else {
       await exclusive(() => m.finishAdaptation());
+      if (adaptOnly) return;
       const summary = await exclusive(() => m.startTraining(recipe));
       post(OUT.STAGE, { summary });
       handedOver = true;
@@ -199,7 +201,7 @@ async function adaptThenTrain(recipe, ckpt) {
   } finally {
     if (!handedOver) {
       training.active = false;
-      post(OUT.DONE, { ok: !failed, stopped: training.stopped, step: 0, stage: 'mlm' });
+      post(OUT.DONE, { ok: !failed, stopped: training.stopped, step: 0, stage: 'mlm', adaptOnly });
     }
   }
 }
@@ -279,13 +281,13 @@ const handlers = {
     return { summary, ...result };
   },
 
-  async [IN.TRAIN]({ recipe, checkpointEvery = 0 }) {
+  async [IN.TRAIN]({ recipe, checkpointEvery = 0, adaptOnly = false }) {
     refuseWhileTraining('starting again');
     const m = await wasm();
-    if (recipe.mlm_epochs > 0) {
-      const adaptation = await exclusive(() => m.startAdaptation(recipe));
+    if (adaptOnly || recipe.mlm_epochs > 0) {
+      const adaptation = await exclusive(() => m.startAdaptation(recipe, adaptOnly));
       Object.assign(training, { active: true, paused: false, stopped: false, step: 0, wake: null });
-      adaptThenTrain(recipe, { every: checkpointEvery, lastSaved: 0 });
+      adaptThenTrain(recipe, { every: checkpointEvery, lastSaved: 0 }, adaptOnly);
       return { adaptation };
     }
     const summary = await exclusive(() => m.startTraining(recipe));

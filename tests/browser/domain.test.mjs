@@ -141,3 +141,53 @@ test('two-stage domain adaptation on the CPU fallback, with the CLI on the same 
 test('two-stage domain adaptation on WebGPU (SwiftShader)', { timeout: 420_000 }, async (t) => {
   await twoStage({ name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', timeout: 360_000, t, full: false });
 });
+
+test('masked-LM adaptation only: no labelled data, then fill-mask and the adapted encoder', { timeout: 180_000 }, async (t) => {
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, problems } = session;
+  const out = path.join(ARTIFACTS, 'domain-only');
+  try {
+    await page.setInputFiles('#domain-file', DATA('domain-reviews.txt'));
+    await waitForState(page, (s) => s.domain?.name === 'domain-reviews.txt', 20_000);
+    await page.waitForFunction(() => document.querySelector('#mlm-epochs').value === '1'); // set on choosing
+    for (const [id, v] of Object.entries({ 'mlm-epochs': '2', 'mlm-lr': '5e-3', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25' })) await page.fill(`#${id}`, v);
+    await page.click('#adapt-only');
+    let state = await waitForState(page, (s) => s.done, 120_000);
+    assert.deepEqual(state.errors, []);
+    const a = state.adaptation;
+    assert.equal(a.only, true);
+    assert.equal(a.summary.total_steps, 8, '30 training lines in batches of 8, two epochs');
+    assert.equal(a.losses.length, 8);
+    assert.equal(a.history.length, 3);
+    t.diagnostic(`held-out MLM loss ${a.history[0].loss.toFixed(3)} → ${a.history[2].loss.toFixed(3)}`);
+    assert.ok(a.history[2].loss < a.history[0].loss, 'the held-out masked-LM loss falls');
+    assert.equal(state.summary, null, 'no classifier stage');
+    assert.equal(state.losses.length, 0);
+    assert.match(await page.textContent('#log'), /Domain adaptation finished: try the adapted encoder with fill-mask, or download it/);
+    assert.equal(await page.isDisabled('#start'), false);
+
+    await page.fill('#fill-text', 'The film was [MASK].');
+    await page.click('#fill-button');
+    state = await waitForState(page, (s) => s.fill?.masks?.length === 1, 20_000);
+    assert.equal(state.fill.masks[0].candidates.length, 5);
+
+    const zipPath = await download(page, '#export-adapted', out);
+    const entries = unzipSync(new Uint8Array(await readFile(zipPath)));
+    const folder = Object.keys(entries)[0].split('/')[0];
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(entries[`${folder}/config.json`])).architectures, ['BertForMaskedLM']);
+    assert.ok(safetensorsHeader(entries[`${folder}/model.safetensors`])['cls.predictions.bias']);
+
+    // No epochs, then no domain text: each refused next to its control.
+    await page.fill('#mlm-epochs', '0');
+    await page.click('#adapt-only');
+    await messageIn(page, '#err-mlm-epochs', /Set the adaptation epochs above 0/);
+    await page.click('#domain-clear');
+    await waitForState(page, (s) => s.domain === null, 10_000);
+    await page.click('#adapt-only');
+    await messageIn(page, '#domain-error', /Choose the domain text to adapt the model on/);
+    assert.deepEqual(problems.consoleErrors, [], 'console errors');
+    assert.deepEqual(problems.pageErrors, [], 'page errors');
+  } finally {
+    await session.close();
+  }
+});
