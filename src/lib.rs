@@ -3,11 +3,14 @@
 //! wasm-bindgen layer for the page's worker and `bin/burnish.rs` the native CLI.
 
 pub mod backend;
+pub mod causal;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod embed;
 pub mod error;
+pub mod gguf;
+pub mod lm;
 pub mod metrics;
 pub mod mlm;
 pub mod multitask;

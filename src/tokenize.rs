@@ -66,6 +66,24 @@ impl TextTokenizer {
         self.inner.token_to_id("[MASK]").or_else(|| self.inner.token_to_id("<mask>"))
     }
 
+    /// Text of `ids`, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
+    }
+
+    /// Token ids of `text` as the tokenizer's post-processor makes them (a BOS token where the
+    /// model expects one), without truncation.
+    pub fn encode_all(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, true).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids of `text` alone, without any special token (a completion after its prompt).
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// The vocabulary entry of `id` (e.g. "##ing"), if any.
     pub fn token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)

@@ -88,6 +88,11 @@ pub struct Recipe {
     pub mlm_probability: f64,
     /// Column of the domain-text file (a plain .txt file's lines are "text").
     pub domain_text_column: String,
+    /// Instruction tuning (`task: "instruct"`): the columns holding prompt and completion, and
+    /// the template the prompt is put in (`{prompt}` marks where; only the completion is learnt).
+    pub prompt_column: String,
+    pub completion_column: String,
+    pub prompt_template: String,
     /// Multi-task training: how each step's task is chosen (proportional to the tasks' batches,
     /// or round-robin).
     pub task_sampling: crate::multitask::TaskSampling,
@@ -200,7 +205,7 @@ pub enum Schedule {
 }
 
 /// Tasks the engine trains today.
-pub const TASKS: &[&str] = &["text-classification", "masked-lm"];
+pub const TASKS: &[&str] = &["text-classification", "masked-lm", "causal-lm", "instruct"];
 
 impl Default for Recipe {
     fn default() -> Self {
@@ -238,6 +243,9 @@ impl Default for Recipe {
             mlm_lr: 1e-4,
             mlm_probability: 0.15,
             domain_text_column: "text".into(),
+            prompt_column: "prompt".into(),
+            completion_column: "completion".into(),
+            prompt_template: "{prompt}".into(),
             task_sampling: crate::multitask::TaskSampling::Proportional,
         }
     }
@@ -248,7 +256,7 @@ impl Recipe {
     pub fn require_classification(&self) -> Result<()> {
         if self.task != "text-classification" {
             return Err(Error::Recipe(format!(
-                "task \"{}\" trains no classifier: masked-lm runs as domain adaptation (burnish train --task masked-lm, or mlm_epochs with domain text before a classifier)",
+                "task \"{}\" trains no classifier: masked-lm runs as domain adaptation (burnish train --task masked-lm, or mlm_epochs with domain text before a classifier); causal-lm and instruct fine-tune a decoder (burnish train --task causal-lm|instruct with a GPT-2/Llama/Qwen2 model)",
                 self.task
             )));
         }

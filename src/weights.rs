@@ -43,6 +43,10 @@ pub struct ParamSource {
     prefix: String,
     init_range: f64,
     rng: StdRng,
+    /// Names that may be absent (heads HF initialises, a tied LM head).
+    optional: fn(&str) -> bool,
+    /// What a complete file is, for the message about a missing tensor.
+    kind: &'static str,
 }
 
 /// Cheap check of a weights file at load time (header only): valid safetensors holding a BERT
@@ -75,29 +79,43 @@ impl ParamSource {
         let st = SafeTensors::deserialize(bytes).map_err(|e| {
             Error::Weights(format!("not a valid safetensors file ({e}); expected HF model.safetensors"))
         })?;
-        let names: Vec<String> = st.names().into_iter().map(String::from).collect();
-        let prefix = if names.iter().any(|n| n.starts_with("bert.")) { "bert." } else { "" };
-        let mut tensors = BTreeMap::new();
-        let mut skipped = Vec::new();
-        for name in names {
-            if name.ends_with("position_ids") {
-                skipped.push(name);
+        let prefix = if st.names().iter().any(|n| n.starts_with("bert.")) { "bert." } else { "" };
+        let mut src = ParamSource::empty(init_range, seed);
+        src.prefix = prefix.to_string();
+        src.add_file(&st, |name| name.ends_with("position_ids"))?;
+        Ok(src)
+    }
+
+    /// A decoder's weights: one `model.safetensors` or the shards of a sharded checkpoint (names
+    /// kept as they are). `optional` names may be absent (a tied LM head); `skip` names are
+    /// buffers, not parameters.
+    pub fn from_shards(files: &[&[u8]], init_range: f64, seed: u64, optional: fn(&str) -> bool, skip: fn(&str) -> bool, kind: &'static str) -> Result<Self> {
+        let mut src = ParamSource::empty(init_range, seed);
+        src.optional = optional;
+        src.kind = kind;
+        for bytes in files {
+            let st = SafeTensors::deserialize(bytes).map_err(|e| {
+                Error::Weights(format!("not a valid safetensors file ({e}); expected HF model.safetensors or its shards"))
+            })?;
+            src.add_file(&st, skip)?;
+        }
+        Ok(src)
+    }
+
+    fn add_file(&mut self, st: &SafeTensors<'_>, skip: fn(&str) -> bool) -> Result<()> {
+        for name in st.names() {
+            if skip(name) {
+                self.skipped.push(name.to_string());
                 continue;
             }
-            let view = st.tensor(&name).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
+            let view = st.tensor(name).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
             let data = to_f32(view.dtype(), view.data()).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
-            let key = name.strip_prefix(prefix).unwrap_or(&name).to_string();
-            tensors.insert(key, RawTensor { shape: view.shape().to_vec(), data });
+            let key = name.strip_prefix(self.prefix.as_str()).unwrap_or(name).to_string();
+            if self.tensors.insert(key, RawTensor { shape: view.shape().to_vec(), data }).is_some() {
+                return Err(Error::Weights(format!("tensor {name} appears in two weight files")));
+            }
         }
-        Ok(ParamSource {
-            tensors,
-            used: BTreeSet::new(),
-            initialized: Vec::new(),
-            skipped,
-            prefix: prefix.to_string(),
-            init_range,
-            rng: StdRng::seed_from_u64(seed),
-        })
+        Ok(())
     }
 
     /// A source with no tensors: every parameter is initialised (used for tests and new heads).
@@ -110,6 +128,8 @@ impl ParamSource {
             prefix: String::new(),
             init_range,
             rng: StdRng::seed_from_u64(seed),
+            optional: optional_name,
+            kind: "BERT checkpoint",
         }
     }
 
@@ -121,12 +141,12 @@ impl ParamSource {
     /// shape, which means a new head with a different number of labels).
     fn take(&mut self, name: &str, shape: &[usize], replace_on_mismatch: bool) -> Result<Option<Vec<f32>>> {
         let Some(t) = self.tensors.get(name) else {
-            if optional_name(name) {
+            if (self.optional)(name) {
                 return Ok(None);
             }
             return Err(Error::Weights(format!(
-                "missing tensor \"{}{name}\" (shape {shape:?}); the file does not look like a complete BERT checkpoint",
-                self.prefix
+                "missing tensor \"{}{name}\" (shape {shape:?}); the file does not look like a complete {}",
+                self.prefix, self.kind
             )));
         };
         if t.shape != shape {
@@ -202,6 +222,26 @@ impl ParamSource {
             weight: Param::from_data(TensorData::new(weight, [d_in, d_out]), device),
             bias: Some(bias),
         })
+    }
+
+    /// A linear layer without bias in HF layout (`[out, in]`), e.g. Llama's projections.
+    pub fn linear_no_bias(&mut self, name: &str, d_in: usize, d_out: usize, device: &Device) -> Result<Linear> {
+        let wname = format!("{name}.weight");
+        let weight = match self.take(&wname, &[d_out, d_in], false)? {
+            Some(d) => transpose(&d, d_out, d_in),
+            None => {
+                self.init_note(&wname);
+                self.normal(d_in * d_out)
+            }
+        };
+        Ok(Linear { weight: Param::from_data(TensorData::new(weight, [d_in, d_out]), device), bias: None })
+    }
+
+    /// GPT-2's `Conv1D`: the weight is stored `[in, out]`, as burn keeps it; with bias.
+    pub fn conv1d(&mut self, name: &str, d_in: usize, d_out: usize, device: &Device) -> Result<Linear> {
+        let weight = self.matrix(&format!("{name}.weight"), d_in, d_out, device)?;
+        let bias = self.zeros_or_load(&format!("{name}.bias"), d_out, device)?;
+        Ok(Linear { weight, bias: Some(bias) })
     }
 
     /// An encoder linear layer; it must be present with the right shape.
@@ -347,6 +387,58 @@ pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[crat
     }
     linear_entries(&mut m, &mut v, "base_model.model.bert.pooler.dense", &model.bert.pooler);
     linear_entries(&mut m, &mut v, "base_model.model.classifier", &model.classifier);
+    serialize_entries(m, v).await
+}
+
+/// A causal LM's `model.safetensors` bytes under its HF names (GPT-2's Conv1D weights stay
+/// `[in, out]`; Llama's linears go back to `[out, in]`). A tied LM head is not stored, as
+/// transformers does not store it.
+pub async fn export_causal_safetensors(model: &crate::causal::CausalLm) -> Result<Vec<u8>> {
+    use crate::causal::CausalLm;
+    let mut m = Vec::new();
+    let mut v = Vec::new();
+    match model {
+        CausalLm::Gpt2(g) => {
+            let conv = |m: &mut Vec<(String, Tensor<2>, Layout)>, v: &mut Vec<(String, Tensor<1>)>, name: String, l: &Linear| {
+                m.push((format!("{name}.weight"), l.weight.val(), Layout::Same));
+                if let Some(b) = &l.bias {
+                    v.push((format!("{name}.bias"), b.val()));
+                }
+            };
+            m.push(("transformer.wte.weight".into(), g.wte.weight.val(), Layout::Same));
+            m.push(("transformer.wpe.weight".into(), g.wpe.weight.val(), Layout::Same));
+            for (i, b) in g.blocks.iter().enumerate() {
+                let p = format!("transformer.h.{i}");
+                norm_entries(&mut v, &format!("{p}.ln_1"), &b.ln_1);
+                conv(&mut m, &mut v, format!("{p}.attn.c_attn"), &b.c_attn);
+                conv(&mut m, &mut v, format!("{p}.attn.c_proj"), &b.attn_proj);
+                norm_entries(&mut v, &format!("{p}.ln_2"), &b.ln_2);
+                conv(&mut m, &mut v, format!("{p}.mlp.c_fc"), &b.c_fc);
+                conv(&mut m, &mut v, format!("{p}.mlp.c_proj"), &b.mlp_proj);
+            }
+            norm_entries(&mut v, "transformer.ln_f", &g.ln_f);
+        }
+        CausalLm::Llama(l) => {
+            m.push(("model.embed_tokens.weight".into(), l.embed_tokens.weight.val(), Layout::Same));
+            for (i, layer) in l.layers.iter().enumerate() {
+                let p = format!("model.layers.{i}");
+                v.push((format!("{p}.input_layernorm.weight"), layer.input_layernorm.gamma.val()));
+                let a = &layer.self_attn;
+                linear_entries(&mut m, &mut v, &format!("{p}.self_attn.q_proj"), &a.q_proj);
+                linear_entries(&mut m, &mut v, &format!("{p}.self_attn.k_proj"), &a.k_proj);
+                linear_entries(&mut m, &mut v, &format!("{p}.self_attn.v_proj"), &a.v_proj);
+                linear_entries(&mut m, &mut v, &format!("{p}.self_attn.o_proj"), &a.o_proj);
+                v.push((format!("{p}.post_attention_layernorm.weight"), layer.post_attention_layernorm.gamma.val()));
+                linear_entries(&mut m, &mut v, &format!("{p}.mlp.gate_proj"), &layer.gate_proj);
+                linear_entries(&mut m, &mut v, &format!("{p}.mlp.up_proj"), &layer.up_proj);
+                linear_entries(&mut m, &mut v, &format!("{p}.mlp.down_proj"), &layer.down_proj);
+            }
+            v.push(("model.norm.weight".into(), l.norm.gamma.val()));
+            if let Some(head) = &l.lm_head {
+                linear_entries(&mut m, &mut v, "lm_head", head);
+            }
+        }
+    }
     serialize_entries(m, v).await
 }
 

@@ -9,7 +9,7 @@ use burnish::checkpoint::Checkpoint;
 use burnish::data::{self, Example};
 use burnish::embed::Embedder;
 use burnish::error::{Error, Result};
-use burnish::{mlm, multitask};
+use burnish::{causal, lm, mlm, multitask};
 use burnish::train::{self, Classifier, Recipe, TrainSession};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -184,9 +184,21 @@ enum Command {
         #[arg(long)]
         mix_temperature: Option<f64>,
         /// text-classification, or masked-lm: continue pre-training on the --train files' text
-        /// (no labels) and write a BertForMaskedLM folder
-        #[arg(long, value_parser = ["text-classification", "masked-lm"])]
+        /// (no labels) and write a BertForMaskedLM folder; causal-lm (plain text, packed into
+        /// --max-len blocks) and instruct (prompt → completion pairs, only the completion learnt)
+        /// fine-tune a GPT-2 / Llama / Qwen2 model
+        #[arg(long, value_parser = ["text-classification", "masked-lm", "causal-lm", "instruct"])]
         task: Option<String>,
+        /// instruct: column of the prompt (default "prompt")
+        #[arg(long)]
+        prompt_column: Option<String>,
+        /// instruct: column of the completion (default "completion")
+        #[arg(long)]
+        completion_column: Option<String>,
+        /// instruct: template around the prompt, with {prompt} where it goes, or a built-in one:
+        /// question-answering, summarization, translation, writing
+        #[arg(long)]
+        prompt_template: Option<String>,
         /// Domain text (.txt lines, or a column of a CSV/TSV/JSONL): adapt the encoder with
         /// masked-LM training on it first, then fine-tune the classifier (two-stage recipe)
         #[arg(long)]
@@ -250,6 +262,42 @@ enum Command {
         top_k: usize,
         #[arg(long, default_value_t = 128)]
         max_len: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Continue a prompt with a causal LM (GPT-2, Llama/SmolLM2, Qwen2 folder): the text is
+    /// streamed to stdout as it is generated; a JSON summary goes to stderr with --json
+    Generate {
+        /// Folder with config.json, tokenizer.json and model.safetensors (or its shards + index),
+        /// or a .gguf file (Llama / Qwen2 architectures)
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// 0 is greedy decoding
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        /// Sample among the k most likely tokens (0: all)
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Sample among the most likely tokens covering this probability
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        #[arg(long, default_value_t = 1.0)]
+        repetition_penalty: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop when the text contains this (repeatable)
+        #[arg(long)]
+        stop: Vec<String>,
+        /// Recompute every position each step instead of reusing the key/value cache
+        #[arg(long)]
+        no_cache: bool,
+        /// Print one JSON object (prompt, text, token ids, stop reason, tokens/s) instead of text
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -371,6 +419,98 @@ fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
         ckpt.tokenizer_config = Some(read(&tc)?);
     }
     Ok(ckpt)
+}
+
+/// A causal LM folder: config.json, tokenizer.json, and model.safetensors or the shards its
+/// model.safetensors.index.json names.
+fn load_causal(dir: &Path) -> Result<causal::CausalModel> {
+    if dir.is_file() && dir.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return burnish::gguf::to_causal_model(&read(dir)?).map_err(|e| Error::Other(format!("{}: {e}", dir.display())));
+    }
+    if !dir.is_dir() {
+        return Err(Error::Io(format!("--model {}: not a folder (expected config.json, tokenizer.json, model.safetensors)", dir.display())));
+    }
+    let need = |name: &str| -> Result<Vec<u8>> {
+        let p = dir.join(name);
+        if !p.exists() {
+            return Err(Error::Io(format!("{} has no {name} (a model folder needs config.json, tokenizer.json, model.safetensors or its shards)", dir.display())));
+        }
+        read(&p)
+    };
+    let index = dir.join("model.safetensors.index.json");
+    let weights = if index.exists() {
+        causal::shard_files(&read(&index)?)?.iter().map(|f| need(f)).collect::<Result<Vec<_>>>()?
+    } else {
+        vec![need("model.safetensors")?]
+    };
+    causal::CausalModel::from_bytes(&need("config.json")?, &need("tokenizer.json")?, weights)
+}
+
+/// `train --task causal-lm|instruct`: fine-tunes a decoder and writes its HF folder and
+/// metrics.json (held-out loss and perplexity before and after each epoch).
+fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant) -> Result<()> {
+    let cm = load_causal(model)?;
+    if cap_max_len {
+        r.max_len = r.max_len.min(cm.config.max_positions());
+    }
+    r.validate(cm.config.max_positions())?;
+    let eos = cm.eos.first().copied();
+    let rows_of = |p: &Path| -> Result<Vec<lm::LmRow>> {
+        let table = load_table(p)?;
+        if r.task == "instruct" {
+            lm::instruction_rows(&cm.tokenizer, &lm::pairs_from_table(&table, &r.prompt_column, &r.completion_column)?, &r.prompt_template, r.max_len, eos)
+        } else {
+            lm::pack_texts(&cm.tokenizer, &mlm::domain_texts(&table, &r.text_column)?, r.max_len, eos)
+        }
+    };
+    let mut train_rows = Vec::new();
+    for p in &files.train {
+        train_rows.extend(rows_of(p)?);
+    }
+    let (train_rows, eval_rows) = match &files.eval {
+        Some(p) => (train_rows, rows_of(p)?),
+        None => {
+            let mut idx: Vec<usize> = (0..train_rows.len()).collect();
+            use rand::seq::SliceRandom;
+            idx.shuffle(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(r.seed));
+            let n_eval = if train_rows.len() < 2 { 0 } else { ((train_rows.len() as f64 * r.eval_fraction).round() as usize).clamp(1, train_rows.len() - 1) };
+            let eval = idx[..n_eval].iter().map(|&i| train_rows[i].clone()).collect();
+            (idx[n_eval..].iter().map(|&i| train_rows[i].clone()).collect(), eval)
+        }
+    };
+    let (dev, info) = device(d);
+    eprintln!("{} training rows, {} held out ({}, {})", train_rows.len(), eval_rows.len(), cm.config.architecture(), info.adapter);
+    let mut s = lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?;
+    while !s.is_done() {
+        let rep = pollster::block_on(s.step())?;
+        if let Some(e) = &rep.eval {
+            eprintln!("epoch {}: held-out loss {:.4}, perplexity {:.2}", e.epoch, e.loss, e.perplexity);
+        } else if rep.step % 10 == 0 {
+            eprintln!("step {}/{}: loss {:.4}", rep.step, rep.total_steps, rep.loss);
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
+    write_files(out, pollster::block_on(s.export(&cm))?)?;
+    let metrics = json!({
+        "task": r.task,
+        "architecture": cm.config.architecture(),
+        "loss": s.history.last().map(|e| e.loss),
+        "perplexity": s.history.last().map(|e| e.perplexity),
+        "history": s.history,
+        "train_losses": s.losses,
+        "train_rows": s.train_count(),
+        "eval_rows": s.eval_count(),
+        "train_seconds": s.train_seconds,
+        "wall_seconds": wall.elapsed().as_secs_f64(),
+        "backend": info,
+        "load_report": s.load_report,
+        "recipe": r,
+    });
+    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+    std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+    eprintln!("wrote {}", out.display());
+    print_json(&metrics);
+    Ok(())
 }
 
 fn device(arg: &DeviceArg) -> (burn::tensor::Device, backend::BackendInfo) {
@@ -503,6 +643,7 @@ fn run(cli: Cli) -> Result<()> {
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
             lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, task, domain, domain_column, mlm_epochs,
             mlm_lr, mlm_probability, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
+            prompt_column, completion_column, prompt_template,
         } => {
             let wall = std::time::Instant::now();
             // The default max length (128) is capped to what the model can take.
@@ -530,6 +671,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = mlm_epochs { r.mlm_epochs = v; }
             if let Some(v) = mlm_lr { r.mlm_lr = v; }
             if let Some(v) = mlm_probability { r.mlm_probability = v; }
+            if let Some(v) = prompt_column { r.prompt_column = v; }
+            if let Some(v) = completion_column { r.completion_column = v; }
+            if let Some(v) = prompt_template { r.prompt_template = lm::template_for(&v); }
             if domain.is_some() && r.mlm_epochs == 0 && r.task != "masked-lm" {
                 r.mlm_epochs = 1;
             }
@@ -543,6 +687,12 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => None,
             };
+            if r.task == "causal-lm" || r.task == "instruct" {
+                if resume_bytes.is_some() || checkpoint.is_some() || domain.is_some() {
+                    return Err(Error::Other("--checkpoint / --resume / --domain are for classifier runs".into()));
+                }
+                return train_decoder(&model, &files, r, cap_max_len, &out, &d, wall);
+            }
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {
                 r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -783,6 +933,54 @@ fn run(cli: Cli) -> Result<()> {
             for t in texts {
                 let masks = pollster::block_on(mlm::fill_mask(&mlm_model, &mut ckpt, &t, top_k, max_len, &dev))?;
                 println!("{}", json!({"text": t, "masks": masks}));
+            }
+        }
+        Command::Generate { model, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, no_cache, json: as_json, device: d } => {
+            use std::io::Write;
+            let cm = load_causal(&model)?;
+            let (dev, info) = device(&d);
+            let (lm, report) = cm.load(seed, &dev)?;
+            if !report.initialized.is_empty() {
+                eprintln!("warning: {} lacks {} (initialised at random)", model.display(), report.initialized.join(", "));
+            }
+            let opts = causal::GenerateOptions { max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, use_cache: !no_cache };
+            let ids = cm.tokenizer.encode_all(&prompt)?;
+            let mut g = causal::Generation::new(&lm, ids.clone(), opts, cm.eos.clone(), cm.config.max_positions())?;
+            let t0 = std::time::Instant::now();
+            let mut shown = String::new();
+            let mut out = std::io::stdout();
+            while pollster::block_on(g.step(&lm, &cm.tokenizer))?.is_some() {
+                if !as_json {
+                    // Print what the decoded text gained; a token may end mid-character (shown
+                    // as U+FFFD until the next token completes it).
+                    let text = g.text(&cm.tokenizer)?;
+                    if !text.ends_with('\u{FFFD}')
+                        && let Some(new) = text.strip_prefix(shown.as_str())
+                    {
+                        print!("{new}");
+                        out.flush().ok();
+                        shown = text;
+                    }
+                }
+            }
+            if !as_json {
+                let text = g.text(&cm.tokenizer)?;
+                match text.strip_prefix(shown.as_str()) {
+                    Some(rest) => print!("{rest}"),
+                    None => print!("\n{text}"),
+                }
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            let n = g.generated().len();
+            if as_json {
+                print_json(&json!({
+                    "prompt": prompt, "prompt_ids": ids, "text": g.text(&cm.tokenizer)?, "ids": g.generated(),
+                    "stopped": g.stopped, "tokens": n, "seconds": seconds, "tokens_per_s": n as f64 / seconds.max(1e-9),
+                    "architecture": cm.config.architecture(), "backend": info,
+                }));
+            } else {
+                println!();
+                eprintln!("{n} tokens in {seconds:.2} s ({:.1} tokens/s), stopped: {:?}", n as f64 / seconds.max(1e-9), g.stopped);
             }
         }
         Command::Check { train, eval, columns, model, max_len } => {

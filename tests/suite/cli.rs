@@ -257,3 +257,68 @@ fn multitask_writes_one_folder_per_task() {
     assert!(!ok && stderr.contains("at least two tasks"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn generate_and_decoder_training_on_the_command_line() {
+    let reference = read_json(fixture("decoder_reference.json"));
+    // Greedy generation: transformers' tokens, for GPT-2 and for sharded Llama weights.
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let model = fixture(name);
+        let prompt = reference[name]["prompts"][0].as_str().unwrap();
+        let (ok, stdout, stderr) = burnish(&["generate", "--model", model.to_str().unwrap(), "--prompt", prompt, "--max-new-tokens", "10", "--json"]);
+        assert!(ok, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["ids"], reference[name]["greedy"][0], "{name}");
+        assert_eq!(v["prompt_ids"], reference[name]["ids"][0]);
+        assert_eq!(v["stopped"], "max_tokens");
+        // Streaming text mode prints the same continuation.
+        let (ok, text, _) = burnish(&["generate", "--model", model.to_str().unwrap(), "--prompt", prompt, "--max-new-tokens", "10"]);
+        assert!(ok);
+        assert_eq!(text.trim_end_matches('\n'), v["text"].as_str().unwrap());
+    }
+
+    // A GGUF file as --model: SmolLM2 answers as transformers' dequantized model does.
+    let g = read_json(fixture("gguf_reference.json"));
+    let p = &g["smollm2"]["prompts"][0];
+    let gguf = root().join("www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (ok, stdout, stderr) = burnish(&["generate", "--model", gguf.to_str().unwrap(), "--prompt", p["text"].as_str().unwrap(), "--max-new-tokens", "8", "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["ids"], p["greedy"]);
+    assert_eq!(v["text"], "The capital of France is Paris.");
+    assert_eq!(v["stopped"], "eos");
+
+    // Instruction tuning writes an HF folder whose held-out loss fell.
+    let dir = std::env::temp_dir().join(format!("burnish-cli-lm-{}", std::process::id()));
+    let out = dir.join("instruct");
+    let (ok, stdout, stderr) = burnish(&[
+        "train", "--task", "instruct", "--model", fixture("tiny-qwen2").to_str().unwrap(), "--train",
+        root().join("tests/data/instruct-pairs.jsonl").to_str().unwrap(), "--prompt-template", "question-answering",
+        "--epochs", "8", "--lr", "1e-2", "--batch-size", "4", "--max-len", "48", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(m["architecture"], "Qwen2ForCausalLM");
+    assert_eq!((m["train_rows"].as_u64(), m["eval_rows"].as_u64()), (Some(10), Some(2)));
+    let h = m["history"].as_array().unwrap();
+    assert_eq!(h.len(), 9);
+    assert!(h[8]["loss"].as_f64().unwrap() < h[0]["loss"].as_f64().unwrap());
+    assert_eq!(m["recipe"]["prompt_template"], "Question: {prompt}\nAnswer: ");
+    for f in ["config.json", "tokenizer.json", "model.safetensors", "metrics.json", "recipe.json"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let (ok, _, stderr) = burnish(&["generate", "--model", out.to_str().unwrap(), "--prompt", "Question: Say hello.\nAnswer: ", "--max-new-tokens", "5"]);
+    assert!(ok, "{stderr}");
+
+    // Bad input: an encoder for generation, a missing column, options out of range.
+    let (ok, _, err) = burnish(&["generate", "--model", fixture("tiny-bert").to_str().unwrap(), "--prompt", "hi"]);
+    assert!(!ok && err.contains("BERT is an encoder"), "{err}");
+    let (ok, _, err) = burnish(&["generate", "--model", fixture("tiny-gpt2").to_str().unwrap(), "--prompt", "hi", "--top-p", "0"]);
+    assert!(!ok && err.contains("top_p must be in (0, 1]"), "{err}");
+    let (ok, _, err) = burnish(&[
+        "train", "--task", "instruct", "--model", fixture("tiny-gpt2").to_str().unwrap(), "--train",
+        root().join("tests/data/domain-reviews.txt").to_str().unwrap(), "--out", dir.join("x").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("no prompt column \"prompt\""), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

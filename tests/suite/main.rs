@@ -2,11 +2,14 @@
 //! Fixtures come from tests/fixtures/make_reference.py (transformers reference outputs); the
 //! MiniLM model and data from scripts/fetch_assets.py.
 
+mod causal;
 mod cli;
 mod common;
 
 mod data_parsing;
 mod fidelity;
+mod gguf;
+mod lm;
 mod mixing;
 mod mlm;
 mod multitask;

