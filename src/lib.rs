@@ -21,6 +21,8 @@ pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod web_decoder;
 
 pub use checkpoint::Checkpoint;
 pub use error::{Error, Result};

@@ -51,6 +51,11 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&format!("internal: {e}")))
 }
 
+/// The compute device, once `initBackend` has run (for the decoder section, `web_decoder.rs`).
+pub(crate) fn current_device() -> Option<Device> {
+    STATE.with(|s| s.borrow().device.as_ref().map(|d| d.0.clone()))
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
@@ -803,7 +808,7 @@ async fn with_checkpoint<T>(f: impl AsyncFnOnce(&mut Checkpoint) -> crate::Resul
     result
 }
 
-fn exported_files(files: Vec<(String, Vec<u8>)>) -> Result<JsValue, JsError> {
+pub(crate) fn exported_files(files: Vec<(String, Vec<u8>)>) -> Result<JsValue, JsError> {
     let files: Vec<ExportedFile> = files.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect();
     // serialize_bytes becomes a Uint8Array with the default serializer.
     files

@@ -144,24 +144,25 @@ function applyColors(chart, p) {
   chart.update('none');
 }
 
-/** Domain adaptation: masked-LM loss per step (raw and smoothed) and on held-out text. */
+/** A loss per step (raw and smoothed) and on held-out data: masked-LM domain adaptation, and
+ *  decoder fine-tuning. */
 export class MlmChart {
   #smooth = { value: 0, n: 0 };
   #pending = false;
 
-  constructor(canvas) {
+  constructor(canvas, { label = 'masked-LM loss' } = {}) {
     if (!chartsAvailable) return;
     const p = palette();
     this.chart = new Chart(canvas, {
       type: 'line',
       data: {
         datasets: [
-          line('masked-LM loss', p.a, { borderWidth: 1, borderColor: `${p.a}66` }),
+          line(label, p.a, { borderWidth: 1, borderColor: `${p.a}66` }),
           line('smoothed', p.b, { borderWidth: 2 }),
           line('held-out loss', p.d, { pointRadius: 4, borderDash: [4, 3] }),
         ],
       },
-      options: baseOptions(p, { yTitle: 'masked-LM loss' }),
+      options: baseOptions(p, { yTitle: label }),
     });
   }
 

@@ -49,6 +49,10 @@ const state = (window.burnishState = {
   adaptedExport: null, // {name, size, files} of the downloaded adapted encoder
   tasks: [], // multi-task: added task files {name, file, row_count, columns}
   multitask: null, // {summary, losses[][], evals[][], drawn, metrics, done, stopped, predictions, exported}
+  decoder: null, // the loaded causal LM's summary (+ source)
+  lmData: null, // {name, columns, rows} of the decoder's training file
+  lm: null, // {summary, losses, history, done, stopped, before: {prompt: text}, after: {prompt: text}, exported}
+  generation: null, // {id, prompt, text, tokens, done, stopped, tokens_per_s, tuned}
 });
 // The data files as chosen (null: the bundled sample), kept to store them with a saved run.
 const sourceFiles = { main: null, extras: [], eval: null };
@@ -86,6 +90,7 @@ $('intro-hide').addEventListener('click', () => {
 // ---------------------------------------------------------------- errors
 const SECTION_ERROR = {
   backend: 'backend-error', model: 'model-error', data: 'data-error', columns: 'columns-error', eval: 'eval-error',
+  decoder: 'decoder-error', generate: 'generate-error', lm: 'lm-error',
   recipe: 'recipe-error', mix: 'mix-error', domain: 'domain-error', multitask: 'multitask-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
 };
 
@@ -160,6 +165,9 @@ function onWorkerEvent({ type, payload }) {
     else if (type === OUT.STAGE) classifierStageStarted(payload.summary);
     else if (type === OUT.MT_PROGRESS) showMultitaskProgress(payload.reports);
     else if (type === OUT.MT_DONE) multitaskEnded(payload);
+    else if (type === OUT.LM_PROGRESS) showLmProgress(payload);
+    else if (type === OUT.LM_DONE) lmEnded(payload);
+    else if (type === OUT.GEN_TOKENS) showGeneration(payload);
   } catch (err) {
     showError(new Error(`Could not show the worker's ${type} message: ${err.message}`), type === OUT.METRICS ? 'results' : 'train');
   }
@@ -1848,3 +1856,253 @@ $('export').addEventListener('click', guarded('export', async () => {
 window.addEventListener('beforeunload', (e) => {
   if (state.training) e.preventDefault();
 });
+
+// ---------------------------------------------------------------- generative models (section 9)
+const BUNDLED_DECODER = 'assets/models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const lmChart = new MlmChart($('lm-chart'), { label: 'next-token loss' });
+const generationWaiters = new Map(); // generation id → resolve(final state), for before/after runs
+
+function decoderReady(summary, source) {
+  state.decoder = { ...summary, source };
+  state.lm = null;
+  state.generation = null;
+  $('decoder-summary').textContent = `${source}: ${summary.architecture}, ${summary.layers} layers, ${summary.parameters.toLocaleString()} parameters, vocabulary ${summary.vocab_size.toLocaleString()}, up to ${summary.max_positions.toLocaleString()} tokens`;
+  $('gen-start').disabled = false;
+  $('gen-tuned').checked = false;
+  $('gen-tuned').disabled = true;
+  $('lm-start').disabled = !state.lmData;
+  $('lm-export').disabled = true;
+}
+
+$('decoder-bundled').addEventListener('click', guarded('decoder', async () => {
+  clearErrors('decoder');
+  await concerning('backend', () => backendReady);
+  $('decoder-summary').textContent = 'downloading and dequantizing SmolLM2…';
+  const res = await fetch(BUNDLED_DECODER).catch((err) => failWith('decoder', `Could not fetch ${BUNDLED_DECODER}: ${err.message}`));
+  if (!res.ok) failWith('decoder', `Could not fetch ${BUNDLED_DECODER}: HTTP ${res.status}. Are the bundled assets installed (python3 scripts/fetch_assets.py)?`);
+  const gguf = await readBody(res);
+  decoderReady(await request(IN.DECODER_LOAD, { gguf }, [gguf.buffer]), 'SmolLM2-135M-Instruct (GGUF)');
+}));
+
+$('decoder-files').addEventListener('change', guarded('decoder', async (e) => {
+  clearErrors('decoder');
+  const files = [...e.target.files];
+  e.target.value = '';
+  if (!files.length) return;
+  await concerning('backend', () => backendReady);
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const read = async (f) => new Uint8Array(await f.arrayBuffer());
+  const gguf = files.find((f) => f.name.toLowerCase().endsWith('.gguf'));
+  if (gguf) {
+    const bytes = await read(gguf);
+    decoderReady(await request(IN.DECODER_LOAD, { gguf: bytes }, [bytes.buffer]), gguf.name);
+    return;
+  }
+  const need = (n) => byName.get(n) ?? failWith('decoder', `Choose ${n} too: a model needs config.json, tokenizer.json and model.safetensors (or its shards with model.safetensors.index.json), or one .gguf file.`);
+  const config = await read(need('config.json'));
+  const tokenizer = await read(need('tokenizer.json'));
+  let weights;
+  if (byName.has('model.safetensors.index.json')) {
+    // The shard names come from the index (parsed in Rust, like the CLI does).
+    const index = await read(byName.get('model.safetensors.index.json'));
+    const names = JSON.parse(new TextDecoder().decode(index)).weight_map ?? {};
+    const shards = [...new Set(Object.values(names))].sort();
+    weights = await Promise.all(shards.map((n) => read(need(n))));
+  } else {
+    weights = [await read(need('model.safetensors'))];
+  }
+  const dir = files[0].webkitRelativePath?.split('/')[0] || 'local files';
+  decoderReady(await request(IN.DECODER_LOAD, { config, tokenizer, weights }), dir);
+}));
+
+function generationOptions() {
+  const num = (id, name, { int = false, min = 0, max = Infinity } = {}) => {
+    const raw = $(id).value.trim();
+    const v = Number(raw);
+    if (raw === '' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max) {
+      failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'} from ${min}${max < Infinity ? ` to ${max}` : ''} (got ${raw || 'nothing'}).`);
+    }
+    return v;
+  };
+  const stop = $('gen-stop-text').value;
+  return {
+    max_new_tokens: num('gen-max', 'Max new tokens', { int: true, min: 1, max: 4096 }),
+    temperature: num('gen-temperature', 'Temperature'),
+    top_k: num('gen-top-k', 'Top-k', { int: true }),
+    top_p: num('gen-top-p', 'Top-p', { min: 1e-9, max: 1 }),
+    repetition_penalty: num('gen-repetition', 'Repetition penalty', { min: 1e-9 }),
+    seed: num('gen-seed', 'Seed', { int: true }),
+    stop: stop ? [stop] : [],
+    use_cache: true,
+  };
+}
+
+/** Starts a generation; resolves with its final state when it ends. */
+async function generate(prompt, options, tuned, show = true) {
+  if (!state.decoder) failWith('generate', 'Load a model first (the bundled SmolLM2, or your own files).');
+  const { id } = await request(IN.GENERATE, { prompt, options, tuned });
+  state.generation = { id, prompt, text: '', tokens: 0, done: false, stopped: null, tokens_per_s: 0, tuned, show };
+  if (show) {
+    $('gen-output').textContent = '';
+    $('gen-start').disabled = true;
+    $('gen-stop').disabled = false;
+  }
+  return new Promise((resolve) => generationWaiters.set(id, resolve));
+}
+
+function showGeneration(p) {
+  const g = state.generation;
+  if (!g || g.id !== p.id) return;
+  if (p.text !== null && p.text !== undefined) Object.assign(g, { text: p.text, tokens: p.tokens, tokens_per_s: p.tokens_per_s });
+  g.done = p.done;
+  g.stopped = p.stopped ?? null;
+  if (g.show) {
+    $('gen-output').textContent = g.text;
+    $('gen-stats').textContent = `${g.tokens} tokens · ${fmt(g.tokens_per_s, 1)} tokens/s${g.done ? ` · ended: ${String(g.stopped).replace('_', ' ')}` : ''}`;
+  }
+  if (g.done) {
+    $('gen-start').disabled = !state.decoder;
+    $('gen-stop').disabled = true;
+    generationWaiters.get(p.id)?.(g);
+    generationWaiters.delete(p.id);
+  }
+}
+
+$('gen-start').addEventListener('click', guarded('generate', async () => {
+  clearErrors('generate');
+  const options = generationOptions();
+  const prompt = $('gen-prompt').value;
+  if (!prompt.trim()) failWith('generate', 'Write a prompt for the model to continue.');
+  await generate(prompt, options, $('gen-tuned').checked);
+}));
+$('gen-stop').addEventListener('click', guarded('generate', async () => {
+  $('gen-stop').disabled = true;
+  await request(IN.GENERATE_STOP);
+}));
+
+$('lm-template').addEventListener('change', () => {
+  $('lm-template-text').value = $('lm-template').value.replaceAll('\\n', '\n');
+});
+
+$('lm-file').addEventListener('change', guarded('lm', async (e) => {
+  clearErrors('lm');
+  const file = e.target.files[0];
+  e.target.value = '';
+  if (!file) return;
+  await concerning('backend', () => backendReady);
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const info = await request(IN.LM_DATA, { bytes, name: file.name }, [bytes.buffer]);
+  state.lmData = info;
+  const pairs = info.columns.includes('prompt') && info.columns.includes('completion');
+  $('lm-task').value = pairs ? 'instruct' : 'causal-lm';
+  $('lm-data-summary').textContent = `${info.name}: ${info.rows} rows, columns ${info.columns.join(', ')}${pairs ? ' (prompt → completion pairs)' : ''}`;
+  $('lm-start').disabled = !state.decoder;
+}));
+
+function lmRecipe() {
+  const num = (id, name, { int = false, min = 0, max = Infinity } = {}) => {
+    const raw = $(id).value.trim();
+    const v = Number(raw);
+    if (raw === '' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max) {
+      failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'} from ${min}${max < Infinity ? ` to ${max}` : ''} (got ${raw || 'nothing'}).`);
+    }
+    return v;
+  };
+  const task = $('lm-task').value;
+  const template = $('lm-template-text').value;
+  if (task === 'instruct' && !template.includes('{prompt}')) failWith('field:lm-template-text', 'The template must contain {prompt} where the prompt goes.');
+  const text = state.lmData?.columns.includes('text') ? 'text' : state.lmData?.columns[0];
+  return {
+    task, prompt_template: template, text_column: text ?? 'text',
+    epochs: num('lm-epochs', 'Epochs', { int: true, min: 1, max: 1000 }),
+    lr: num('lm-lr', 'Learning rate', { min: 1e-12, max: 1 }),
+    batch_size: num('lm-batch', 'Batch size', { int: true, min: 1, max: 512 }),
+    max_len: num('lm-max-len', 'Max length', { int: true, min: 2, max: state.decoder?.max_positions ?? 1e9 }),
+    warmup_ratio: 0, weight_decay: 0, eval_fraction: 0.2, seed: 42,
+  };
+}
+
+/** Greedy answers to the held-out prompts (before, or after, fine-tuning). */
+async function answers(prompts, tuned) {
+  const out = [];
+  for (const p of prompts) {
+    const g = await generate(p.prompt, { max_new_tokens: 24, temperature: 0, top_k: 0, top_p: 1, repetition_penalty: 1, seed: 0, stop: [], use_cache: true }, tuned, false);
+    out.push(g.text);
+  }
+  return out;
+}
+
+function renderLmCompare() {
+  const lm = state.lm;
+  if (!lm) return;
+  fillTable($('lm-compare'), ['prompt', 'reference', 'before fine-tuning', 'after fine-tuning'],
+    lm.summary.eval_prompts.map((p, i) => [p.prompt, p.reference ?? '—', lm.before?.[i] ?? '…', lm.after?.[i] ?? (lm.done ? '…' : 'after the run')]));
+}
+
+$('lm-start').addEventListener('click', guarded('lm', async () => {
+  clearErrors('lm');
+  if (!state.decoder) failWith('lm', 'Load a model first.');
+  if (!state.lmData) failWith('lm', 'Choose the training data first.');
+  const recipe = lmRecipe();
+  $('lm-start').disabled = true;
+  $('lm-export').disabled = true;
+  $('lm-links').replaceChildren();
+  lmChart.reset();
+  try {
+    const summary = await request(IN.LM_TRAIN, { recipe });
+    state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, exported: null, recipe };
+    $('lm-stop').disabled = false;
+    $('gen-start').disabled = true;
+    $('lm-progress').textContent = `${summary.train_rows} training rows, ${summary.eval_rows} held out · ${summary.total_steps} steps`;
+    renderLmCompare();
+  } catch (err) {
+    $('lm-start').disabled = false;
+    throw err;
+  }
+}));
+$('lm-stop').addEventListener('click', guarded('lm', async () => {
+  $('lm-stop').disabled = true;
+  await request(IN.LM_STOP);
+}));
+
+function showLmProgress({ reports, history }) {
+  const lm = state.lm;
+  if (!lm) return;
+  for (const r of reports) lm.losses.push(r.loss);
+  const fresh = history.slice(lm.history.length);
+  lm.history = history;
+  lmChart.add(reports, fresh);
+  const last = reports[reports.length - 1];
+  if (last) $('lm-progress').textContent = `step ${last.step}/${last.total_steps} · epoch ${last.epoch}/${last.epochs} · loss ${fmt(last.loss)} · ${fmt(last.tokens_per_s, 0)} tokens/s`;
+  fillTable($('lm-table'), ['', 'held-out loss', 'perplexity', 'tokens'],
+    lm.history.map((e) => [{ th: e.step === 0 ? 'before fine-tuning' : `after epoch ${e.epoch}` }, fmt(e.loss), fmt(e.perplexity, 2), String(e.tokens)]));
+}
+
+async function lmEnded({ ok, stopped }) {
+  const lm = state.lm;
+  $('lm-stop').disabled = true;
+  $('lm-start').disabled = !state.decoder;
+  $('gen-start').disabled = !state.decoder;
+  if (!lm) return;
+  lm.stopped = stopped;
+  if (ok && lm.losses.length) {
+    $('gen-tuned').disabled = false;
+    $('lm-export').disabled = false;
+    try {
+      lm.before = await answers(lm.summary.eval_prompts, false);
+      renderLmCompare();
+      lm.after = await answers(lm.summary.eval_prompts, true);
+    } catch (err) {
+      showError(err, 'lm');
+    }
+  }
+  lm.done = true;
+  renderLmCompare();
+}
+
+$('lm-export').addEventListener('click', guarded('lm', async () => {
+  const files = await request(IN.LM_EXPORT);
+  const lm = state.lm;
+  const docs = { 'metrics.json': { history: lm.history, train_losses: lm.losses, before: lm.before, after: lm.after, prompts: lm.summary.eval_prompts }, 'recipe.json': lm.recipe };
+  lm.exported = await downloadZip('causal-lm', files, docs, $('lm-links'));
+}));

@@ -36,6 +36,13 @@ export const IN = Object.freeze({
   MULTITASK_STOP: 'multitaskStop',
   MULTITASK_PREDICT: 'multitaskPredict',
   MULTITASK_EXPORT: 'multitaskExport',
+  DECODER_LOAD: 'decoderLoad',
+  LM_DATA: 'lmData',
+  LM_TRAIN: 'lmTrain',
+  LM_STOP: 'lmStop',
+  LM_EXPORT: 'lmExport',
+  GENERATE: 'generate',
+  GENERATE_STOP: 'generateStop',
 });
 
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
@@ -53,12 +60,22 @@ export const OUT = Object.freeze({
   STAGE: 'stage', // {summary}: the adaptation ended and the classifier stage started
   MT_PROGRESS: 'mtProgress', // {reports: TaskReport[]} (multi-task run)
   MT_DONE: 'mtDone', // {ok, stopped, metrics: Metrics[] | null}
+  LM_PROGRESS: 'lmProgress', // {reports: LmReport[], history: LmEval[]} (decoder fine-tuning)
+  LM_DONE: 'lmDone', // {ok, stopped}
+  GEN_TOKENS: 'genTokens', // {id, text, tokens, done, stopped, tokens_per_s}
 });
 
 /** The page section an error from each request belongs next to. */
 export const CONCERNS = Object.freeze({
   [IN.INIT]: 'backend',
   [IN.LOAD_MODEL]: 'model',
+  [IN.DECODER_LOAD]: 'decoder',
+  [IN.LM_DATA]: 'lm',
+  [IN.LM_TRAIN]: 'lm',
+  [IN.LM_STOP]: 'lm',
+  [IN.LM_EXPORT]: 'lm',
+  [IN.GENERATE]: 'generate',
+  [IN.GENERATE_STOP]: 'generate',
   [IN.INSPECT_DATA]: 'data',
   [IN.INSPECT_EVAL_DATA]: 'data',
   [IN.CLEAR_EVAL_DATA]: 'data',

@@ -49,6 +49,52 @@ async function wasm() {
 }
 
 const comparing = { active: false, stopped: false };
+const lmRun = { active: false, stopped: false };
+const generating = { active: false, stopped: false, id: 0 };
+
+/** Fine-tunes the decoder to the end (or Stop), reporting every slice. */
+async function lmLoop() {
+  let ok = false;
+  try {
+    const m = await wasm();
+    let done = false;
+    while (!done && !lmRun.stopped) {
+      const { reports, history } = await exclusive(() => m.lmSteps(STEP_BUDGET_MS));
+      if (reports.length) done = Boolean(reports[reports.length - 1].done);
+      post(OUT.LM_PROGRESS, { reports, history });
+      await nextTask();
+    }
+    ok = true;
+  } catch (err) {
+    post(OUT.ERROR, { message: describe(err), concerns: 'lm', step: null });
+  } finally {
+    lmRun.active = false;
+    post(OUT.LM_DONE, { ok, stopped: lmRun.stopped });
+  }
+}
+
+/** Streams a generation: the text so far after every slice, until it ends or Stop. */
+async function generateLoop(id) {
+  try {
+    const m = await wasm();
+    for (;;) {
+      if (generating.stopped) {
+        await exclusive(() => m.stopGeneration());
+        post(OUT.GEN_TOKENS, { id, done: true, stopped: 'user', text: null });
+        return;
+      }
+      const r = await exclusive(() => m.generateSteps(STEP_BUDGET_MS));
+      post(OUT.GEN_TOKENS, { id, ...r });
+      if (r.done) return;
+      await nextTask();
+    }
+  } catch (err) {
+    post(OUT.ERROR, { message: describe(err), concerns: 'generate', step: null });
+    post(OUT.GEN_TOKENS, { id, done: true, stopped: 'error', text: null });
+  } finally {
+    generating.active = false;
+  }
+}
 const multitasking = { active: false, stopped: false };
 
 function refuseWhileTraining(what) {
@@ -421,6 +467,55 @@ const handlers = {
   async [IN.EXPORT_ADAPTED]() {
     const m = await wasm();
     return exclusive(() => m.exportAdapted());
+  },
+
+  async [IN.DECODER_LOAD]({ gguf, config, tokenizer, weights }) {
+    if (lmRun.active || generating.active) throw new Error('Stop the fine-tuning run and the generation before loading another model.');
+    const m = await wasm();
+    return exclusive(() => (gguf ? m.loadDecoderGguf(gguf) : m.loadDecoderFiles(config, tokenizer, weights)));
+  },
+
+  async [IN.LM_DATA]({ bytes, name }) {
+    if (lmRun.active) throw new Error('Stop the fine-tuning run before choosing other data.');
+    const m = await wasm();
+    return exclusive(() => m.setLmData(bytes, name));
+  },
+
+  async [IN.LM_TRAIN]({ recipe }) {
+    if (lmRun.active) throw new Error('A fine-tuning run is already going.');
+    if (generating.active) throw new Error('Stop the generation before fine-tuning.');
+    const m = await wasm();
+    const summary = await exclusive(() => m.startLm(recipe));
+    Object.assign(lmRun, { active: true, stopped: false });
+    lmLoop();
+    return summary;
+  },
+
+  async [IN.LM_STOP]() {
+    if (lmRun.active) lmRun.stopped = true;
+    return { active: lmRun.active };
+  },
+
+  async [IN.LM_EXPORT]() {
+    if (lmRun.active) throw new Error('Wait for the fine-tuning run to end (or stop it) before exporting.');
+    const m = await wasm();
+    return exclusive(() => m.exportDecoder());
+  },
+
+  async [IN.GENERATE]({ prompt, options, tuned = false }) {
+    if (generating.active) throw new Error('A generation is already running: stop it first.');
+    if (lmRun.active) throw new Error('Wait for the fine-tuning run to end (or stop it) before generating.');
+    const m = await wasm();
+    const started = await exclusive(() => m.startGeneration({ prompt, options, tuned }));
+    generating.id += 1;
+    Object.assign(generating, { active: true, stopped: false });
+    generateLoop(generating.id);
+    return { ...started, id: generating.id };
+  },
+
+  async [IN.GENERATE_STOP]() {
+    if (generating.active) generating.stopped = true;
+    return { active: generating.active };
   },
 
   async [IN.EXPORT]({ baseName } = {}) {

@@ -1,0 +1,311 @@
+//! The wasm surface of the page's causal-LM section: load a decoder (GGUF, or HF files), stream a
+//! generation token by token, fine-tune it (causal LM on plain text, or instruction tuning with
+//! the prompt masked) in budgeted slices, and export the tuned HF folder. Its state is its own;
+//! only the compute device is shared with the classifier studio (`web.rs`).
+
+use std::cell::RefCell;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use web_time::Instant;
+
+use crate::causal::{CausalLm, CausalModel, GenerateOptions, Generation, StopReason};
+use crate::data::{self, Table};
+use crate::error::Error;
+use crate::lm::{LmEval, LmRow, LmReport, LmSession};
+use crate::tokenize::TextTokenizer;
+use crate::train::{Recipe, Stepper};
+
+#[derive(Default)]
+struct DecoderState {
+    model: Option<CausalModel>,
+    /// The pretrained weights on the device, for generating before (or without) fine-tuning.
+    base: Option<CausalLm>,
+    data: Option<Table>,
+    session: Option<LmSession>,
+    /// Prompts held out for the before/after view (instruction tuning) or text starts.
+    eval_prompts: Vec<EvalPrompt>,
+    generation: Option<Running>,
+}
+
+struct Running {
+    g: Generation,
+    model: CausalLm,
+    tok: TextTokenizer,
+    started: Instant,
+}
+
+thread_local! {
+    static DEC: RefCell<DecoderState> = RefCell::new(DecoderState::default());
+}
+
+fn err(e: Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&format!("internal: {e}")))
+}
+
+fn device() -> Result<Device, JsError> {
+    crate::web::current_device().ok_or_else(|| JsError::new("the backend is not initialised yet"))
+}
+
+#[derive(Serialize)]
+struct DecoderSummary {
+    architecture: String,
+    layers: usize,
+    vocab_size: usize,
+    max_positions: usize,
+    parameters: usize,
+    initialized: Vec<String>,
+}
+
+fn install(cm: CausalModel) -> Result<JsValue, JsError> {
+    let dev = device()?;
+    let (base, report) = cm.load(0, &dev).map_err(err)?;
+    let summary = DecoderSummary {
+        architecture: cm.config.architecture().into(),
+        layers: cm.config.layers(),
+        vocab_size: cm.config.vocab_size(),
+        max_positions: cm.config.max_positions(),
+        parameters: base.num_params(),
+        initialized: report.initialized,
+    };
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        d.session = None;
+        d.generation = None;
+        d.eval_prompts.clear();
+        d.base = Some(base);
+        d.model = Some(cm);
+    });
+    to_js(&summary)
+}
+
+/// Loads a GGUF file (Llama / Qwen2 architectures; the tokenizer comes from its metadata).
+#[wasm_bindgen(js_name = loadDecoderGguf)]
+pub fn load_decoder_gguf(bytes: &[u8]) -> Result<JsValue, JsError> {
+    install(crate::gguf::to_causal_model(bytes).map_err(err)?)
+}
+
+/// Loads HF files: config.json, tokenizer.json, and model.safetensors or every shard.
+#[wasm_bindgen(js_name = loadDecoderFiles)]
+pub fn load_decoder_files(config: &[u8], tokenizer: &[u8], weights: Vec<js_sys::Uint8Array>) -> Result<JsValue, JsError> {
+    let weights: Vec<Vec<u8>> = weights.iter().map(|w| w.to_vec()).collect();
+    install(CausalModel::from_bytes(config, tokenizer, weights).map_err(err)?)
+}
+
+/// The shard names a `model.safetensors.index.json` lists.
+#[wasm_bindgen(js_name = shardFiles)]
+pub fn shard_files(index: &[u8]) -> Result<JsValue, JsError> {
+    to_js(&crate::causal::shard_files(index).map_err(err)?)
+}
+
+/// The training file (JSONL / CSV / TSV with prompt and completion columns, or plain text).
+#[wasm_bindgen(js_name = setLmData)]
+pub fn set_lm_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
+    let table = data::parse_table(bytes, file_name).map_err(err)?;
+    #[derive(Serialize)]
+    struct Info<'a> {
+        name: &'a str,
+        columns: &'a [String],
+        rows: usize,
+    }
+    let out = to_js(&Info { name: &table.name, columns: &table.columns, rows: table.rows.len() })?;
+    DEC.with(|d| d.borrow_mut().data = Some(table));
+    Ok(out)
+}
+
+#[derive(Serialize, Clone)]
+struct EvalPrompt {
+    /// What the model is given (the prompt in its template).
+    prompt: String,
+    /// What the data says should follow (instruction tuning), if anything.
+    reference: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LmStarted {
+    train_rows: usize,
+    eval_rows: usize,
+    total_steps: usize,
+    epochs: usize,
+    eval_prompts: Vec<EvalPrompt>,
+}
+
+/// Prepares a run: rows from the data (plain text packed into blocks, or prompt → completion
+/// pairs in the template), a seeded held-out share, and the session.
+#[wasm_bindgen(js_name = startLm)]
+pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
+    let text: String = js_sys::JSON::stringify(&recipe).map_err(|_| JsError::new("recipe: not a JSON object"))?.into();
+    let recipe: Recipe = serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
+    let dev = device()?;
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+        let table = d.data.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
+        recipe.validate(cm.config.max_positions()).map_err(err)?;
+        let eos = cm.eos.first().copied();
+        let (rows, prompts): (Vec<LmRow>, Vec<EvalPrompt>) = match recipe.task.as_str() {
+            "instruct" => {
+                let pairs = crate::lm::pairs_from_table(table, &recipe.prompt_column, &recipe.completion_column).map_err(err)?;
+                let rows = crate::lm::instruction_rows(&cm.tokenizer, &pairs, &recipe.prompt_template, recipe.max_len, eos).map_err(err)?;
+                let prompts = pairs.iter().map(|(p, c)| EvalPrompt { prompt: recipe.prompt_template.replace("{prompt}", p), reference: Some(c.clone()) }).collect();
+                (rows, prompts)
+            }
+            "causal-lm" => {
+                let texts = crate::mlm::domain_texts(table, &recipe.text_column).map_err(err)?;
+                let rows = crate::lm::pack_texts(&cm.tokenizer, &texts, recipe.max_len, eos).map_err(err)?;
+                let prompts = texts.iter().map(|t| EvalPrompt { prompt: t.split_whitespace().take(6).collect::<Vec<_>>().join(" "), reference: None }).collect();
+                (rows, prompts)
+            }
+            other => return Err(JsError::new(&format!("task \"{other}\" is not a causal-LM task (causal-lm or instruct)"))),
+        };
+        // The same seeded split for rows and their prompts (one prompt per row for instruct).
+        let (train, eval, eval_idx) = split(&rows, recipe.eval_fraction, recipe.seed);
+        let eval_prompts: Vec<EvalPrompt> = if recipe.task == "instruct" {
+            eval_idx.iter().take(3).filter_map(|&i| prompts.get(i).cloned()).collect()
+        } else {
+            prompts.into_iter().take(3).collect()
+        };
+        let session = LmSession::new(cm, train, eval, recipe.clone(), &dev).map_err(err)?;
+        let out = to_js(&LmStarted {
+            train_rows: session.train_count(),
+            eval_rows: session.eval_count(),
+            total_steps: session.total_steps,
+            epochs: recipe.epochs,
+            eval_prompts: eval_prompts.clone(),
+        })?;
+        d.session = Some(session);
+        d.eval_prompts = eval_prompts;
+        Ok(out)
+    })
+}
+
+fn split(rows: &[LmRow], fraction: f64, seed: u64) -> (Vec<LmRow>, Vec<LmRow>, Vec<usize>) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let n_eval = if rows.len() < 2 { 0 } else { ((rows.len() as f64 * fraction).round() as usize).clamp(1, rows.len() - 1) };
+    let eval_idx: Vec<usize> = idx[..n_eval].to_vec();
+    let eval = eval_idx.iter().map(|&i| rows[i].clone()).collect();
+    let train = idx[n_eval..].iter().map(|&i| rows[i].clone()).collect();
+    (train, eval, eval_idx)
+}
+
+#[derive(Serialize)]
+struct LmProgress {
+    reports: Vec<LmReport>,
+    history: Vec<LmEval>,
+}
+
+/// Training steps for about `budget_ms` (at least one); the first also scores the held-out rows.
+#[wasm_bindgen(js_name = lmSteps)]
+pub async fn lm_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("no fine-tuning run: press Start first"))?;
+    let r = s.run_for(budget_ms).await;
+    let history = s.history.clone();
+    DEC.with(|d| d.borrow_mut().session = Some(s));
+    to_js(&LmProgress { reports: r.map_err(err)?, history })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GenerateRequest {
+    prompt: String,
+    options: GenerateOptions,
+    /// Generate with the fine-tuned weights (else the pretrained ones).
+    tuned: bool,
+}
+
+/// Starts a generation (the tokens come from `generateSteps`).
+#[wasm_bindgen(js_name = startGeneration)]
+pub fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
+    let text: String = js_sys::JSON::stringify(&request).map_err(|_| JsError::new("generation: not a JSON object"))?.into();
+    let req: GenerateRequest = serde_json::from_str(&text).map_err(|e| JsError::new(&format!("generation options: {e}")))?;
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+        let model = if req.tuned {
+            d.session.as_ref().ok_or_else(|| JsError::new("fine-tune the model first"))?.inference_model().map_err(err)?
+        } else {
+            d.base.clone().ok_or_else(|| JsError::new("load a model first"))?
+        };
+        let ids = cm.tokenizer.encode_all(&req.prompt).map_err(err)?;
+        let n = ids.len();
+        let tok = TextTokenizer::from_bytes(cm.tokenizer.raw()).map_err(err)?;
+        let g = Generation::new(&model, ids, req.options, cm.eos.clone(), cm.config.max_positions()).map_err(err)?;
+        d.generation = Some(Running { g, model, tok, started: Instant::now() });
+        to_js(&serde_json::json!({ "prompt_tokens": n }))
+    })
+}
+
+#[derive(Serialize)]
+struct GenerationProgress {
+    text: String,
+    tokens: usize,
+    done: bool,
+    stopped: Option<StopReason>,
+    tokens_per_s: f64,
+}
+
+/// Generates tokens for about `budget_ms` (at least one) and returns the text so far.
+#[wasm_bindgen(js_name = generateSteps)]
+pub async fn generate_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut run = DEC.with(|d| d.borrow_mut().generation.take()).ok_or_else(|| JsError::new("no generation running"))?;
+    let t0 = Instant::now();
+    let mut result = Ok(());
+    loop {
+        match run.g.step(&run.model, &run.tok).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        if run.g.stopped.is_some() || t0.elapsed().as_secs_f64() * 1000.0 >= budget_ms {
+            break;
+        }
+    }
+    let text = run.g.text(&run.tok);
+    let out = GenerationProgress {
+        text: text.map_err(err)?,
+        tokens: run.g.generated().len(),
+        done: run.g.stopped.is_some(),
+        stopped: run.g.stopped,
+        tokens_per_s: run.g.generated().len() as f64 / run.started.elapsed().as_secs_f64().max(1e-9),
+    };
+    result.map_err(err)?;
+    if !out.done {
+        DEC.with(|d| d.borrow_mut().generation = Some(run));
+    }
+    to_js(&out)
+}
+
+/// Ends the running generation (the Stop button).
+#[wasm_bindgen(js_name = stopGeneration)]
+pub fn stop_generation() {
+    DEC.with(|d| d.borrow_mut().generation = None);
+}
+
+/// The fine-tuned model as HF folder files `[{name, bytes}]`.
+#[wasm_bindgen(js_name = exportDecoder)]
+pub async fn export_decoder() -> Result<JsValue, JsError> {
+    let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("fine-tune the model first"))?;
+    let cm = DEC.with(|d| d.borrow_mut().model.take());
+    let files = match &cm {
+        Some(c) => s.export(c).await,
+        None => Err(Error::Other("load a model first".into())),
+    };
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        d.session = Some(s);
+        d.model = cm;
+    });
+    crate::web::exported_files(files.map_err(err)?)
+}

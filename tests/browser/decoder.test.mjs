@@ -1,0 +1,126 @@
+// Generative models in the page (real wasm), on WebGPU (SwiftShader) and on the CPU fallback:
+// a tiny Llama loads from sharded HF files, generates the CLI's greedy text (streamed; Stop ends
+// a long generation on WebGPU), is instruction-tuned on prompt → completion pairs (loss chart,
+// held-out loss falling, answers before and after side by side), and downloads as an HF folder
+// whose answers from the CLI are the page's "after" answers. Bad input gets messages in place.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { ARTIFACTS, DATA, REPO, WEBGPU_ARGS, download, messageIn, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+
+const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
+const LLAMA = path.join(REPO, 'tests', 'fixtures', 'tiny-llama');
+const BIN = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+const cli = async (args) => JSON.parse((await promisify(execFile)(BIN, args)).stdout);
+
+async function decoderFlow(t, { name, args, query, kind, timeout }) {
+  const session = await openPage({ args, query });
+  const { page, problems } = session;
+  const out = path.join(ARTIFACTS, `decoder-${name}`);
+  try {
+    await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);
+    assert.equal((await page.evaluate(() => window.burnishState)).backend.kind, kind);
+    const files = ['config.json', 'tokenizer.json', 'model.safetensors.index.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+    await page.setInputFiles('#decoder-files', files.map((f) => path.join(LLAMA, f)));
+    let state = await waitForState(page, (s) => s.decoder !== null, 60_000);
+    assert.deepEqual(state.errors, []);
+    assert.equal(state.decoder.architecture, 'LlamaForCausalLM');
+    assert.equal(state.decoder.layers, 2);
+    assert.match(await page.textContent('#decoder-summary'), /LlamaForCausalLM, 2 layers, 42,848 parameters/);
+
+    // Greedy generation: the CLI's text for the same model and prompt.
+    const prompt = 'The film was great and';
+    const want = await cli(['generate', '--model', LLAMA, '--prompt', prompt, '--max-new-tokens', '10', '--json']);
+    await page.fill('#gen-prompt', prompt);
+    await page.fill('#gen-max', '10');
+    await page.click('#gen-start');
+    state = await waitForState(page, (s) => s.generation?.done, timeout);
+    assert.equal(state.generation.text, want.text);
+    assert.equal(state.generation.tokens, 10);
+    assert.equal(state.generation.stopped, 'max_tokens');
+    assert.equal(await page.textContent('#gen-output'), want.text);
+
+    if (kind === 'webgpu') {
+      // A long generation streams in pieces and Stop ends it.
+      await page.fill('#gen-max', '100');
+      await page.fill('#gen-temperature', '1');
+      await page.click('#gen-start');
+      state = await waitForState(page, (s) => s.generation && !s.generation.done && s.generation.tokens >= 2, timeout);
+      const shown = state.generation.tokens;
+      await page.click('#gen-stop');
+      state = await waitForState(page, (s) => s.generation.done, timeout);
+      assert.equal(state.generation.stopped, 'user');
+      assert.ok(state.generation.tokens >= shown && state.generation.tokens < 100, `stopped after ${state.generation.tokens} tokens`);
+      await page.fill('#gen-temperature', '0');
+    }
+
+    // Instruction tuning on prompt → completion pairs with the question-answering template.
+    await page.setInputFiles('#lm-file', DATA('instruct-pairs.jsonl'));
+    state = await waitForState(page, (s) => s.lmData !== null, 20_000);
+    assert.equal(state.lmData.rows, 12);
+    assert.equal(await page.inputValue('#lm-task'), 'instruct');
+    await page.selectOption('#lm-template', { index: 1 });
+    assert.equal(await page.inputValue('#lm-template-text'), 'Question: {prompt}\nAnswer: ');
+    for (const [id, v] of Object.entries({ 'lm-epochs': '6', 'lm-lr': '1e-2', 'lm-batch': '4', 'lm-max-len': '64' })) await page.fill(`#${id}`, v);
+    await page.click('#lm-start');
+    state = await waitForState(page, (s) => s.lm?.done, timeout);
+    assert.deepEqual(state.errors, []);
+    const lm = state.lm;
+    assert.equal(lm.summary.train_rows, 10);
+    assert.equal(lm.summary.eval_rows, 2);
+    assert.equal(lm.losses.length, lm.summary.total_steps);
+    assert.equal(lm.history.length, 7, 'held-out loss before and after each epoch');
+    t.diagnostic(`${kind}: held-out loss ${lm.history[0].loss.toFixed(3)} → ${lm.history[6].loss.toFixed(3)}`);
+    assert.ok(lm.history[6].loss < lm.history[0].loss, 'the held-out loss falls');
+    assert.equal(lm.before.length, 2);
+    assert.equal(lm.after.length, 2);
+    const rows = await page.$$eval('#lm-compare tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.equal(rows.length, 2);
+    assert.equal(rows[0][3], lm.after[0]);
+    assert.equal(await page.isDisabled('#gen-tuned'), false);
+    await session.screenshotOf('#decoder-section', `decoder-${name}`);
+
+    // The download is an HF folder; the CLI's greedy answers from it are the page's "after".
+    const zipPath = await download(page, '#lm-export', out);
+    const entries = unzipSync(new Uint8Array(await readFile(zipPath)));
+    const folder = Object.keys(entries)[0].split('/')[0];
+    const config = JSON.parse(new TextDecoder().decode(entries[`${folder}/config.json`]));
+    assert.deepEqual(config.architectures, ['LlamaForCausalLM']);
+    const header = safetensorsHeader(entries[`${folder}/model.safetensors`]);
+    assert.ok(header['lm_head.weight'] && header['model.layers.1.self_attn.k_proj.weight']);
+    const dir = path.join(out, 'unzipped');
+    await mkdir(dir, { recursive: true });
+    for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) await writeFile(path.join(dir, f), entries[`${folder}/${f}`]);
+    const again = await cli(['generate', '--model', dir, '--prompt', lm.summary.eval_prompts[0].prompt, '--max-new-tokens', '24', '--json']);
+    assert.equal(again.text, lm.after[0], 'the exported model answers like the page');
+
+    // Bad input, next to the controls.
+    await page.fill('#gen-top-p', '0');
+    await page.click('#gen-start');
+    await messageIn(page, '#err-gen-top-p', /Top-p must be a number/);
+    await page.fill('#gen-top-p', '1');
+    await page.setInputFiles('#lm-file', DATA('domain-reviews.txt'));
+    await waitForState(page, (s) => s.lmData?.name === 'domain-reviews.txt', 20_000);
+    await page.selectOption('#lm-task', 'instruct');
+    await page.click('#lm-start');
+    await messageIn(page, '#lm-error', /no prompt column "prompt"/);
+    await page.setInputFiles('#decoder-files', [path.join(LLAMA, 'config.json')]);
+    await messageIn(page, '#decoder-error', /Choose tokenizer\.json too/);
+    assert.deepEqual(problems.consoleErrors, [], 'console errors');
+    assert.deepEqual(problems.pageErrors, [], 'page errors');
+    assert.deepEqual(problems.foreignRequests, [], 'requests that left the page origin');
+  } finally {
+    await session.close();
+  }
+}
+
+test('generate and instruction-tune a tiny Llama on the CPU fallback', { timeout: 240_000 }, (t) =>
+  decoderFlow(t, { name: 'cpu', args: [], query: '?model=tiny-bert&backend=cpu', kind: 'cpu', timeout: 120_000 }));
+
+test('generate, stop, and instruction-tune a tiny Llama on WebGPU (SwiftShader)', { timeout: 480_000 }, (t) =>
+  decoderFlow(t, { name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', timeout: 360_000 }));
