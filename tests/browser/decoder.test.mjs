@@ -124,3 +124,28 @@ test('generate and instruction-tune a tiny Llama on the CPU fallback', { timeout
 
 test('generate, stop, and instruction-tune a tiny Llama on WebGPU (SwiftShader)', { timeout: 480_000 }, (t) =>
   decoderFlow(t, { name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', timeout: 360_000 }));
+
+test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as transformers does', { timeout: 240_000 }, async (t) => {
+  const reference = JSON.parse(await readFile(path.join(REPO, 'tests', 'fixtures', 'gguf_reference.json'), 'utf8')).smollm2.prompts[0];
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, problems } = session;
+  try {
+    await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);
+    await page.click('#decoder-bundled');
+    let state = await waitForState(page, (s) => s.decoder !== null, 180_000);
+    assert.equal(state.decoder.parameters, 134_515_008);
+    assert.equal(state.decoder.layers, 30);
+    await page.fill('#gen-prompt', reference.text);
+    await page.fill('#gen-max', '8');
+    await page.click('#gen-start');
+    state = await waitForState(page, (s) => s.generation?.done, 180_000);
+    assert.equal(state.generation.text, 'The capital of France is Paris.');
+    assert.equal(state.generation.tokens, reference.greedy.length);
+    assert.equal(state.generation.stopped, 'eos');
+    t.diagnostic(`SmolLM2 in the tab (CPU): ${state.generation.tokens_per_s.toFixed(1)} tokens/s`);
+    assert.deepEqual(problems.consoleErrors, []);
+    assert.deepEqual(problems.pageErrors, []);
+  } finally {
+    await session.close();
+  }
+});
