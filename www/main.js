@@ -1915,23 +1915,25 @@ $('decoder-files').addEventListener('change', guarded('decoder', async (e) => {
   decoderReady(await request(IN.DECODER_LOAD, { config, tokenizer, weights }), dir);
 }));
 
+/** The number in field `id`, or a message next to it naming the allowed range. */
+function fieldNumber(id, name, { int = false, min = 0, max = Infinity } = {}) {
+  const raw = $(id).value.trim();
+  const v = Number(raw);
+  if (raw === '' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max) {
+    failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'} from ${min}${max < Infinity ? ` to ${max}` : ''} (got ${raw || 'nothing'}).`);
+  }
+  return v;
+}
+
 function generationOptions() {
-  const num = (id, name, { int = false, min = 0, max = Infinity } = {}) => {
-    const raw = $(id).value.trim();
-    const v = Number(raw);
-    if (raw === '' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max) {
-      failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'} from ${min}${max < Infinity ? ` to ${max}` : ''} (got ${raw || 'nothing'}).`);
-    }
-    return v;
-  };
   const stop = $('gen-stop-text').value;
   return {
-    max_new_tokens: num('gen-max', 'Max new tokens', { int: true, min: 1, max: 4096 }),
-    temperature: num('gen-temperature', 'Temperature'),
-    top_k: num('gen-top-k', 'Top-k', { int: true }),
-    top_p: num('gen-top-p', 'Top-p', { min: 1e-9, max: 1 }),
-    repetition_penalty: num('gen-repetition', 'Repetition penalty', { min: 1e-9 }),
-    seed: num('gen-seed', 'Seed', { int: true }),
+    max_new_tokens: fieldNumber('gen-max', 'Max new tokens', { int: true, min: 1, max: 4096 }),
+    temperature: fieldNumber('gen-temperature', 'Temperature'),
+    top_k: fieldNumber('gen-top-k', 'Top-k', { int: true }),
+    top_p: fieldNumber('gen-top-p', 'Top-p', { min: 1e-9, max: 1 }),
+    repetition_penalty: fieldNumber('gen-repetition', 'Repetition penalty', { min: 1e-9 }),
+    seed: fieldNumber('gen-seed', 'Seed', { int: true }),
     stop: stop ? [stop] : [],
     use_cache: true,
   };
@@ -2000,24 +2002,16 @@ $('lm-file').addEventListener('change', guarded('lm', async (e) => {
 }));
 
 function lmRecipe() {
-  const num = (id, name, { int = false, min = 0, max = Infinity } = {}) => {
-    const raw = $(id).value.trim();
-    const v = Number(raw);
-    if (raw === '' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max) {
-      failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'} from ${min}${max < Infinity ? ` to ${max}` : ''} (got ${raw || 'nothing'}).`);
-    }
-    return v;
-  };
   const task = $('lm-task').value;
   const template = $('lm-template-text').value;
   if (task === 'instruct' && !template.includes('{prompt}')) failWith('field:lm-template-text', 'The template must contain {prompt} where the prompt goes.');
   const text = state.lmData?.columns.includes('text') ? 'text' : state.lmData?.columns[0];
   return {
     task, prompt_template: template, text_column: text ?? 'text',
-    epochs: num('lm-epochs', 'Epochs', { int: true, min: 1, max: 1000 }),
-    lr: num('lm-lr', 'Learning rate', { min: 1e-12, max: 1 }),
-    batch_size: num('lm-batch', 'Batch size', { int: true, min: 1, max: 512 }),
-    max_len: num('lm-max-len', 'Max length', { int: true, min: 2, max: state.decoder?.max_positions ?? 1e9 }),
+    epochs: fieldNumber('lm-epochs', 'Epochs', { int: true, min: 1, max: 1000 }),
+    lr: fieldNumber('lm-lr', 'Learning rate', { min: 1e-12, max: 1 }),
+    batch_size: fieldNumber('lm-batch', 'Batch size', { int: true, min: 1, max: 512 }),
+    max_len: fieldNumber('lm-max-len', 'Max length', { int: true, min: 2, max: state.decoder?.max_positions ?? 1e9 }),
     warmup_ratio: 0, weight_decay: 0, eval_fraction: 0.2, seed: 42,
   };
 }

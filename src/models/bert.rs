@@ -93,7 +93,8 @@ pub struct SequenceClassifier {
     pub classifier: Linear,
 }
 
-fn layer_norm(src: &mut ParamSource, name: &str, dim: usize, eps: f64, device: &Device) -> Result<LayerNorm> {
+/// A LayerNorm from `{name}.weight` / `{name}.bias` (BERT and GPT-2 name them alike).
+pub(crate) fn layer_norm(src: &mut ParamSource, name: &str, dim: usize, eps: f64, device: &Device) -> Result<LayerNorm> {
     let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(device);
     ln.gamma = src.ones_or_load(&format!("{name}.weight"), dim, device)?;
     ln.beta = Some(src.zeros_or_load(&format!("{name}.bias"), dim, device)?);

@@ -4,10 +4,11 @@
 //! `Conv1D` weights `[in, out]`, which is burn's `Linear` layout, and fuses q/k/v in `c_attn`.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, Linear};
 use burn::tensor::{Device, Int, Tensor};
 use serde::Deserialize;
 
+use super::bert::layer_norm;
 use super::decoder::{KvCache, causal_attention, gelu_tanh};
 use crate::error::{Error, Result};
 use crate::weights::ParamSource;
@@ -100,13 +101,6 @@ pub struct Gpt2LmHead {
     pub drop: Dropout,
     pub blocks: Vec<Gpt2Block>,
     pub ln_f: LayerNorm,
-}
-
-fn layer_norm(src: &mut ParamSource, name: &str, dim: usize, eps: f64, device: &Device) -> Result<LayerNorm> {
-    let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(device);
-    ln.gamma = src.ones_or_load(&format!("{name}.weight"), dim, device)?;
-    ln.beta = Some(src.zeros_or_load(&format!("{name}.bias"), dim, device)?);
-    Ok(ln)
 }
 
 /// The LM head is tied to `wte`, so files need not carry it.
