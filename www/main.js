@@ -972,8 +972,8 @@ const zipUrls = new Map(); // one live object URL per download kind
 
 /** Zips exported model files (and extra JSON documents) under `burnish-<model>-<suffix>/` and
  * starts the download; the link is also left in `links` (a list). Returns {name, size, files}. */
-async function downloadZip(suffix, files, docs, links, label = '') {
-  const folder = `burnish-${(state.model?.source ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-${suffix}`;
+async function downloadZip(suffix, files, docs, links, label = '', base = state.model?.source) {
+  const folder = `burnish-${(base ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-${suffix}`;
   const entries = {};
   for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
   for (const [name, doc] of Object.entries(docs)) entries[`${folder}/${name}`] = json(doc);
@@ -2098,5 +2098,5 @@ $('lm-export').addEventListener('click', guarded('lm', async () => {
   const files = await request(IN.LM_EXPORT);
   const lm = state.lm;
   const docs = { 'metrics.json': { history: lm.history, train_losses: lm.losses, before: lm.before, after: lm.after, prompts: lm.summary.eval_prompts }, 'recipe.json': lm.recipe };
-  lm.exported = await downloadZip('causal-lm', files, docs, $('lm-links'));
+  lm.exported = await downloadZip(lm.recipe.task, files, docs, $('lm-links'), '', state.decoder?.source);
 }));
