@@ -12,13 +12,51 @@ pub struct BackendInfo {
     pub adapter: String,
     /// Why a GPU was not used, when it was not.
     pub note: Option<String>,
+    /// The GPU device's largest buffer and largest storage-buffer binding (bytes): no single
+    /// tensor can be bigger. `None` on the CPU.
+    pub max_buffer_bytes: Option<u64>,
+    pub max_binding_bytes: Option<u64>,
+    /// Memory the whole run must fit in, where the platform has a hard limit: 4 GiB for the
+    /// WebAssembly CPU backend (32-bit memory).
+    pub memory_limit_bytes: Option<u64>,
+}
+
+impl BackendInfo {
+    /// What stops a run of this size on this backend, in words (empty: it fits as far as the
+    /// backend can tell; a GPU does not report its free memory).
+    pub fn memory_warnings(&self, total: u64, largest_tensor: u64) -> Vec<String> {
+        let gib = |b: u64| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64);
+        let mut w = Vec::new();
+        if let Some(limit) = self.memory_limit_bytes.filter(|&l| total > l) {
+            w.push(format!("the estimate ({}) exceeds the {} this backend can address; lower the batch size or length, or use LoRA", gib(total), gib(limit)));
+        }
+        let binding = match (self.max_binding_bytes, self.max_buffer_bytes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(limit) = binding.filter(|&l| largest_tensor > l) {
+            w.push(format!(
+                "the largest tensor ({}) exceeds the {} buffer limit this GPU adapter reports; lower the batch size or length",
+                gib(largest_tensor),
+                gib(limit)
+            ));
+        }
+        w
+    }
 }
 
 pub fn cpu() -> (Device, BackendInfo) {
     let arch = if cfg!(target_arch = "wasm32") { "WebAssembly" } else { std::env::consts::ARCH };
     (
         Device::flex(),
-        BackendInfo { kind: "cpu".into(), adapter: format!("burn flex CPU backend ({arch})"), note: None },
+        BackendInfo {
+            kind: "cpu".into(),
+            adapter: format!("burn flex CPU backend ({arch})"),
+            note: None,
+            max_buffer_bytes: None,
+            max_binding_bytes: None,
+            memory_limit_bytes: cfg!(target_arch = "wasm32").then_some(4u64 << 30),
+        },
     )
 }
 
@@ -34,7 +72,18 @@ pub async fn init(force_cpu: bool) -> (Device, BackendInfo) {
             let info = setup.adapter.get_info();
             let kind = if cfg!(target_arch = "wasm32") { "webgpu" } else { "wgpu" };
             let name = if info.name.is_empty() { format!("{:?} adapter", info.backend) } else { info.name.clone() };
-            (device, BackendInfo { kind: kind.into(), adapter: name, note: None })
+            let limits = setup.device.limits();
+            (
+                device,
+                BackendInfo {
+                    kind: kind.into(),
+                    adapter: name,
+                    note: None,
+                    max_buffer_bytes: Some(limits.max_buffer_size),
+                    max_binding_bytes: Some(limits.max_storage_buffer_binding_size),
+                    memory_limit_bytes: None,
+                },
+            )
         }
         Err(e) => {
             let (d, mut info) = cpu();

@@ -2,7 +2,8 @@
 //! tokenizer.json, `model.safetensors` or the shards an index names), next-token logits and loss,
 //! and generation with a key/value cache, one token per `step` so a page can stream them.
 
-use burn::module::Module;
+use burn::module::{Lora, Module, ParamGroup};
+use burn::nn::{DropoutConfig, Linear};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -15,6 +16,7 @@ use crate::models::decoder::KvCache;
 use crate::models::gpt2::{Gpt2Config, Gpt2ConfigFile, Gpt2LmHead, gpt2_buffer, gpt2_optional};
 use crate::models::llama::{LlamaConfig, LlamaConfigFile, LlamaForCausalLm, llama_buffer, llama_optional};
 use crate::tokenize::TextTokenizer;
+use crate::train::LoraTarget;
 use crate::weights::{LoadReport, ParamSource, read_f32};
 
 pub const SUPPORTED_DECODERS: &str =
@@ -123,6 +125,93 @@ impl CausalLm {
             CausalLm::Gpt2(m) => m.blocks.len(),
             CausalLm::Llama(m) => m.layers.len(),
         })
+    }
+}
+
+/// The HF module names (inside a layer) LoRA adapts for a recipe target. Llama / Qwen2:
+/// query → `self_attn.q_proj`, key → `k_proj`, value → `v_proj`, attention output → `o_proj`,
+/// intermediate → `mlp.gate_proj` and `mlp.up_proj`, output → `mlp.down_proj`. GPT-2 fuses q, k
+/// and v in `attn.c_attn` (any of the three adapts it), attention output → `attn.c_proj`,
+/// intermediate → `mlp.c_fc`, output → `mlp.c_proj`.
+pub fn lora_modules(cfg: &DecoderConfig, targets: &[LoraTarget]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for t in targets {
+        let add: &[&'static str] = match (cfg, t) {
+            (DecoderConfig::Gpt2(_), LoraTarget::Query | LoraTarget::Key | LoraTarget::Value) => &["attn.c_attn"],
+            (DecoderConfig::Gpt2(_), LoraTarget::AttentionOutput) => &["attn.c_proj"],
+            (DecoderConfig::Gpt2(_), LoraTarget::Intermediate) => &["mlp.c_fc"],
+            (DecoderConfig::Gpt2(_), LoraTarget::Output) => &["mlp.c_proj"],
+            (DecoderConfig::Llama(_), LoraTarget::Query) => &["self_attn.q_proj"],
+            (DecoderConfig::Llama(_), LoraTarget::Key) => &["self_attn.k_proj"],
+            (DecoderConfig::Llama(_), LoraTarget::Value) => &["self_attn.v_proj"],
+            (DecoderConfig::Llama(_), LoraTarget::AttentionOutput) => &["self_attn.o_proj"],
+            (DecoderConfig::Llama(_), LoraTarget::Intermediate) => &["mlp.gate_proj", "mlp.up_proj"],
+            (DecoderConfig::Llama(_), LoraTarget::Output) => &["mlp.down_proj"],
+        };
+        for n in add {
+            if !names.contains(n) {
+                names.push(n);
+            }
+        }
+    }
+    names
+}
+
+impl CausalLm {
+    /// Every linear of every layer as (HF module name, linear), e.g.
+    /// `model.layers.3.self_attn.q_proj`.
+    pub fn named_linears(&self) -> Vec<(String, &Linear)> {
+        let mut out = Vec::new();
+        match self {
+            CausalLm::Gpt2(g) => {
+                for (i, b) in g.blocks.iter().enumerate() {
+                    let p = format!("transformer.h.{i}");
+                    out.push((format!("{p}.attn.c_attn"), &b.c_attn));
+                    out.push((format!("{p}.attn.c_proj"), &b.attn_proj));
+                    out.push((format!("{p}.mlp.c_fc"), &b.c_fc));
+                    out.push((format!("{p}.mlp.c_proj"), &b.mlp_proj));
+                }
+            }
+            CausalLm::Llama(l) => {
+                for (i, layer) in l.layers.iter().enumerate() {
+                    let p = format!("model.layers.{i}");
+                    let a = &layer.self_attn;
+                    out.push((format!("{p}.self_attn.q_proj"), &a.q_proj));
+                    out.push((format!("{p}.self_attn.k_proj"), &a.k_proj));
+                    out.push((format!("{p}.self_attn.v_proj"), &a.v_proj));
+                    out.push((format!("{p}.self_attn.o_proj"), &a.o_proj));
+                    out.push((format!("{p}.mlp.gate_proj"), &layer.gate_proj));
+                    out.push((format!("{p}.mlp.up_proj"), &layer.up_proj));
+                    out.push((format!("{p}.mlp.down_proj"), &layer.down_proj));
+                }
+            }
+        }
+        out
+    }
+
+    /// The linears `modules` (from `lora_modules`) names, in every layer.
+    pub fn lora_linears(&self, modules: &[&str]) -> Vec<(String, &Linear)> {
+        self.named_linears().into_iter().filter(|(name, _)| modules.iter().any(|m| name.ends_with(&format!(".{m}")))).collect()
+    }
+
+    /// Attaches burn's LoRA adapters (`Module::apply_lora`) to `modules` in every layer: every
+    /// pretrained weight (embeddings, norms, head included) is frozen and only the adapters
+    /// train. A starts with PEFT's Kaiming-uniform spread (std 1/√(3·hidden)), B at zero, so the
+    /// outputs are unchanged at step 0; `dropout` is PEFT's `lora_dropout`.
+    pub fn with_lora(self, modules: &[&str], rank: usize, alpha: f64, dropout: f64) -> Self {
+        let ids = self.lora_linears(modules).iter().map(|(_, l)| l.weight.id).collect();
+        let hidden = match &self {
+            CausalLm::Gpt2(g) => g.wte.weight.dims()[1],
+            CausalLm::Llama(l) => l.embed_tokens.weight.dims()[1],
+        } as f64;
+        let mut lora = Lora::new(rank, alpha).set_param_group(ParamGroup::from_ids(ids));
+        lora.init_std = Some(1.0 / (3.0 * hidden).sqrt());
+        let mut m = self.apply_lora(lora);
+        match &mut m {
+            CausalLm::Gpt2(g) => g.blocks.iter_mut().for_each(|b| b.lora_dropout = DropoutConfig::new(dropout).init()),
+            CausalLm::Llama(l) => l.layers.iter_mut().for_each(|b| b.lora_dropout = DropoutConfig::new(dropout).init()),
+        }
+        m
     }
 }
 

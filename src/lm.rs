@@ -1,8 +1,10 @@
 //! Fine-tuning a causal LM, as a step-able session like the classifier's: plain text packed
 //! into blocks of `max_len` tokens (continued pre-training, HF `run_clm`'s `group_texts`), or
 //! prompt → completion pairs where only the completion is learnt (the prompt's tokens weigh 0 in
-//! the loss). Every weight trains with AdamW, warm-up and the recipe's schedule, clipping and
-//! gradient accumulation; loss and perplexity on held-out rows after every epoch.
+//! the loss). Every weight trains (`strategy: "full"`), or only LoRA adapters on the recipe's
+//! target projections (`strategy: "lora"`; exported merged and as a PEFT adapter), with AdamW,
+//! warm-up and the recipe's schedule, clipping and gradient accumulation; loss and perplexity on
+//! held-out rows after every epoch.
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -16,7 +18,7 @@ use web_time::Instant;
 use crate::causal::{CausalLm, CausalModel, next_token_loss};
 use crate::error::{Error, Result};
 use crate::tokenize::TextTokenizer;
-use crate::train::{Recipe, Stepper, clip_global_norm, read_step};
+use crate::train::{MemoryEstimate, Recipe, Stepper, Strategy, clip_global_norm, read_step};
 use crate::weights::{LoadReport, read_f32};
 
 /// One training row: token ids and a loss weight per token (1: learn to predict it, 0: context
@@ -174,6 +176,10 @@ pub struct LmReport {
 
 pub struct LmSession {
     model: Option<CausalLm>,
+    /// HF module names inside each layer that carry LoRA adapters (empty: full fine-tuning).
+    pub lora_modules: Vec<&'static str>,
+    /// Parameters that get gradients (all of them, or the LoRA factors).
+    pub trainable: usize,
     optim: ModuleOptimizer,
     pub recipe: Recipe,
     train: Vec<LmRow>,
@@ -209,13 +215,29 @@ impl LmSession {
         if let Some(r) = train.iter().chain(&eval).find(|r| r.ids.len() > cm.config.max_positions()) {
             return Err(Error::data(format!("a row has {} tokens; this model takes at most {}", r.ids.len(), cm.config.max_positions())));
         }
+        let modules = match recipe.strategy {
+            Strategy::Full => Vec::new(),
+            Strategy::Lora => crate::causal::lora_modules(&cm.config, &recipe.lora_targets),
+            other => {
+                return Err(Error::Recipe(format!(
+                    "strategy \"{}\" is for classifiers; a causal LM trains every weight (\"full\") or LoRA adapters (\"lora\")",
+                    serde_json::to_value(other).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+                )));
+            }
+        };
         let ad = device.clone().autodiff();
         ad.seed(recipe.seed);
-        let (model, load_report) = cm.load(recipe.seed, &ad)?;
+        let (mut model, load_report) = cm.load(recipe.seed, &ad)?;
+        if recipe.strategy == Strategy::Lora {
+            model = model.with_lora(&modules, recipe.lora_rank, recipe.lora_alpha, recipe.lora_dropout);
+        }
+        let trainable = crate::train::count_trainable(&model);
         let per_epoch = train.len().div_ceil(recipe.batch_size).div_ceil(recipe.grad_accum.max(1));
         let total_steps = per_epoch * recipe.epochs;
         Ok(LmSession {
             model: Some(model),
+            lora_modules: modules,
+            trainable,
             optim: AdamWConfig::new().with_weight_decay(recipe.weight_decay as f32).with_epsilon(1e-8).init(),
             warmup_steps: (total_steps as f64 * recipe.warmup_ratio).ceil() as usize,
             rng: StdRng::seed_from_u64(recipe.seed),
@@ -255,9 +277,10 @@ impl LmSession {
         self.model.as_ref().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))
     }
 
-    /// The current weights in eval mode (dropout off), for generation and scoring.
+    /// The current weights in eval mode (dropout off; LoRA adapters merged into the weights),
+    /// for generation and scoring.
     pub fn inference_model(&self) -> Result<CausalLm> {
-        Ok(self.model()?.valid())
+        Ok(self.model()?.valid().materialize())
     }
 
     pub fn base_device(&self) -> &Device {
@@ -361,12 +384,53 @@ impl LmSession {
     }
 
     /// The fine-tuned model as an HF folder: config.json (as loaded), tokenizer.json,
-    /// model.safetensors (HF names; a tied head is not stored, as transformers does).
-    pub async fn export(&self, cm: &CausalModel) -> Result<Vec<(String, Vec<u8>)>> {
-        Ok(vec![
+    /// model.safetensors (HF names, LoRA merged in; a tied head is not stored, as transformers
+    /// does), and after a LoRA run the PEFT adapter under `peft/` (`base_name` is what its
+    /// `adapter_config.json` names as the base model).
+    pub async fn export(&self, cm: &CausalModel, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = vec![
             ("config.json".to_string(), cm.config_bytes.clone()),
             ("tokenizer.json".to_string(), cm.tokenizer.raw().to_vec()),
             ("model.safetensors".to_string(), crate::weights::export_causal_safetensors(self.model()?).await?),
+        ];
+        if !self.lora_modules.is_empty() {
+            files.extend(self.export_peft(cm, base_name).await?);
+        }
+        Ok(files)
+    }
+
+    /// The PEFT adapter folder (`peft/adapter_config.json`, `peft/adapter_model.safetensors`)
+    /// that `peft.PeftModel.from_pretrained` loads on top of the base `AutoModelForCausalLM`.
+    pub async fn export_peft(&self, cm: &CausalModel, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let r = &self.recipe;
+        let layers = if matches!(cm.config, crate::causal::DecoderConfig::Gpt2(_)) { "h" } else { "layers" };
+        let names: Vec<String> = self.lora_modules.iter().map(|m| m.replace('.', "\\.")).collect();
+        let config = serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": base_name,
+            "r": r.lora_rank,
+            "lora_alpha": r.lora_alpha,
+            "lora_dropout": r.lora_dropout,
+            "target_modules": format!(".*\\.{layers}\\.\\d+\\.({})", names.join("|")),
+            "modules_to_save": null,
+            "bias": "none",
+            // GPT-2's Conv1D stores its weight [in, out].
+            "fan_in_fan_out": layers == "h",
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "use_rslora": false,
+            "use_dora": false,
+            "layers_to_transform": null,
+            "layers_pattern": null,
+            "rank_pattern": {},
+            "alpha_pattern": {},
+            "revision": null,
+        });
+        let model = self.model()?;
+        Ok(vec![
+            ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
+            ("peft/adapter_model.safetensors".to_string(), crate::weights::export_lora_adapters(&model.lora_linears(&self.lora_modules)).await?),
         ])
     }
 }
@@ -399,4 +463,134 @@ pub async fn score(model: &CausalLm, rows: &[LmRow], pad: u32, batch_size: usize
     }
     let loss = sum / count;
     Ok(LmEval { step, epoch, loss, perplexity: loss.exp(), tokens: count as usize })
+}
+
+/// The seeded held-out split the page and the CLI share: `fraction` of the rows (at least one,
+/// never all) held out. Returns (train, held out, the held-out rows' indices in `rows`).
+pub fn split_rows(rows: &[LmRow], fraction: f64, seed: u64) -> (Vec<LmRow>, Vec<LmRow>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    idx.shuffle(&mut StdRng::seed_from_u64(seed));
+    let n_eval = if rows.len() < 2 { 0 } else { ((rows.len() as f64 * fraction).round() as usize).clamp(1, rows.len() - 1) };
+    let eval_idx: Vec<usize> = idx[..n_eval].to_vec();
+    let eval = eval_idx.iter().map(|&i| rows[i].clone()).collect();
+    let train = idx[n_eval..].iter().map(|&i| rows[i].clone()).collect();
+    (train, eval, eval_idx)
+}
+
+/// Memory to fine-tune `model` (as loaded, before any LoRA) under the recipe's strategy at
+/// `batch × max_len`, f32 and AdamW: weights; gradients and two moments for what trains (every
+/// weight, or the LoRA factors, rank·(in + out) per adapted linear); activations kept for the
+/// backward pass. Per token and layer a Llama layer keeps about 12·hidden + 4·intermediate +
+/// 3·kv_dim floats (norms, q/k/v before and after rotary, repeated k/v, context, residuals,
+/// gate, up, SiLU and their product) plus 2·heads·len for the attention scores and
+/// probabilities; a GPT-2 block about 13·hidden + 3·inner + 3·heads·len. The head adds 3·vocab
+/// per token (logits, log-softmax, their gradient), and LoRA keeps each adapted linear's merged
+/// weight `W + s·A·B` for the backward pass.
+pub fn estimate_memory(model: &CausalLm, cfg: &crate::causal::DecoderConfig, recipe: &Recipe, batch: usize, max_len: usize) -> MemoryEstimate {
+    use crate::causal::DecoderConfig;
+    let parameters = model.num_params();
+    let (tokens, len) = ((batch * max_len) as u64, max_len as u64);
+    let (per_layer, heads, hidden, layers, vocab) = match cfg {
+        DecoderConfig::Llama(c) => {
+            let (h, i, kv) = (c.hidden as u64, c.intermediate as u64, (c.kv_heads * c.head_dim) as u64);
+            (12 * h + 4 * i + 3 * kv + 2 * c.heads as u64 * len, c.heads as u64, h, c.layers as u64, c.vocab_size as u64)
+        }
+        DecoderConfig::Gpt2(c) => {
+            let (h, i) = (c.hidden as u64, c.inner as u64);
+            (13 * h + 3 * i + 3 * c.heads as u64 * len, c.heads as u64, h, c.layers as u64, c.vocab_size as u64)
+        }
+    };
+    let (trainable, merged) = match recipe.strategy {
+        Strategy::Lora => {
+            let modules = crate::causal::lora_modules(cfg, &recipe.lora_targets);
+            model.lora_linears(&modules).iter().fold((0u64, 0u64), |(t, m), (_, l)| {
+                let [d_in, d_out] = l.weight.dims();
+                (t + (recipe.lora_rank * (d_in + d_out)) as u64, m + (d_in * d_out) as u64)
+            })
+        }
+        _ => (parameters as u64, 0),
+    };
+    let weights = 4 * parameters as u64;
+    let (gradients, optimizer) = (4 * trainable, 8 * trainable);
+    let activations = 4 * (tokens * (layers * per_layer + 2 * hidden + 3 * vocab) + merged);
+    let largest_tensor = 4 * (tokens * vocab).max(vocab * hidden).max(batch as u64 * heads * len * len);
+    MemoryEstimate {
+        parameters,
+        trainable: trainable as usize,
+        weights,
+        gradients,
+        optimizer,
+        activations,
+        total: weights + gradients + optimizer + activations,
+        largest_tensor,
+        warnings: Vec::new(),
+    }
+}
+
+/// Decoder speed: training steps (forward, masked loss, backward, clip, AdamW under the
+/// recipe's strategy) on a fixed `[batch, len]` batch of seeded random token ids, then greedy
+/// generation with the KV cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecoderBench {
+    pub strategy: Strategy,
+    pub trainable: usize,
+    pub training: crate::train::BenchResult,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub generation_s: f64,
+    pub generation_tokens_per_s: f64,
+}
+
+/// Times `steps` training steps after `warmup` untimed ones (each step's loss is read back, so
+/// it has finished on the device), then `gen_tokens` greedy tokens after a 16-token prompt (end
+/// of sequence ignored, so exactly that many).
+pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warmup: usize, gen_tokens: usize, device: &Device) -> Result<DecoderBench> {
+    use rand::Rng;
+    let (batch, len) = (recipe.batch_size, recipe.max_len);
+    if steps == 0 || batch == 0 || len < 2 || len > cm.config.max_positions() || gen_tokens == 0 {
+        return Err(Error::Recipe("bench needs steps ≥ 1, batch ≥ 1, tokens ≥ 1 and 2 ≤ max-len ≤ the model's positions".into()));
+    }
+    let mut rng = StdRng::seed_from_u64(0);
+    let vocab = cm.tokenizer.vocab_size().min(cm.config.vocab_size()) as u32;
+    let lo = 256.min(vocab / 2);
+    let rows: Vec<LmRow> = (0..batch).map(|_| LmRow { ids: (0..len).map(|_| rng.random_range(lo..vocab)).collect(), weights: vec![1.0; len] }).collect();
+    let r = Recipe { epochs: warmup + steps, grad_accum: 1, warmup_ratio: 0.0, ..recipe.clone() };
+    let mut s = LmSession::new(cm, rows.clone(), Vec::new(), r, device)?;
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        s.step().await?;
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let median = if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0 };
+    let training = crate::train::BenchResult {
+        batch_size: batch,
+        max_len: len,
+        steps,
+        median_step_s: median,
+        samples_per_s: batch as f64 / median,
+        tokens_per_s: (batch * len) as f64 / median,
+        step_seconds: times,
+    };
+    let model = s.inference_model()?;
+    let prompt: Vec<u32> = rows[0].ids.iter().take(16.min(len)).copied().collect();
+    let positions = cm.config.max_positions();
+    let opts = crate::causal::GenerateOptions { max_new_tokens: gen_tokens.min(positions.saturating_sub(prompt.len())).max(1), ..Default::default() };
+    let mut g = crate::causal::Generation::new(&model, prompt.clone(), opts, Vec::new(), positions)?;
+    let t0 = Instant::now();
+    while g.step(&model, &cm.tokenizer).await?.is_some() {}
+    let generation_s = t0.elapsed().as_secs_f64();
+    Ok(DecoderBench {
+        strategy: recipe.strategy,
+        trainable: s.trainable,
+        training,
+        prompt_tokens: prompt.len(),
+        generated_tokens: g.generated().len(),
+        generation_s,
+        generation_tokens_per_s: g.generated().len() as f64 / generation_s.max(1e-9),
+    })
 }

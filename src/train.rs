@@ -1590,6 +1590,11 @@ pub struct MemoryEstimate {
     /// Activations kept for the backward pass of one `batch × max_len` batch.
     pub activations: u64,
     pub total: u64,
+    /// The biggest single tensor (bytes): it must fit in one GPU buffer.
+    pub largest_tensor: u64,
+    /// What the backend says about this size (`BackendInfo::memory_warnings`), filled in by the
+    /// caller that knows the backend.
+    pub warnings: Vec<String>,
 }
 
 /// Per token and layer, a BERT layer keeps about 10·hidden + 2·intermediate floats (Q, K, V,
@@ -1603,7 +1608,18 @@ pub fn estimate_memory(cfg: &crate::config::BertConfig, parameters: usize, train
     let (p, t) = (parameters as u64, trainable as u64);
     let (weights, gradients, optimizer) = (4 * p, 4 * t, 8 * t);
     let activations = 4 * tokens * per_token;
-    MemoryEstimate { parameters, trainable, weights, gradients, optimizer, activations, total: weights + gradients + optimizer + activations }
+    let largest_tensor = 4 * (cfg.vocab_size as u64 * h).max(batch as u64 * heads * (max_len * max_len) as u64).max(tokens * i);
+    MemoryEstimate {
+        parameters,
+        trainable,
+        weights,
+        gradients,
+        optimizer,
+        activations,
+        total: weights + gradients + optimizer + activations,
+        largest_tensor,
+        warnings: Vec::new(),
+    }
 }
 
 /// (all parameters, trainable parameters) of a `num_labels` classifier under the recipe's

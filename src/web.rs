@@ -56,6 +56,10 @@ pub(crate) fn current_device() -> Option<Device> {
     STATE.with(|s| s.borrow().device.as_ref().map(|d| d.0.clone()))
 }
 
+pub(crate) fn current_backend() -> Option<BackendInfo> {
+    STATE.with(|s| s.borrow().device.as_ref().map(|d| d.1.clone()))
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
@@ -237,7 +241,10 @@ pub fn estimate_memory(batch_size: usize, max_len: usize, recipe: JsValue, num_l
         let s = s.borrow();
         let c = s.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
         let (all, trainable) = crate::train::planned_parameters(&c.config, &recipe, num_labels.max(2));
-        let est = crate::train::estimate_memory(&c.config, all, trainable, batch_size, max_len);
+        let mut est = crate::train::estimate_memory(&c.config, all, trainable, batch_size, max_len);
+        if let Some((_, info)) = &s.device {
+            est.warnings = info.memory_warnings(est.total, est.largest_tensor);
+        }
         to_js(&est)
     })
 }

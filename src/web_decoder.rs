@@ -134,6 +134,11 @@ struct LmStarted {
     total_steps: usize,
     epochs: usize,
     eval_prompts: Vec<EvalPrompt>,
+    /// Parameters that train (all, or the LoRA factors) of `parameters`.
+    trainable: usize,
+    parameters: usize,
+    /// HF module names in every layer that carry LoRA adapters (empty: full fine-tuning).
+    lora_modules: Vec<&'static str>,
 }
 
 /// Prepares a run: rows from the data (plain text packed into blocks, or prompt → completion
@@ -165,7 +170,7 @@ pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
             other => return Err(JsError::new(&format!("task \"{other}\" is not a causal-LM task (causal-lm or instruct)"))),
         };
         // The same seeded split for rows and their prompts (one prompt per row for instruct).
-        let (train, eval, eval_idx) = split(&rows, recipe.eval_fraction, recipe.seed);
+        let (train, eval, eval_idx) = crate::lm::split_rows(&rows, recipe.eval_fraction, recipe.seed);
         let eval_prompts: Vec<EvalPrompt> = if recipe.task == "instruct" {
             eval_idx.iter().take(3).filter_map(|&i| prompts.get(i).cloned()).collect()
         } else {
@@ -178,23 +183,14 @@ pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
             total_steps: session.total_steps,
             epochs: recipe.epochs,
             eval_prompts: eval_prompts.clone(),
+            trainable: session.trainable,
+            parameters: d.base.as_ref().map_or(0, |b| b.num_params()),
+            lora_modules: session.lora_modules.clone(),
         })?;
         d.session = Some(session);
         d.eval_prompts = eval_prompts;
         Ok(out)
     })
-}
-
-fn split(rows: &[LmRow], fraction: f64, seed: u64) -> (Vec<LmRow>, Vec<LmRow>, Vec<usize>) {
-    use rand::SeedableRng;
-    use rand::seq::SliceRandom;
-    let mut idx: Vec<usize> = (0..rows.len()).collect();
-    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-    let n_eval = if rows.len() < 2 { 0 } else { ((rows.len() as f64 * fraction).round() as usize).clamp(1, rows.len() - 1) };
-    let eval_idx: Vec<usize> = idx[..n_eval].to_vec();
-    let eval = eval_idx.iter().map(|&i| rows[i].clone()).collect();
-    let train = idx[n_eval..].iter().map(|&i| rows[i].clone()).collect();
-    (train, eval, eval_idx)
 }
 
 #[derive(Serialize)]
@@ -293,13 +289,31 @@ pub fn stop_generation() {
     DEC.with(|d| d.borrow_mut().generation = None);
 }
 
-/// The fine-tuned model as HF folder files `[{name, bytes}]`.
+/// Training-memory estimate for the loaded decoder at `batch × max_len` under the (partial)
+/// recipe's strategy, with what the backend says about that size.
+#[wasm_bindgen(js_name = estimateDecoderMemory)]
+pub fn estimate_decoder_memory(batch_size: usize, max_len: usize, recipe: JsValue) -> Result<JsValue, JsError> {
+    let text: String = js_sys::JSON::stringify(&recipe).map_err(|_| JsError::new("recipe: not a JSON object"))?.into();
+    let recipe: Recipe = serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
+    DEC.with(|d| {
+        let d = d.borrow();
+        let (cm, base) = d.model.as_ref().zip(d.base.as_ref()).ok_or_else(|| JsError::new("load a model first"))?;
+        let mut est = crate::lm::estimate_memory(base, &cm.config, &recipe, batch_size.max(1), max_len.max(1));
+        if let Some(info) = crate::web::current_backend() {
+            est.warnings = info.memory_warnings(est.total, est.largest_tensor);
+        }
+        to_js(&est)
+    })
+}
+
+/// The fine-tuned model as HF folder files `[{name, bytes}]` (with `peft/` after a LoRA run,
+/// naming `base_name` as its base model).
 #[wasm_bindgen(js_name = exportDecoder)]
-pub async fn export_decoder() -> Result<JsValue, JsError> {
+pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
     let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("fine-tune the model first"))?;
     let cm = DEC.with(|d| d.borrow_mut().model.take());
     let files = match &cm {
-        Some(c) => s.export(c).await,
+        Some(c) => s.export(c, &base_name).await,
         None => Err(Error::Other("load a model first".into())),
     };
     DEC.with(|d| {
@@ -308,4 +322,12 @@ pub async fn export_decoder() -> Result<JsValue, JsError> {
         d.model = cm;
     });
     crate::web::exported_files(files.map_err(err)?)
+}
+
+/// Exact match, ROUGE-L and chrF of generated answers against their references
+/// (`[[prediction, reference], …]`).
+#[wasm_bindgen(js_name = generationMetrics)]
+pub fn generation_metrics(pairs: JsValue) -> Result<JsValue, JsError> {
+    let pairs: Vec<(String, String)> = serde_wasm_bindgen::from_value(pairs).map_err(|e| JsError::new(&format!("pairs: {e}")))?;
+    to_js(&crate::metrics::generation_metrics(&pairs))
 }

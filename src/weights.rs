@@ -390,6 +390,18 @@ pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[crat
     serialize_entries(m, v).await
 }
 
+/// PEFT's `adapter_model.safetensors` for LoRA-adapted linears named by their HF module names:
+/// `base_model.model.<name>.lora_A.weight` `[rank, in]` and `lora_B.weight` `[out, rank]`.
+pub async fn export_lora_adapters(linears: &[(String, &Linear)]) -> Result<Vec<u8>> {
+    let mut m = Vec::new();
+    for (name, l) in linears {
+        let ad = l.weight.adapter().ok_or_else(|| Error::Other(format!("{name} has no LoRA adapter: was the model trained with LoRA?")))?;
+        m.push((format!("base_model.model.{name}.lora_A.weight"), ad.a.val(), Layout::Transposed));
+        m.push((format!("base_model.model.{name}.lora_B.weight"), ad.b.val(), Layout::Transposed));
+    }
+    serialize_entries(m, Vec::new()).await
+}
+
 /// A causal LM's `model.safetensors` bytes under its HF names (GPT-2's Conv1D weights stay
 /// `[in, out]`; Llama's linears go back to `[out, in]`). A tied LM head is not stored, as
 /// transformers does not store it.

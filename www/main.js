@@ -51,6 +51,7 @@ const state = (window.burnishState = {
   multitask: null, // {summary, losses[][], evals[][], drawn, metrics, done, stopped, predictions, exported}
   decoder: null, // the loaded causal LM's summary (+ source)
   lmData: null, // {name, columns, rows} of the decoder's training file
+  lmMemory: null, // estimateDecoderMemory's answer {total, trainable, largest_tensor, warnings, …}
   lm: null, // {summary, losses, history, done, stopped, before: {prompt: text}, after: {prompt: text}, exported}
   generation: null, // {id, prompt, text, tokens, done, stopped, tokens_per_s, tuned}
 });
@@ -1872,6 +1873,7 @@ function decoderReady(summary, source) {
   $('gen-tuned').disabled = true;
   $('lm-start').disabled = !state.lmData;
   $('lm-export').disabled = true;
+  guarded('lm', updateLmMemory)();
 }
 
 $('decoder-bundled').addEventListener('click', guarded('decoder', async () => {
@@ -2013,7 +2015,50 @@ function lmRecipe() {
     batch_size: fieldNumber('lm-batch', 'Batch size', { int: true, min: 1, max: 512 }),
     max_len: fieldNumber('lm-max-len', 'Max length', { int: true, min: 2, max: state.decoder?.max_positions ?? 1e9 }),
     warmup_ratio: 0, weight_decay: 0, eval_fraction: 0.2, seed: 42,
+    ...lmStrategy(true),
   };
+}
+
+/** The strategy fields of the decoder recipe (`strict`: refuse bad numbers with a message). */
+function lmStrategy(strict) {
+  const strategy = $('lm-strategy').value;
+  if (strategy !== 'lora') return { strategy };
+  const num = (id, name, opts, fallback) => (strict ? fieldNumber(id, name, opts) : (Number.isFinite(Number($(id).value)) && $(id).value !== '' ? Number($(id).value) : fallback));
+  return {
+    strategy,
+    lora_rank: num('lm-lora-rank', 'LoRA rank', { int: true, min: 1, max: 256 }, 8),
+    lora_alpha: num('lm-lora-alpha', 'LoRA alpha', { min: 1e-9 }, 16),
+    lora_dropout: num('lm-lora-dropout', 'LoRA dropout', { min: 0, max: 0.99 }, 0.05),
+    lora_targets: $('lm-lora-targets').value.split(','),
+  };
+}
+
+/** The training-memory estimate for the loaded decoder, and what the backend says about it. */
+async function updateLmMemory() {
+  if (!state.decoder) return;
+  const batch = Math.round(Number($('lm-batch').value));
+  const len = Math.round(Number($('lm-max-len').value));
+  if (!(batch >= 1 && len >= 1)) return;
+  const m = await request(IN.LM_MEMORY, { batchSize: batch, maxLen: len, recipe: lmStrategy(false) });
+  state.lmMemory = Object.assign(m, { batch, len });
+  $('lm-memory').textContent = `Estimated memory to fine-tune at batch ${batch} × ${len} tokens (${m.trainable.toLocaleString('en-US')} of ${m.parameters.toLocaleString('en-US')} parameters train): ${bytes(m.total)} (weights ${bytes(m.weights)}, gradients ${bytes(m.gradients)}, AdamW state ${bytes(m.optimizer)}, activations ${bytes(m.activations)}; largest tensor ${bytes(m.largest_tensor)}).`;
+  $('lm-memory-warning').hidden = m.warnings.length === 0;
+  $('lm-memory-warning').textContent = m.warnings.map((w) => `Warning: ${w}.`).join(' ');
+}
+
+const LM_LR = { lora: '5e-4', full: '5e-5' };
+$('lm-strategy').addEventListener('change', () => {
+  const lora = $('lm-strategy').value === 'lora';
+  for (const el of document.querySelectorAll('.lm-lora')) el.hidden = !lora;
+  // The usual peak rate of the other strategy, unless the rate was edited.
+  if (Object.values(LM_LR).includes($('lm-lr').value)) $('lm-lr').value = LM_LR[$('lm-strategy').value];
+});
+let lmMemoryTimer = null;
+for (const id of ['lm-strategy', 'lm-lora-rank', 'lm-lora-targets', 'lm-batch', 'lm-max-len']) {
+  $(id).addEventListener(id.endsWith('strategy') || id.endsWith('targets') ? 'change' : 'input', () => {
+    clearTimeout(lmMemoryTimer);
+    lmMemoryTimer = setTimeout(guarded('lm', updateLmMemory), 150);
+  });
 }
 
 /** Greedy answers to the held-out prompts (before, or after, fine-tuning). */
@@ -2029,6 +2074,12 @@ async function answers(prompts, tuned) {
 function renderLmCompare() {
   const lm = state.lm;
   if (!lm) return;
+  const m = lm.metrics;
+  $('lm-metrics').hidden = !m;
+  if (m) {
+    fillTable($('lm-metrics'), ['', 'exact match', 'ROUGE-L', 'chrF', 'answers'],
+      [['before fine-tuning', m.before], ['after fine-tuning', m.after]].map(([what, x]) => [{ th: what }, fmt(x.exact_match, 2), fmt(x.rouge_l, 3), fmt(x.chrf, 1), String(x.count)]));
+  }
   fillTable($('lm-compare'), ['prompt', 'reference', 'before fine-tuning', 'after fine-tuning'],
     lm.summary.eval_prompts.map((p, i) => [p.prompt, p.reference ?? '—', lm.before?.[i] ?? '…', lm.after?.[i] ?? (lm.done ? '…' : 'after the run')]));
 }
@@ -2044,10 +2095,11 @@ $('lm-start').addEventListener('click', guarded('lm', async () => {
   lmChart.reset();
   try {
     const summary = await request(IN.LM_TRAIN, { recipe });
-    state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, exported: null, recipe };
+    state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, metrics: null, exported: null, recipe };
     $('lm-stop').disabled = false;
     $('gen-start').disabled = true;
-    $('lm-progress').textContent = `${summary.train_rows} training rows, ${summary.eval_rows} held out · ${summary.total_steps} steps`;
+    const what = summary.lora_modules.length ? `LoRA adapters on ${summary.lora_modules.join(', ')} in every layer` : 'every weight';
+    $('lm-progress').textContent = `${summary.train_rows} training rows, ${summary.eval_rows} held out · ${summary.total_steps} steps · training ${what}: ${summary.trainable.toLocaleString('en-US')} of ${summary.parameters.toLocaleString('en-US')} parameters`;
     renderLmCompare();
   } catch (err) {
     $('lm-start').disabled = false;
@@ -2086,6 +2138,11 @@ async function lmEnded({ ok, stopped }) {
       lm.before = await answers(lm.summary.eval_prompts, false);
       renderLmCompare();
       lm.after = await answers(lm.summary.eval_prompts, true);
+      const refs = lm.summary.eval_prompts.map((p) => p.reference);
+      if (refs.length && refs.every((r) => r != null)) {
+        const score = (preds) => request(IN.LM_METRICS, { pairs: preds.map((p, i) => [p.trim(), refs[i]]) });
+        lm.metrics = { before: await score(lm.before), after: await score(lm.after) };
+      }
     } catch (err) {
       showError(err, 'lm');
     }
@@ -2095,8 +2152,8 @@ async function lmEnded({ ok, stopped }) {
 }
 
 $('lm-export').addEventListener('click', guarded('lm', async () => {
-  const files = await request(IN.LM_EXPORT);
+  const files = await request(IN.LM_EXPORT, { baseName: state.decoder?.source ?? 'base-model' });
   const lm = state.lm;
-  const docs = { 'metrics.json': { history: lm.history, train_losses: lm.losses, before: lm.before, after: lm.after, prompts: lm.summary.eval_prompts }, 'recipe.json': lm.recipe };
+  const docs = { 'metrics.json': { history: lm.history, train_losses: lm.losses, before: lm.before, after: lm.after, prompts: lm.summary.eval_prompts, generation_metrics: lm.metrics }, 'recipe.json': lm.recipe };
   lm.exported = await downloadZip(lm.recipe.task, files, docs, $('lm-links'), '', state.decoder?.source);
 }));

@@ -41,6 +41,8 @@ export const IN = Object.freeze({
   LM_TRAIN: 'lmTrain',
   LM_STOP: 'lmStop',
   LM_EXPORT: 'lmExport',
+  LM_MEMORY: 'lmMemory',
+  LM_METRICS: 'lmMetrics',
   GENERATE: 'generate',
   GENERATE_STOP: 'generateStop',
 });
@@ -74,6 +76,8 @@ export const CONCERNS = Object.freeze({
   [IN.LM_TRAIN]: 'lm',
   [IN.LM_STOP]: 'lm',
   [IN.LM_EXPORT]: 'lm',
+  [IN.LM_MEMORY]: 'lm',
+  [IN.LM_METRICS]: 'lm',
   [IN.GENERATE]: 'generate',
   [IN.GENERATE_STOP]: 'generate',
   [IN.INSPECT_DATA]: 'data',

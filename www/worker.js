@@ -496,10 +496,20 @@ const handlers = {
     return { active: lmRun.active };
   },
 
-  async [IN.LM_EXPORT]() {
+  async [IN.LM_EXPORT]({ baseName }) {
     if (lmRun.active) throw new Error('Wait for the fine-tuning run to end (or stop it) before exporting.');
     const m = await wasm();
-    return exclusive(() => m.exportDecoder());
+    return exclusive(() => m.exportDecoder(baseName));
+  },
+
+  async [IN.LM_METRICS]({ pairs }) {
+    const m = await wasm();
+    return exclusive(() => m.generationMetrics(pairs));
+  },
+
+  async [IN.LM_MEMORY]({ batchSize, maxLen, recipe }) {
+    const m = await wasm();
+    return exclusive(() => m.estimateDecoderMemory(batchSize, maxLen, recipe));
   },
 
   async [IN.GENERATE]({ prompt, options, tuned = false }) {

@@ -315,7 +315,9 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         max_len: usize,
     },
-    /// Evaluate a fine-tuned classifier folder on a labelled file
+    /// Evaluate a fine-tuned classifier folder on a labelled file; or a causal LM (folder or
+    /// .gguf): perplexity on plain text or on the completions of prompt/completion pairs, and for
+    /// pairs the greedy answers' exact match, ROUGE-L and chrF against the completions
     Eval {
         #[arg(long)]
         model: PathBuf,
@@ -327,6 +329,20 @@ enum Command {
         max_len: usize,
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
+        /// Causal LMs: prompt column of pair data
+        #[arg(long, default_value = "prompt")]
+        prompt_column: String,
+        /// Causal LMs: completion (reference) column of pair data
+        #[arg(long, default_value = "completion")]
+        completion_column: String,
+        /// Causal LMs: prompt template ({prompt} marks the prompt), or question-answering,
+        /// summarization, translation, writing
+        #[arg(long, default_value = "{prompt}")]
+        prompt_template: String,
+        /// Causal LMs: most tokens of each greedy answer scored against its reference (0: no
+        /// generation, perplexity only)
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -381,10 +397,17 @@ enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// Time full training steps (forward, backward, clip, AdamW) on fixed-size batches
+    /// Time full training steps (forward, backward, clip, AdamW) on fixed-size batches; for a
+    /// causal LM (folder or .gguf) also greedy generation with the KV cache (tokens/s)
     Bench {
         #[arg(long)]
         model: PathBuf,
+        /// Causal LMs: full or lora (rank 8 on q and v)
+        #[arg(long, default_value = "full")]
+        strategy: String,
+        /// Causal LMs: tokens to generate
+        #[arg(long, default_value_t = 32)]
+        gen_tokens: usize,
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
         #[arg(long, default_value_t = 64)]
@@ -446,6 +469,73 @@ fn load_causal(dir: &Path) -> Result<causal::CausalModel> {
     causal::CausalModel::from_bytes(&need("config.json")?, &need("tokenizer.json")?, weights)
 }
 
+/// A .gguf file, or a folder whose config.json names a GPT-2, Llama or Qwen2 model.
+fn is_decoder(path: &Path) -> bool {
+    if path.is_file() {
+        return path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    }
+    std::fs::read(path.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["model_type"].as_str().map(String::from))
+        .is_some_and(|t| matches!(t.as_str(), "gpt2" | "llama" | "qwen2"))
+}
+
+struct DecoderEval {
+    prompt_column: String,
+    completion_column: String,
+    template: String,
+    max_new_tokens: usize,
+}
+
+/// `eval` of a causal LM: next-token loss and perplexity over plain text (packed into max_len
+/// blocks) or over the completions of prompt/completion pairs; for pairs, greedy answers scored
+/// against the completions (exact match, ROUGE-L, chrF).
+fn eval_decoder(model: &Path, path: &Path, text_column: &str, max_len: usize, batch_size: usize, o: &DecoderEval, d: &DeviceArg) -> Result<()> {
+    let cm = load_causal(model)?;
+    let table = load_table(path)?;
+    let max_len = max_len.min(cm.config.max_positions());
+    let eos = cm.eos.first().copied();
+    let pairs = if table.columns.contains(&o.prompt_column) && table.columns.contains(&o.completion_column) {
+        Some(lm::pairs_from_table(&table, &o.prompt_column, &o.completion_column)?)
+    } else {
+        None
+    };
+    let rows = match &pairs {
+        Some(p) => lm::instruction_rows(&cm.tokenizer, p, &o.template, max_len, eos)?,
+        None => lm::pack_texts(&cm.tokenizer, &mlm::domain_texts(&table, text_column)?, max_len, eos)?,
+    };
+    let (dev, info) = device(d);
+    let (m, _) = cm.load(0, &dev)?;
+    let score = pollster::block_on(lm::score(&m, &rows, eos.unwrap_or(0), batch_size, &dev, 0, 0))?;
+    let mut out = json!({
+        "architecture": cm.config.architecture(),
+        "data": if pairs.is_some() { "prompt/completion pairs (completion tokens scored)" } else { "plain text (every token scored)" },
+        "rows": rows.len(),
+        "loss": score.loss,
+        "perplexity": score.perplexity,
+        "tokens": score.tokens,
+        "backend": info,
+    });
+    if let (Some(pairs), true) = (&pairs, o.max_new_tokens > 0) {
+        let mut scored = Vec::with_capacity(pairs.len());
+        let mut predictions = Vec::with_capacity(pairs.len());
+        for (p, reference) in pairs {
+            let prompt = cm.tokenizer.encode_all(&o.template.replace("{prompt}", p))?;
+            let opts = causal::GenerateOptions { max_new_tokens: o.max_new_tokens, ..Default::default() };
+            let mut g = causal::Generation::new(&m, prompt, opts, cm.eos.clone(), cm.config.max_positions())?;
+            while pollster::block_on(g.step(&m, &cm.tokenizer))?.is_some() {}
+            let answer = g.text(&cm.tokenizer)?.trim().to_string();
+            predictions.push(json!({"prompt": p, "reference": reference, "prediction": answer, "exact_match": burnish::metrics::exact_match(&answer, reference), "rouge_l": burnish::metrics::rouge_l(&answer, reference)}));
+            scored.push((answer, reference.clone()));
+        }
+        out["generation"] = serde_json::to_value(burnish::metrics::generation_metrics(&scored)).unwrap_or_default();
+        out["predictions"] = json!(predictions);
+    }
+    print_json(&out);
+    Ok(())
+}
+
 /// `train --task causal-lm|instruct`: fine-tunes a decoder and writes its HF folder and
 /// metrics.json (held-out loss and perplexity before and after each epoch).
 fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant) -> Result<()> {
@@ -470,17 +560,18 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
     let (train_rows, eval_rows) = match &files.eval {
         Some(p) => (train_rows, rows_of(p)?),
         None => {
-            let mut idx: Vec<usize> = (0..train_rows.len()).collect();
-            use rand::seq::SliceRandom;
-            idx.shuffle(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(r.seed));
-            let n_eval = if train_rows.len() < 2 { 0 } else { ((train_rows.len() as f64 * r.eval_fraction).round() as usize).clamp(1, train_rows.len() - 1) };
-            let eval = idx[..n_eval].iter().map(|&i| train_rows[i].clone()).collect();
-            (idx[n_eval..].iter().map(|&i| train_rows[i].clone()).collect(), eval)
+            let (train, eval, _) = lm::split_rows(&train_rows, r.eval_fraction, r.seed);
+            (train, eval)
         }
     };
     let (dev, info) = device(d);
     eprintln!("{} training rows, {} held out ({}, {})", train_rows.len(), eval_rows.len(), cm.config.architecture(), info.adapter);
     let mut s = lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?;
+    if s.lora_modules.is_empty() {
+        eprintln!("training every weight ({} parameters)", s.trainable);
+    } else {
+        eprintln!("training LoRA adapters (rank {}) on {} in every layer: {} parameters", r.lora_rank, s.lora_modules.join(", "), s.trainable);
+    }
     while !s.is_done() {
         let rep = pollster::block_on(s.step())?;
         if let Some(e) = &rep.eval {
@@ -490,7 +581,7 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
         }
     }
     std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
-    write_files(out, pollster::block_on(s.export(&cm))?)?;
+    write_files(out, pollster::block_on(s.export(&cm, &model.display().to_string()))?)?;
     let metrics = json!({
         "task": r.task,
         "architecture": cm.config.architecture(),
@@ -500,6 +591,8 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
         "train_losses": s.losses,
         "train_rows": s.train_count(),
         "eval_rows": s.eval_count(),
+        "trainable_parameters": s.trainable,
+        "lora_modules": s.lora_modules,
         "train_seconds": s.train_seconds,
         "wall_seconds": wall.elapsed().as_secs_f64(),
         "backend": info,
@@ -1000,7 +1093,11 @@ fn run(cli: Cli) -> Result<()> {
             let checks = data::check_data(&table, &text_col, &label_col, eval_table.as_ref(), max_len, count)?;
             print_json(&serde_json::to_value(&checks).map_err(|e| Error::Other(e.to_string()))?);
         }
-        Command::Eval { model, data: path, columns, max_len, batch_size, device: d } => {
+        Command::Eval { model, data: path, columns, max_len, batch_size, prompt_column, completion_column, prompt_template, max_new_tokens, device: d } => {
+            if is_decoder(&model) {
+                let opts = DecoderEval { prompt_column, completion_column, template: lm::template_for(&prompt_template), max_new_tokens };
+                return eval_decoder(&model, &path, columns.text_column.as_deref().unwrap_or("text"), max_len, batch_size, &opts, &d);
+            }
             let mut ckpt = load_checkpoint(&model)?;
             let (ex, _) = load_examples(
                 &path,
@@ -1145,13 +1242,26 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", out.display());
             print!("{md}");
         }
-        Command::Bench { model, batch_size, max_len, steps, warmup, device: d } => {
-            let ckpt = load_checkpoint(&model)?;
-            let (dev, info) = device(&d);
-            let r = pollster::block_on(train::bench_training(&ckpt, batch_size, max_len, steps, warmup, &dev))?;
-            let mut v = serde_json::to_value(&r).unwrap_or_default();
+        Command::Bench { model, strategy, gen_tokens, batch_size, max_len, steps, warmup, device: d } => {
+            let mut v = if is_decoder(&model) {
+                let cm = load_causal(&model)?;
+                let strategy: train::Strategy = serde_json::from_value(json!(strategy)).map_err(|e| Error::Recipe(format!("--strategy: {e}")))?;
+                let r = Recipe { task: "causal-lm".into(), strategy, batch_size, max_len, lr: 1e-4, ..Recipe::default() };
+                let (dev, info) = device(&d);
+                let b = pollster::block_on(lm::bench_decoder(&cm, &r, steps, warmup, gen_tokens, &dev))?;
+                let mut v = serde_json::to_value(&b).unwrap_or_default();
+                v["architecture"] = json!(cm.config.architecture());
+                v["backend"] = serde_json::to_value(&info).unwrap_or_default();
+                v
+            } else {
+                let ckpt = load_checkpoint(&model)?;
+                let (dev, info) = device(&d);
+                let r = pollster::block_on(train::bench_training(&ckpt, batch_size, max_len, steps, warmup, &dev))?;
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["backend"] = serde_json::to_value(&info).unwrap_or_default();
+                v
+            };
             v["framework"] = json!("burnish");
-            v["backend"] = serde_json::to_value(&info).unwrap_or_default();
             // rayon's pool size: RAYON_NUM_THREADS when set, else every core.
             let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<usize>().ok()).filter(|&t| t > 0);
             v["threads"] = json!(threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::bert::layer_norm;
 use super::decoder::{KvCache, causal_attention, gelu_tanh};
+use super::lora_linear;
 use crate::error::{Error, Result};
 use crate::weights::ParamSource;
 
@@ -90,6 +91,8 @@ pub struct Gpt2Block {
     pub mlp_proj: Linear,
     pub attn_dropout: Dropout,
     pub resid_dropout: Dropout,
+    /// PEFT's `lora_dropout` on the input of every LoRA-adapted linear (0 without LoRA).
+    pub lora_dropout: Dropout,
     pub heads: usize,
 }
 
@@ -129,6 +132,7 @@ impl Gpt2LmHead {
                 mlp_proj: src.conv1d(&format!("{b}.mlp.c_proj"), cfg.inner, h, device)?,
                 attn_dropout: DropoutConfig::new(cfg.attn_pdrop).init(),
                 resid_dropout: DropoutConfig::new(cfg.resid_pdrop).init(),
+                lora_dropout: DropoutConfig::new(0.0).init(),
                 heads: cfg.heads,
             });
         }
@@ -169,11 +173,12 @@ impl Gpt2Block {
     fn forward(&self, x: Tensor<3>, cache: Option<(&mut KvCache, usize)>) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let d = hidden / self.heads;
-        let qkv = self.c_attn.forward(self.ln_1.forward(x.clone())); // [batch, seq, 3·hidden]
+        let ld = &self.lora_dropout;
+        let qkv = lora_linear(&self.c_attn, self.ln_1.forward(x.clone()), ld); // [batch, seq, 3·hidden]
         let split = |i: usize| qkv.clone().narrow(2, i * hidden, hidden).reshape([batch, seq, self.heads, d]).swap_dims(1, 2); // [batch, heads, seq, d]
         let a = causal_attention(split(0), split(1), split(2), cache, &self.attn_dropout); // [batch, seq, hidden]
-        let x = x + self.resid_dropout.forward(self.attn_proj.forward(a));
-        let m = self.mlp_proj.forward(gelu_tanh(self.c_fc.forward(self.ln_2.forward(x.clone())))); // [batch, seq, hidden]
+        let x = x + self.resid_dropout.forward(lora_linear(&self.attn_proj, a, ld));
+        let m = lora_linear(&self.mlp_proj, gelu_tanh(lora_linear(&self.c_fc, self.ln_2.forward(x.clone()), ld)), ld); // [batch, seq, hidden]
         x + self.resid_dropout.forward(m)
     }
 }

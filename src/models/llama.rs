@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decoder::{KvCache, apply_rope, causal_attention, rope_tables};
+use super::lora_linear;
 use crate::error::{Error, Result};
 use crate::weights::ParamSource;
 
@@ -132,6 +133,8 @@ pub struct LlamaLayer {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
+    /// PEFT's `lora_dropout` on the input of every LoRA-adapted linear (0 without LoRA).
+    pub lora_dropout: Dropout,
 }
 
 /// `LlamaForCausalLM` / `Qwen2ForCausalLM`. `lm_head` is `None` when tied to `embed_tokens`.
@@ -186,6 +189,7 @@ impl LlamaForCausalLm {
                 gate_proj: src.linear_no_bias(&format!("{p}.mlp.gate_proj"), h, cfg.intermediate, device)?,
                 up_proj: src.linear_no_bias(&format!("{p}.mlp.up_proj"), h, cfg.intermediate, device)?,
                 down_proj: src.linear_no_bias(&format!("{p}.mlp.down_proj"), cfg.intermediate, h, device)?,
+                lora_dropout: DropoutConfig::new(0.0).init(),
             });
         }
         let embed_tokens = Embedding { weight: src.matrix("model.embed_tokens.weight", cfg.vocab_size, h, device)? };
@@ -226,23 +230,24 @@ impl LlamaForCausalLm {
 
 impl LlamaLayer {
     fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, cache: Option<(&mut KvCache, usize)>) -> Tensor<3> {
-        let a = self.self_attn.forward(self.input_layernorm.forward(x.clone()), cos, sin, cache);
+        let d = &self.lora_dropout;
+        let a = self.self_attn.forward(self.input_layernorm.forward(x.clone()), cos, sin, cache, d);
         let x = x + a;
         let h = self.post_attention_layernorm.forward(x.clone());
-        let m = self.down_proj.forward(silu(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h)); // [batch, seq, hidden]
+        let m = lora_linear(&self.down_proj, silu(lora_linear(&self.gate_proj, h.clone(), d)) * lora_linear(&self.up_proj, h, d), d); // [batch, seq, hidden]
         x + m
     }
 }
 
 impl LlamaAttention {
-    fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, cache: Option<(&mut KvCache, usize)>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, cache: Option<(&mut KvCache, usize)>, ld: &Dropout) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let d = self.head_dim;
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, seq, n, d]).swap_dims(1, 2); // [batch, n, seq, d]
-        let q = apply_rope(split(self.q_proj.forward(x.clone()), self.heads), cos, sin);
-        let k = apply_rope(split(self.k_proj.forward(x.clone()), self.kv_heads), cos, sin);
-        let v = split(self.v_proj.forward(x), self.kv_heads);
+        let q = apply_rope(split(lora_linear(&self.q_proj, x.clone(), ld), self.heads), cos, sin);
+        let k = apply_rope(split(lora_linear(&self.k_proj, x.clone(), ld), self.kv_heads), cos, sin);
+        let v = split(lora_linear(&self.v_proj, x, ld), self.kv_heads);
         let a = causal_attention(q, k, v, cache, &self.dropout); // [batch, seq, heads·d]
-        self.o_proj.forward(a)
+        lora_linear(&self.o_proj, a, ld)
     }
 }

@@ -66,7 +66,24 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     assert.equal(await page.inputValue('#lm-task'), 'instruct');
     await page.selectOption('#lm-template', { index: 1 });
     assert.equal(await page.inputValue('#lm-template-text'), 'Question: {prompt}\nAnswer: ');
-    for (const [id, v] of Object.entries({ 'lm-epochs': '6', 'lm-lr': '1e-2', 'lm-batch': '4', 'lm-max-len': '64' })) await page.fill(`#${id}`, v);
+    // LoRA is the default; the memory estimate follows the strategy. WebGPU runs LoRA (adapters
+    // merged for generation, PEFT export), the CPU run trains every weight.
+    assert.equal(await page.inputValue('#lm-strategy'), 'lora');
+    await page.fill('#lm-max-len', '64');
+    state = await waitForState(page, (s) => s.lmMemory?.len === 64, 20_000);
+    assert.ok(state.lmMemory.trainable > 0 && state.lmMemory.trainable < 42_848);
+    assert.match(await page.textContent('#lm-memory'), /Estimated memory to fine-tune at batch 4 × 64 tokens \(\d[\d,]* of 42,848 parameters train\)/);
+    const loraMemory = state.lmMemory;
+    const lora = kind === 'webgpu';
+    if (!lora) {
+      await page.selectOption('#lm-strategy', 'full');
+      state = await waitForState(page, (s) => s.lmMemory?.trainable === 42_848, 20_000);
+      assert.ok(state.lmMemory.total > loraMemory.total, 'full fine-tuning needs more memory than LoRA');
+      assert.equal(await page.isHidden('#lm-lora-rank'), true);
+    } else {
+      await page.selectOption('#lm-lora-targets', { index: 2 });
+    }
+    for (const [id, v] of Object.entries({ 'lm-epochs': '6', 'lm-lr': lora ? '3e-2' : '1e-2', 'lm-batch': '4', 'lm-max-len': '64' })) await page.fill(`#${id}`, v);
     await page.click('#lm-start');
     state = await waitForState(page, (s) => s.lm?.done, timeout);
     assert.deepEqual(state.errors, []);
@@ -79,6 +96,19 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     assert.ok(lm.history[6].loss < lm.history[0].loss, 'the held-out loss falls');
     assert.equal(lm.before.length, 2);
     assert.equal(lm.after.length, 2);
+    if (lora) {
+      assert.deepEqual(lm.summary.lora_modules, ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']);
+      assert.ok(lm.summary.trainable < 42_848);
+    } else {
+      assert.deepEqual(lm.summary.lora_modules, []);
+      assert.equal(lm.summary.trainable, 42_848);
+    }
+    assert.match(await page.textContent('#lm-progress'), /tokens\/s/);
+    // Exact match, ROUGE-L and chrF of the held-out answers, before and after.
+    assert.equal(lm.metrics.after.count, 2);
+    const metricRows = await page.$$eval('#lm-metrics tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.deepEqual(metricRows.map((r) => r[0]), ['before fine-tuning', 'after fine-tuning']);
+    assert.equal(metricRows[1][3], lm.metrics.after.chrf.toFixed(1));
     const rows = await page.$$eval('#lm-compare tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
     assert.equal(rows.length, 2);
     assert.equal(rows[0][3], lm.after[0]);
@@ -93,6 +123,15 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     assert.deepEqual(config.architectures, ['LlamaForCausalLM']);
     const header = safetensorsHeader(entries[`${folder}/model.safetensors`]);
     assert.ok(header['lm_head.weight'] && header['model.layers.1.self_attn.k_proj.weight']);
+    if (lora) {
+      const adapter = JSON.parse(new TextDecoder().decode(entries[`${folder}/peft/adapter_config.json`]));
+      assert.equal(adapter.task_type, 'CAUSAL_LM');
+      assert.equal(adapter.r, 8);
+      const ah = safetensorsHeader(entries[`${folder}/peft/adapter_model.safetensors`]);
+      assert.deepEqual(ah['base_model.model.model.layers.1.mlp.down_proj.lora_A.weight'].shape.length, 2);
+    } else {
+      assert.equal(entries[`${folder}/peft/adapter_config.json`], undefined);
+    }
     const dir = path.join(out, 'unzipped');
     await mkdir(dir, { recursive: true });
     for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) await writeFile(path.join(dir, f), entries[`${folder}/${f}`]);

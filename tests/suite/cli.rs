@@ -322,3 +322,61 @@ fn generate_and_decoder_training_on_the_command_line() {
     assert!(!ok && err.contains("no prompt column \"prompt\""), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn decoder_lora_training_eval_and_bench_on_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("burnish-cli-lora-{}", std::process::id()));
+    let out = dir.join("lora");
+    let pairs = root().join("tests/data/instruct-pairs.jsonl");
+    let llama = fixture("tiny-llama");
+    let (ok, stdout, stderr) = burnish(&[
+        "train", "--task", "instruct", "--model", llama.to_str().unwrap(), "--train", pairs.to_str().unwrap(),
+        "--prompt-template", "question-answering", "--strategy", "lora", "--lora-rank", "4", "--lora-targets", "query,value,intermediate",
+        "--epochs", "10", "--lr", "3e-2", "--batch-size", "4", "--max-len", "48", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("training LoRA adapters (rank 4) on self_attn.q_proj, self_attn.v_proj, mlp.gate_proj, mlp.up_proj"), "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(m["trainable_parameters"].as_u64().unwrap() < 42_848);
+    assert_eq!(m["lora_modules"].as_array().unwrap().len(), 4);
+    let adapter: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("peft/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((adapter["task_type"].as_str(), adapter["r"].as_u64()), (Some("CAUSAL_LM"), Some(4)));
+    assert!(out.join("peft/adapter_model.safetensors").exists());
+
+    // eval: completion perplexity and greedy answers against the references, before and after.
+    let eval = |model: &Path| {
+        let (ok, stdout, stderr) =
+            burnish(&["eval", "--model", model.to_str().unwrap(), "--data", pairs.to_str().unwrap(), "--prompt-template", "question-answering", "--max-new-tokens", "16"]);
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let (before, after) = (eval(&llama), eval(&out));
+    assert_eq!(after["data"], "prompt/completion pairs (completion tokens scored)");
+    assert_eq!((after["rows"].as_u64(), after["generation"]["count"].as_u64()), (Some(12), Some(12)));
+    let loss = |v: &serde_json::Value| v["loss"].as_f64().unwrap();
+    assert!(loss(&after) < loss(&before), "completion loss {} → {}", loss(&before), loss(&after));
+    assert!((after["perplexity"].as_f64().unwrap() - loss(&after).exp()).abs() < 1e-9 * loss(&after).exp());
+    let chrf = |v: &serde_json::Value| v["generation"]["chrf"].as_f64().unwrap();
+    assert!(chrf(&after) > chrf(&before), "chrF {} → {}", chrf(&before), chrf(&after));
+    assert_eq!(after["predictions"].as_array().unwrap().len(), 12);
+    // Plain text: every token scored.
+    let (ok, stdout, stderr) = burnish(&["eval", "--model", fixture("tiny-gpt2").to_str().unwrap(), "--data", root().join("tests/data/domain-reviews.txt").to_str().unwrap(), "--max-len", "32"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["data"], "plain text (every token scored)");
+    assert!(v["generation"].is_null() && v["tokens"].as_u64().unwrap() > 100);
+
+    // bench: training steps and generation speed.
+    let (ok, stdout, stderr) = burnish(&[
+        "bench", "--model", fixture("tiny-gpt2").to_str().unwrap(), "--strategy", "lora", "--steps", "2", "--warmup", "1", "--batch-size", "2", "--max-len", "16",
+        "--gen-tokens", "8", "--device", "cpu",
+    ]);
+    assert!(ok, "{stderr}");
+    let b: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((b["generated_tokens"].as_u64(), b["training"]["steps"].as_u64(), b["strategy"].as_str()), (Some(8), Some(2), Some("lora")));
+    assert!(b["generation_tokens_per_s"].as_f64().unwrap() > 0.0 && b["training"]["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(b["architecture"], "GPT2LMHeadModel");
+    let (ok, _, err) = burnish(&["bench", "--model", fixture("tiny-gpt2").to_str().unwrap(), "--strategy", "head", "--steps", "1"]);
+    assert!(!ok && err.contains("\"head\" is for classifiers"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

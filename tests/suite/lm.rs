@@ -1,12 +1,16 @@
 //! Fine-tuning decoders: packing plain text into blocks, prompt masking for prompt → completion
 //! pairs (the loss counts completion tokens only, checked against a loss computed by hand from
 //! the logits), continued pre-training lowers held-out loss, instruction tuning moves the model
-//! to the training completions, and the exported folder reloads with the same logits.
+//! to the training completions, and the exported folder reloads with the same logits. LoRA:
+//! only the adapters train, the merged export and the PEFT adapter agree with the base weights
+//! plus (alpha/r)·B·A, and a short LoRA run moves SmolLM2 towards the training completions.
 
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::causal::{CausalModel, GenerateOptions, Generation, next_token_loss};
-use burnish::lm::{LmSession, instruction_rows, pack_texts};
-use burnish::train::Recipe;
+use burnish::backend::BackendInfo;
+use burnish::lm::{LmSession, estimate_memory, instruction_rows, pack_texts, split_rows};
+use burnish::train::{LoraTarget, Recipe, Strategy};
 use burnish::weights::read_f32;
 
 use super::causal::load_causal;
@@ -128,7 +132,8 @@ fn instruction_tuning_moves_the_model_to_the_completions_and_exports() {
         assert_eq!(g.text(&cm.tokenizer).unwrap(), c, "answer to {p:?}");
     }
     // The exported folder reloads with the same logits.
-    let files = pollster::block_on(s.export(&cm)).unwrap();
+    let files = pollster::block_on(s.export(&cm, "tiny-llama")).unwrap();
+    assert!(files.iter().all(|f| !f.0.starts_with("peft/")), "no PEFT adapter after full fine-tuning");
     let get = |n: &str| files.iter().find(|f| f.0 == n).unwrap().1.clone();
     let back = CausalModel::from_bytes(&get("config.json"), &get("tokenizer.json"), vec![get("model.safetensors")]).unwrap();
     let (reloaded, report) = back.load(0, &Device::flex()).unwrap();
@@ -139,3 +144,142 @@ fn instruction_tuning_moves_the_model_to_the_completions_and_exports() {
     assert_eq!(a, b);
 }
 
+
+fn tensors(bytes: &[u8]) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, (v.shape().to_vec(), v.data().chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())))
+        .collect()
+}
+
+fn logits(model: &burnish::causal::CausalLm, ids: &[u32]) -> Vec<f32> {
+    let t = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, ids.len()]), &Device::flex());
+    pollster::block_on(read_f32(model.forward(t, None))).unwrap()
+}
+
+#[test]
+fn lora_trains_only_the_adapters_and_exports_merged_weights_and_a_peft_adapter() {
+    let cm = load_causal(fixture("tiny-llama"));
+    let targets = vec![LoraTarget::Query, LoraTarget::Value, LoraTarget::Intermediate];
+    let r = Recipe {
+        prompt_template: "Question: {prompt}\nAnswer: ".into(),
+        max_len: 64,
+        strategy: Strategy::Lora,
+        lora_rank: 4,
+        lora_alpha: 8.0,
+        lora_dropout: 0.1,
+        lora_targets: targets,
+        ..recipe("instruct", 30, 2e-2)
+    };
+    let rows = instruction_rows(&cm.tokenizer, &pairs(), &r.prompt_template, r.max_len, Some(0)).unwrap();
+    let (base, _) = cm.load(0, &Device::flex()).unwrap();
+    let mut s = LmSession::new(&cm, rows.clone(), rows.clone(), r.clone(), &Device::flex()).unwrap();
+    assert_eq!(s.lora_modules, vec!["self_attn.q_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"]);
+    // Trainable: rank·(in + out) per adapted linear, nothing else; the estimate agrees.
+    let want: usize = base.lora_linears(&s.lora_modules).iter().map(|(_, l)| 4 * l.weight.dims().iter().sum::<usize>()).sum();
+    assert_eq!(base.lora_linears(&s.lora_modules).len(), 2 * 4, "2 layers × 4 projections");
+    assert_eq!(s.trainable, want);
+    let est = estimate_memory(&base, &cm.config, &r, 4, 64);
+    assert_eq!((est.trainable, est.parameters), (want, base.num_params()));
+    // B starts at zero: the adapted model answers exactly like the base model.
+    assert_eq!(logits(&s.inference_model().unwrap(), &rows[0].ids), logits(&base, &rows[0].ids));
+    let before = pollster::block_on(s.score(&rows)).unwrap();
+    while !s.is_done() {
+        pollster::block_on(s.step()).unwrap();
+    }
+    let after = pollster::block_on(s.score(&rows)).unwrap();
+    assert!(after.loss < before.loss * 0.5, "completion loss {} → {}", before.loss, after.loss);
+
+    let files = pollster::block_on(s.export(&cm, "tests/fixtures/tiny-llama")).unwrap();
+    let get = |n: &str| files.iter().find(|f| f.0 == n).unwrap_or_else(|| panic!("{n} exported")).1.clone();
+    // The merged folder reloads with the tuned model's logits.
+    let back = CausalModel::from_bytes(&get("config.json"), &get("tokenizer.json"), vec![get("model.safetensors")]).unwrap();
+    let (merged, report) = back.load(0, &Device::flex()).unwrap();
+    assert!(report.initialized.is_empty() && report.unexpected.is_empty());
+    let tuned = logits(&s.inference_model().unwrap(), &rows[1].ids);
+    assert!(max_abs_diff(&logits(&merged, &rows[1].ids), &tuned) < 1e-5);
+    // The PEFT adapter: every pretrained weight is unchanged, and each adapted weight is the base
+    // weight plus (alpha / r)·B·A, in HF's [out, in] layout.
+    let config: serde_json::Value = serde_json::from_slice(&get("peft/adapter_config.json")).unwrap();
+    assert_eq!(config["task_type"], "CAUSAL_LM");
+    assert_eq!(config["target_modules"], r".*\.layers\.\d+\.(self_attn\.q_proj|self_attn\.v_proj|mlp\.gate_proj|mlp\.up_proj)");
+    assert_eq!((config["r"].as_u64(), config["lora_alpha"].as_f64(), config["fan_in_fan_out"].as_bool()), (Some(4), Some(8.0), Some(false)));
+    let adapter = tensors(&get("peft/adapter_model.safetensors"));
+    assert_eq!(adapter.len(), 2 * 8);
+    let merged_w = tensors(&get("model.safetensors"));
+    let mut base_w = std::collections::HashMap::new();
+    for shard in ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"] {
+        base_w.extend(tensors(&std::fs::read(fixture("tiny-llama").join(shard)).unwrap()));
+    }
+    let mut adapted = 0;
+    for (name, (shape, w)) in &merged_w {
+        let module = name.trim_end_matches(".weight");
+        let (bshape, b) = &base_w[name];
+        assert_eq!(shape, bshape, "{name}");
+        match (adapter.get(&format!("base_model.model.{module}.lora_A.weight")), adapter.get(&format!("base_model.model.{module}.lora_B.weight"))) {
+            (Some((ash, a)), Some((bsh, bb))) => {
+                let (out, inp) = (shape[0], shape[1]);
+                assert_eq!((ash.clone(), bsh.clone()), (vec![4, inp], vec![out, 4]), "{name}");
+                let mut moved = 0.0f32;
+                for o in 0..out {
+                    for i in 0..inp {
+                        let delta: f32 = (0..4).map(|k| bb[o * 4 + k] * a[k * inp + i]).sum::<f32>() * 2.0;
+                        assert!((b[o * inp + i] + delta - w[o * inp + i]).abs() < 1e-5, "{name}[{o}, {i}]");
+                        moved = moved.max(delta.abs());
+                    }
+                }
+                assert!(moved > 1e-3, "{name}: the adapter learnt something");
+                adapted += 1;
+            }
+            _ => assert_eq!(w, b, "{name} is frozen under LoRA"),
+        }
+    }
+    assert_eq!(adapted, 8);
+}
+
+#[test]
+fn decoders_refuse_classifier_strategies_and_estimate_memory() {
+    let cm = load_causal(fixture("tiny-gpt2"));
+    let rows = pack_texts(&cm.tokenizer, &lines(8), 32, Some(0)).unwrap();
+    let head = Recipe { strategy: Strategy::Head, ..recipe("causal-lm", 1, 1e-3) };
+    let e = LmSession::new(&cm, rows.clone(), Vec::new(), head, &Device::flex()).err().unwrap().to_string();
+    assert!(e.contains("\"head\" is for classifiers"), "{e}");
+    // GPT-2 fuses q/k/v: any of them adapts c_attn; the PEFT config says fan_in_fan_out.
+    let lora = Recipe { strategy: Strategy::Lora, lora_targets: vec![LoraTarget::Query, LoraTarget::Key, LoraTarget::Output], ..recipe("causal-lm", 1, 1e-3) };
+    let s = LmSession::new(&cm, rows.clone(), Vec::new(), lora.clone(), &Device::flex()).unwrap();
+    assert_eq!(s.lora_modules, vec!["attn.c_attn", "mlp.c_proj"]);
+    let files = pollster::block_on(s.export(&cm, "gpt2")).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&files.iter().find(|f| f.0 == "peft/adapter_config.json").unwrap().1).unwrap();
+    assert_eq!(config["fan_in_fan_out"], true);
+    assert_eq!(config["target_modules"], r".*\.h\.\d+\.(attn\.c_attn|mlp\.c_proj)");
+    // Full fine-tuning trains every parameter; LoRA a small share and keeps merged weights.
+    let (base, _) = cm.load(0, &Device::flex()).unwrap();
+    let full = estimate_memory(&base, &cm.config, &recipe("causal-lm", 1, 1e-3), 4, 32);
+    let small = estimate_memory(&base, &cm.config, &lora, 4, 32);
+    assert_eq!(full.trainable, full.parameters);
+    assert_eq!(small.trainable, s.trainable);
+    assert!(small.gradients < full.gradients / 4 && small.total < full.total);
+    assert_eq!(full.total, full.weights + full.gradients + full.optimizer + full.activations);
+    let vocab = cm.config.vocab_size() as u64;
+    assert!(full.largest_tensor >= 4 * 4 * 32 * vocab, "the logits of a batch are one tensor");
+    // What a backend with limits says: the wasm CPU's 4 GiB, a GPU's buffer size.
+    let cpu = BackendInfo { kind: "cpu".into(), adapter: "wasm".into(), note: None, max_buffer_bytes: None, max_binding_bytes: None, memory_limit_bytes: Some(full.total - 1) };
+    assert!(cpu.memory_warnings(full.total, full.largest_tensor)[0].contains("exceeds"));
+    assert!(cpu.memory_warnings(full.total - 1, full.largest_tensor).is_empty());
+    let gpu = BackendInfo { kind: "webgpu".into(), adapter: "x".into(), note: None, max_buffer_bytes: Some(1 << 30), max_binding_bytes: Some(full.largest_tensor - 1), memory_limit_bytes: None };
+    let w = gpu.memory_warnings(full.total, full.largest_tensor);
+    assert!(w.len() == 1 && w[0].contains("buffer limit"), "{w:?}");
+}
+
+#[test]
+fn the_held_out_split_is_seeded_and_never_empty_or_everything() {
+    let cm = load_causal(fixture("tiny-gpt2"));
+    let rows = pack_texts(&cm.tokenizer, &lines(20), 16, Some(0)).unwrap();
+    let (train, eval, idx) = split_rows(&rows, 0.25, 3);
+    assert_eq!((train.len() + eval.len(), eval.len()), (rows.len(), (rows.len() as f64 * 0.25).round() as usize));
+    assert_eq!(split_rows(&rows, 0.25, 3).2, idx);
+    assert!(idx.iter().zip(&eval).all(|(&i, r)| &rows[i] == r));
+    assert_eq!(split_rows(&rows[..2], 0.01, 3).1.len(), 1);
+    assert_eq!(split_rows(&rows[..2], 0.99, 3).0.len(), 1);
+}

@@ -15,4 +15,5 @@ mod mlm;
 mod multitask;
 mod resume;
 mod strategies;
+mod text_metrics;
 mod training;
