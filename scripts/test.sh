@@ -55,5 +55,20 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
       --epochs 2 --batch-size 4 --max-len 32 --eval-fraction 0.34 --strategy lora --lora-rank 4 \
       --lora-targets query,value,output --lr 0.01 --out "$OUT" >/dev/null
     python3 scripts/verify_peft.py --export "$OUT" --base tests/fixtures/tiny-bert --burnish "$CARGO_TARGET_DIR/release/burnish"
+    # Decoders: LoRA on a Llama (every projection; chat data in its chat template) and on GPT-2
+    # (fused c_attn, Conv1D fan_in_fan_out): merged folder and PEFT adapter agree.
+    echo "[test] peft: LoRA decoders (Llama on chat data, GPT-2) load merged and as PEFT adapters" >&2
+    OUT="$(mktemp -d)"
+    "$CARGO_TARGET_DIR/release/burnish" train --task instruct --model tests/fixtures/tiny-llama \
+      --train tests/data/chat.jsonl --strategy lora --lora-rank 4 --lora-targets query,key,value,attention_output,intermediate,output \
+      --epochs 3 --lr 2e-2 --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
+    python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish" --peft-base tests/fixtures/tiny-llama \
+      --prompt "user: Say hello.
+assistant: "
+    OUT="$(mktemp -d)"
+    "$CARGO_TARGET_DIR/release/burnish" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
+      --train tests/data/domain-reviews.txt --strategy lora --lora-targets query,attention_output,intermediate,output \
+      --epochs 2 --lr 2e-2 --batch-size 4 --max-len 32 --out "$OUT" >/dev/null
+    python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish" --peft-base tests/fixtures/tiny-gpt2
   fi
 fi

@@ -10,7 +10,10 @@ Steps:
   2. For each prompt, transformers' greedy continuation (generate, do_sample=False) and
      `BIN generate --model DIR --prompt ... --json` must be the same token ids.
 
-Exit codes: 0 ok, 1 mismatch or any failure, 2 transformers (or torch) not installed.
+  3. With --peft-base BASE (a LoRA run): peft.PeftModel.from_pretrained(BASE model, DIR/peft)
+     gives the merged folder's logits (within 1e-4) and greedy tokens for each prompt.
+
+Exit codes: 0 ok, 1 mismatch or any failure, 2 transformers (or torch, or peft) not installed.
 """
 
 import argparse
@@ -32,6 +35,7 @@ def main():
     ap.add_argument("--burnish", required=True)
     ap.add_argument("--prompt", action="append")
     ap.add_argument("--tokens", type=int, default=12)
+    ap.add_argument("--peft-base", help="base model folder of a LoRA run: also check DIR/peft with peft")
     args = ap.parse_args()
     prompts = args.prompt or DEFAULT_PROMPTS
     try:
@@ -69,6 +73,30 @@ def main():
         if got["ids"] != want:
             return fail(f"prompt {p!r}: burnish generated {got['ids']}, transformers {want}")
         print(f"ok: {p!r} -> {tokenizer.decode(want)!r}", file=sys.stderr)
+    if args.peft_base:
+        try:
+            from peft import PeftModel
+        except ImportError as e:
+            print(f"peft not installed ({e}); pip install peft", file=sys.stderr)
+            return 2
+        import os
+        base = AutoModelForCausalLM.from_pretrained(args.peft_base, attn_implementation="eager")
+        try:
+            adapted = PeftModel.from_pretrained(base, os.path.join(args.model, "peft")).eval()
+        except Exception as e:  # noqa: BLE001
+            return fail(f"peft could not load {args.model}/peft on {args.peft_base}: {e}")
+        for p in prompts:
+            ids = tokenizer(p, return_tensors="pt").input_ids
+            with torch.no_grad():
+                a, b = adapted(ids).logits, model(ids).logits
+                worst = float((a - b).abs().max())
+                if worst > 1e-4:
+                    return fail(f"prompt {p!r}: PeftModel's logits differ from the merged folder's by {worst}")
+                ga = adapted.generate(input_ids=ids, max_new_tokens=args.tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id or 0)
+                gb = model.generate(ids, max_new_tokens=args.tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id or 0)
+            if ga[0].tolist() != gb[0].tolist():
+                return fail(f"prompt {p!r}: PeftModel generated {ga[0].tolist()}, the merged folder {gb[0].tolist()}")
+            print(f"ok: peft adapter on {args.peft_base}: {p!r} (max logit difference {worst:.2e})", file=sys.stderr)
     print(f"PASS: {args.model} loads as {type(model).__name__} and generates like Burnish ({len(prompts)} prompts)", file=sys.stderr)
     return 0
 

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::models::decoder::KvCache;
 use crate::models::gpt2::{Gpt2Config, Gpt2ConfigFile, Gpt2LmHead, gpt2_buffer, gpt2_optional};
@@ -254,6 +255,13 @@ pub struct CausalModel {
     pub weights: Vec<Vec<u8>>,
     /// Token ids that end generation (config.json's `eos_token_id`, one or a list).
     pub eos: Vec<u32>,
+    /// tokenizer_config.json as given (or made from GGUF metadata), exported with the model.
+    pub tokenizer_config: Option<Vec<u8>>,
+    /// chat_template.jinja as given (transformers ≥ 4.47 saves the template there), exported
+    /// with the model.
+    pub chat_template_file: Option<String>,
+    /// The model's chat template, for chat data (`{"messages": [...]}`).
+    pub chat_template: Option<ChatTemplate>,
 }
 
 impl CausalModel {
@@ -276,7 +284,37 @@ impl CausalModel {
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
             _ => Vec::new(),
         };
-        Ok(CausalModel { config: cfg, config_bytes: config.to_vec(), tokenizer: tok, weights, eos })
+        Ok(CausalModel {
+            config: cfg,
+            config_bytes: config.to_vec(),
+            tokenizer: tok,
+            weights,
+            eos,
+            tokenizer_config: None,
+            chat_template_file: None,
+            chat_template: None,
+        })
+    }
+
+    /// Adds tokenizer_config.json and/or chat_template.jinja (either may be absent): the chat
+    /// template (the .jinja file's, else tokenizer_config.json's `chat_template`) is compiled
+    /// with the config's BOS / EOS tokens, and both files are exported with the fine-tuned model.
+    pub fn with_tokenizer_config(mut self, config: Option<Vec<u8>>, jinja: Option<String>) -> Result<Self> {
+        let from_config = config.as_deref().map(ChatTemplate::from_tokenizer_config).transpose()?.flatten();
+        self.chat_template = match &jinja {
+            Some(source) => {
+                let (bos, eos) = from_config.as_ref().map_or_else(|| (String::new(), String::new()), |t| (t.bos_token.clone(), t.eos_token.clone()));
+                let (bos, eos) = match config.as_deref().map(crate::chat::special_tokens) {
+                    Some(Ok(tokens)) => tokens,
+                    _ => (bos, eos),
+                };
+                Some(ChatTemplate::new(source, &bos, &eos)?)
+            }
+            None => from_config,
+        };
+        self.tokenizer_config = config;
+        self.chat_template_file = jinja;
+        Ok(self)
     }
 
     pub fn load(&self, seed: u64, device: &Device) -> Result<(CausalLm, LoadReport)> {

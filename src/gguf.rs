@@ -535,7 +535,22 @@ fn unpermute(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
 /// tensor dequantized to f32 under its HF name).
 pub fn to_causal_model(bytes: &[u8]) -> Result<CausalModel> {
     let (config, tokenizer, weights) = to_hf_files(bytes)?;
-    CausalModel::from_bytes(&config, &tokenizer, vec![weights])
+    CausalModel::from_bytes(&config, &tokenizer, vec![weights])?.with_tokenizer_config(Some(tokenizer_config(&Gguf::parse(bytes)?)?), None)
+}
+
+/// A tokenizer_config.json from GGUF metadata: the BOS / EOS / padding tokens by name, and the
+/// chat template when the file has one (transformers' `apply_chat_template` uses it).
+pub fn tokenizer_config(g: &Gguf) -> Result<Vec<u8>> {
+    let tokens = strings(g.get("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens")?;
+    let name = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64).and_then(|i| tokens.get(i as usize).cloned());
+    let mut v = json!({ "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": name("bos_token_id"), "eos_token": name("eos_token_id") });
+    if let Some(pad) = name("padding_token_id") {
+        v["pad_token"] = json!(pad);
+    }
+    if let Some(t) = g.get("tokenizer.chat_template").and_then(Meta::as_str) {
+        v["chat_template"] = json!(t);
+    }
+    serde_json::to_vec_pretty(&v).map_err(|e| Error::Other(e.to_string()))
 }
 
 /// `(config.json, tokenizer.json, model.safetensors)` bytes of a GGUF file.
@@ -623,7 +638,3 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     Ok((config, tokenizer, weights))
 }
 
-/// The chat template a GGUF file carries, if any.
-pub fn chat_template(bytes: &[u8]) -> Result<Option<String>> {
-    Ok(Gguf::parse(bytes)?.get("tokenizer.chat_template").and_then(Meta::as_str).map(String::from))
-}

@@ -1,9 +1,10 @@
-//! Burnish: fine-tune small pretrained language models (BERT family today) natively and in the
-//! browser on WebGPU. Everything that computes lives here as plain Rust; `web.rs` is the thin
+//! Burnish: fine-tune small pretrained language models (BERT encoders; GPT-2, Llama and Qwen2
+//! decoders) natively and in the browser on WebGPU. Everything that computes lives here as plain Rust; `web.rs` is the thin
 //! wasm-bindgen layer for the page's worker and `bin/burnish.rs` the native CLI.
 
 pub mod backend;
 pub mod causal;
+pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

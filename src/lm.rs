@@ -69,6 +69,65 @@ pub fn pairs_from_table(table: &crate::data::Table, prompt: &str, completion: &s
     Ok(pairs)
 }
 
+/// A prompt the page (and `burnish eval`) asks the model to continue, with the answer the data
+/// gives for it, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalPrompt {
+    /// What the model is given (the prompt in its template, or the conversation so far in the
+    /// chat template).
+    pub prompt: String,
+    pub reference: Option<String>,
+    /// The prompt is a chat-template rendering: it carries its own special tokens, so it is
+    /// tokenized without adding any (see `prompt_ids`).
+    pub chat: bool,
+}
+
+/// Token ids of a prompt to continue: a chat rendering as it is, anything else with the
+/// tokenizer's own special tokens (a BOS where the model expects one), as the training rows were.
+pub fn prompt_ids(tok: &TextTokenizer, prompt: &str, chat: bool) -> Result<Vec<u32>> {
+    if chat { tok.encode_plain(prompt) } else { tok.encode_all(prompt) }
+}
+
+/// Training rows for the recipe's task from a table, and one prompt per row where rows are
+/// examples (instruction tuning), or per text (plain text: its first words):
+/// - `causal-lm`: the text column packed into `max_len` blocks;
+/// - `instruct` with a `messages_column` in the data: conversations in the model's chat
+///   template, assistant turns learnt;
+/// - `instruct` otherwise: prompt → completion pairs in the prompt template.
+pub fn rows_for_task(cm: &CausalModel, table: &crate::data::Table, r: &Recipe) -> Result<(Vec<LmRow>, Vec<EvalPrompt>)> {
+    let eos = cm.eos.first().copied();
+    match r.task.as_str() {
+        "instruct" if table.columns.contains(&r.messages_column) => {
+            let template = cm.chat_template.as_ref().ok_or_else(|| {
+                Error::data(format!(
+                    "{} holds conversations (\"{}\") but this model has no chat template: give its tokenizer_config.json, or use prompt/completion columns",
+                    table.name, r.messages_column
+                ))
+            })?;
+            let conversations = crate::chat::conversations_from_table(table, &r.messages_column)?;
+            let rows = crate::chat::chat_rows(&cm.tokenizer, template, &conversations, r.max_len)?;
+            let prompts = conversations
+                .iter()
+                .map(|c| crate::chat::prompt_and_reference(template, c).map(|(prompt, reference)| EvalPrompt { prompt, reference, chat: true }))
+                .collect::<Result<_>>()?;
+            Ok((rows, prompts))
+        }
+        "instruct" => {
+            let pairs = pairs_from_table(table, &r.prompt_column, &r.completion_column)?;
+            let rows = instruction_rows(&cm.tokenizer, &pairs, &r.prompt_template, r.max_len, eos)?;
+            let prompts = pairs.into_iter().map(|(p, c)| EvalPrompt { prompt: r.prompt_template.replace("{prompt}", &p), reference: Some(c), chat: false }).collect();
+            Ok((rows, prompts))
+        }
+        "causal-lm" => {
+            let texts = crate::mlm::domain_texts(table, &r.text_column)?;
+            let rows = pack_texts(&cm.tokenizer, &texts, r.max_len, eos)?;
+            let prompts = texts.iter().map(|t| EvalPrompt { prompt: t.split_whitespace().take(6).collect::<Vec<_>>().join(" "), reference: None, chat: false }).collect();
+            Ok((rows, prompts))
+        }
+        other => Err(Error::Recipe(format!("task \"{other}\" is not a causal-LM task (causal-lm or instruct)"))),
+    }
+}
+
 /// Plain text → blocks of `block_len` tokens: every text tokenized (with the tokenizer's own
 /// special tokens), followed by `eos`, all concatenated and cut into blocks; a last partial block
 /// is kept when it has at least two tokens. Every token is learnt.
@@ -384,7 +443,8 @@ impl LmSession {
     }
 
     /// The fine-tuned model as an HF folder: config.json (as loaded), tokenizer.json,
-    /// model.safetensors (HF names, LoRA merged in; a tied head is not stored, as transformers
+    /// tokenizer_config.json and chat_template.jinja when the model came with them (a GGUF brings a
+    /// tokenizer_config.json), model.safetensors (HF names, LoRA merged in; a tied head is not stored, as transformers
     /// does), and after a LoRA run the PEFT adapter under `peft/` (`base_name` is what its
     /// `adapter_config.json` names as the base model).
     pub async fn export(&self, cm: &CausalModel, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -393,6 +453,12 @@ impl LmSession {
             ("tokenizer.json".to_string(), cm.tokenizer.raw().to_vec()),
             ("model.safetensors".to_string(), crate::weights::export_causal_safetensors(self.model()?).await?),
         ];
+        if let Some(tc) = &cm.tokenizer_config {
+            files.push(("tokenizer_config.json".to_string(), tc.clone()));
+        }
+        if let Some(t) = &cm.chat_template_file {
+            files.push(("chat_template.jinja".to_string(), t.clone().into_bytes()));
+        }
         if !self.lora_modules.is_empty() {
             files.extend(self.export_peft(cm, base_name).await?);
         }

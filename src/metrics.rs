@@ -133,7 +133,8 @@ pub fn chrf_stats(prediction: &str, reference: &str) -> [u64; 3 * CHRF_ORDER] {
         };
         let (gh, gr) = (grams(&h), grams(&r));
         let matched: u64 = gh.iter().map(|(g, &c)| c.min(gr.get(g).copied().unwrap_or(0))).sum();
-        out[3 * (n - 1)] = gh.values().sum();
+        // Like sacreBLEU, an order the reference has no n-gram of counts no prediction n-grams.
+        out[3 * (n - 1)] = if gr.is_empty() { 0 } else { gh.values().sum() };
         out[3 * (n - 1) + 1] = gr.values().sum();
         out[3 * (n - 1) + 2] = matched;
     }

@@ -93,6 +93,9 @@ pub struct Recipe {
     pub prompt_column: String,
     pub completion_column: String,
     pub prompt_template: String,
+    /// Instruction tuning on chat data: the column of conversations (`[{"role", "content"}, …]`),
+    /// rendered with the model's chat template; used when the data has it.
+    pub messages_column: String,
     /// Multi-task training: how each step's task is chosen (proportional to the tasks' batches,
     /// or round-robin).
     pub task_sampling: crate::multitask::TaskSampling,
@@ -246,6 +249,7 @@ impl Default for Recipe {
             prompt_column: "prompt".into(),
             completion_column: "completion".into(),
             prompt_template: "{prompt}".into(),
+            messages_column: "messages".into(),
             task_sampling: crate::multitask::TaskSampling::Proportional,
         }
     }

@@ -14,7 +14,7 @@ use web_time::Instant;
 use crate::causal::{CausalLm, CausalModel, GenerateOptions, Generation, StopReason};
 use crate::data::{self, Table};
 use crate::error::Error;
-use crate::lm::{LmEval, LmRow, LmReport, LmSession};
+use crate::lm::{EvalPrompt, LmEval, LmReport, LmSession};
 use crate::tokenize::TextTokenizer;
 use crate::train::{Recipe, Stepper};
 
@@ -61,6 +61,8 @@ struct DecoderSummary {
     max_positions: usize,
     parameters: usize,
     initialized: Vec<String>,
+    /// The model has a chat template (conversation data, chat-formatted prompts).
+    chat_template: bool,
 }
 
 fn install(cm: CausalModel) -> Result<JsValue, JsError> {
@@ -73,6 +75,7 @@ fn install(cm: CausalModel) -> Result<JsValue, JsError> {
         max_positions: cm.config.max_positions(),
         parameters: base.num_params(),
         initialized: report.initialized,
+        chat_template: cm.chat_template.is_some(),
     };
     DEC.with(|d| {
         let mut d = d.borrow_mut();
@@ -91,11 +94,19 @@ pub fn load_decoder_gguf(bytes: &[u8]) -> Result<JsValue, JsError> {
     install(crate::gguf::to_causal_model(bytes).map_err(err)?)
 }
 
-/// Loads HF files: config.json, tokenizer.json, and model.safetensors or every shard.
+/// Loads HF files: config.json, tokenizer.json, and model.safetensors or every shard; with
+/// tokenizer_config.json and chat_template.jinja (both optional) comes the chat template.
 #[wasm_bindgen(js_name = loadDecoderFiles)]
-pub fn load_decoder_files(config: &[u8], tokenizer: &[u8], weights: Vec<js_sys::Uint8Array>) -> Result<JsValue, JsError> {
+pub fn load_decoder_files(
+    config: &[u8],
+    tokenizer: &[u8],
+    weights: Vec<js_sys::Uint8Array>,
+    tokenizer_config: Option<Vec<u8>>,
+    chat_template: Option<String>,
+) -> Result<JsValue, JsError> {
     let weights: Vec<Vec<u8>> = weights.iter().map(|w| w.to_vec()).collect();
-    install(CausalModel::from_bytes(config, tokenizer, weights).map_err(err)?)
+    let cm = CausalModel::from_bytes(config, tokenizer, weights).map_err(err)?;
+    install(cm.with_tokenizer_config(tokenizer_config, chat_template).map_err(err)?)
 }
 
 /// The shard names a `model.safetensors.index.json` lists.
@@ -119,13 +130,6 @@ pub fn set_lm_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
     Ok(out)
 }
 
-#[derive(Serialize, Clone)]
-struct EvalPrompt {
-    /// What the model is given (the prompt in its template).
-    prompt: String,
-    /// What the data says should follow (instruction tuning), if anything.
-    reference: Option<String>,
-}
 
 #[derive(Serialize)]
 struct LmStarted {
@@ -153,22 +157,7 @@ pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
         let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
         let table = d.data.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
         recipe.validate(cm.config.max_positions()).map_err(err)?;
-        let eos = cm.eos.first().copied();
-        let (rows, prompts): (Vec<LmRow>, Vec<EvalPrompt>) = match recipe.task.as_str() {
-            "instruct" => {
-                let pairs = crate::lm::pairs_from_table(table, &recipe.prompt_column, &recipe.completion_column).map_err(err)?;
-                let rows = crate::lm::instruction_rows(&cm.tokenizer, &pairs, &recipe.prompt_template, recipe.max_len, eos).map_err(err)?;
-                let prompts = pairs.iter().map(|(p, c)| EvalPrompt { prompt: recipe.prompt_template.replace("{prompt}", p), reference: Some(c.clone()) }).collect();
-                (rows, prompts)
-            }
-            "causal-lm" => {
-                let texts = crate::mlm::domain_texts(table, &recipe.text_column).map_err(err)?;
-                let rows = crate::lm::pack_texts(&cm.tokenizer, &texts, recipe.max_len, eos).map_err(err)?;
-                let prompts = texts.iter().map(|t| EvalPrompt { prompt: t.split_whitespace().take(6).collect::<Vec<_>>().join(" "), reference: None }).collect();
-                (rows, prompts)
-            }
-            other => return Err(JsError::new(&format!("task \"{other}\" is not a causal-LM task (causal-lm or instruct)"))),
-        };
+        let (rows, prompts) = crate::lm::rows_for_task(cm, table, &recipe).map_err(err)?;
         // The same seeded split for rows and their prompts (one prompt per row for instruct).
         let (train, eval, eval_idx) = crate::lm::split_rows(&rows, recipe.eval_fraction, recipe.seed);
         let eval_prompts: Vec<EvalPrompt> = if recipe.task == "instruct" {
@@ -216,6 +205,10 @@ struct GenerateRequest {
     options: GenerateOptions,
     /// Generate with the fine-tuned weights (else the pretrained ones).
     tuned: bool,
+    /// Put the prompt in the model's chat template as the user's message.
+    chat: bool,
+    /// The prompt already is a chat-template rendering (a held-out conversation).
+    templated: bool,
 }
 
 /// Starts a generation (the tokens come from `generateSteps`).
@@ -231,7 +224,13 @@ pub fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
         } else {
             d.base.clone().ok_or_else(|| JsError::new("load a model first"))?
         };
-        let ids = cm.tokenizer.encode_all(&req.prompt).map_err(err)?;
+        let ids = if req.chat {
+            let t = cm.chat_template.as_ref().ok_or_else(|| JsError::new("this model has no chat template (load its tokenizer_config.json with it)"))?;
+            let text = t.render(&[crate::chat::Message { role: "user".into(), content: req.prompt.clone() }], true).map_err(err)?;
+            cm.tokenizer.encode_plain(&text).map_err(err)?
+        } else {
+            crate::lm::prompt_ids(&cm.tokenizer, &req.prompt, req.templated).map_err(err)?
+        };
         let n = ids.len();
         let tok = TextTokenizer::from_bytes(cm.tokenizer.raw()).map_err(err)?;
         let g = Generation::new(&model, ids, req.options, cm.eos.clone(), cm.config.max_positions()).map_err(err)?;

@@ -1867,10 +1867,13 @@ function decoderReady(summary, source) {
   state.decoder = { ...summary, source };
   state.lm = null;
   state.generation = null;
-  $('decoder-summary').textContent = `${source}: ${summary.architecture}, ${summary.layers} layers, ${summary.parameters.toLocaleString()} parameters, vocabulary ${summary.vocab_size.toLocaleString()}, up to ${summary.max_positions.toLocaleString()} tokens`;
+  $('decoder-summary').textContent = `${source}: ${summary.architecture}, ${summary.layers} layers, ${summary.parameters.toLocaleString()} parameters, vocabulary ${summary.vocab_size.toLocaleString()}, up to ${summary.max_positions.toLocaleString()} tokens${summary.chat_template ? ', chat template' : ''}`;
   $('gen-start').disabled = false;
   $('gen-tuned').checked = false;
   $('gen-tuned').disabled = true;
+  // Instruction-tuned models answer best in their chat template: on by default when there is one.
+  $('gen-chat').checked = summary.chat_template;
+  $('gen-chat').disabled = !summary.chat_template;
   $('lm-start').disabled = !state.lmData;
   $('lm-export').disabled = true;
   guarded('lm', updateLmMemory)();
@@ -1913,8 +1916,12 @@ $('decoder-files').addEventListener('change', guarded('decoder', async (e) => {
   } else {
     weights = [await read(need('model.safetensors'))];
   }
+  // Optional: tokenizer_config.json and chat_template.jinja bring the chat template (both are
+  // exported with the model).
+  const tokenizerConfig = byName.has('tokenizer_config.json') ? await read(byName.get('tokenizer_config.json')) : undefined;
+  const chatTemplate = byName.has('chat_template.jinja') ? await byName.get('chat_template.jinja').text() : undefined;
   const dir = files[0].webkitRelativePath?.split('/')[0] || 'local files';
-  decoderReady(await request(IN.DECODER_LOAD, { config, tokenizer, weights }), dir);
+  decoderReady(await request(IN.DECODER_LOAD, { config, tokenizer, weights, tokenizerConfig, chatTemplate }), dir);
 }));
 
 /** The number in field `id`, or a message next to it naming the allowed range. */
@@ -1942,9 +1949,9 @@ function generationOptions() {
 }
 
 /** Starts a generation; resolves with its final state when it ends. */
-async function generate(prompt, options, tuned, show = true) {
+async function generate(prompt, options, tuned, show = true, { chat = false, templated = false } = {}) {
   if (!state.decoder) failWith('generate', 'Load a model first (the bundled SmolLM2, or your own files).');
-  const { id } = await request(IN.GENERATE, { prompt, options, tuned });
+  const { id } = await request(IN.GENERATE, { prompt, options, tuned, chat, templated });
   state.generation = { id, prompt, text: '', tokens: 0, done: false, stopped: null, tokens_per_s: 0, tuned, show };
   if (show) {
     $('gen-output').textContent = '';
@@ -1977,7 +1984,7 @@ $('gen-start').addEventListener('click', guarded('generate', async () => {
   const options = generationOptions();
   const prompt = $('gen-prompt').value;
   if (!prompt.trim()) failWith('generate', 'Write a prompt for the model to continue.');
-  await generate(prompt, options, $('gen-tuned').checked);
+  await generate(prompt, options, $('gen-tuned').checked, true, { chat: $('gen-chat').checked });
 }));
 $('gen-stop').addEventListener('click', guarded('generate', async () => {
   $('gen-stop').disabled = true;
@@ -1997,9 +2004,11 @@ $('lm-file').addEventListener('change', guarded('lm', async (e) => {
   const bytes = new Uint8Array(await file.arrayBuffer());
   const info = await request(IN.LM_DATA, { bytes, name: file.name }, [bytes.buffer]);
   state.lmData = info;
+  const chat = info.columns.includes('messages');
   const pairs = info.columns.includes('prompt') && info.columns.includes('completion');
-  $('lm-task').value = pairs ? 'instruct' : 'causal-lm';
-  $('lm-data-summary').textContent = `${info.name}: ${info.rows} rows, columns ${info.columns.join(', ')}${pairs ? ' (prompt → completion pairs)' : ''}`;
+  $('lm-task').value = chat || pairs ? 'instruct' : 'causal-lm';
+  const kind = chat ? ` (conversations: the model's chat template, assistant turns learnt${state.decoder && !state.decoder.chat_template ? '; this model has no chat template' : ''})` : pairs ? ' (prompt → completion pairs)' : '';
+  $('lm-data-summary').textContent = `${info.name}: ${info.rows} rows, columns ${info.columns.join(', ')}${kind}`;
   $('lm-start').disabled = !state.decoder;
 }));
 
@@ -2065,7 +2074,7 @@ for (const id of ['lm-strategy', 'lm-lora-rank', 'lm-lora-targets', 'lm-batch', 
 async function answers(prompts, tuned) {
   const out = [];
   for (const p of prompts) {
-    const g = await generate(p.prompt, { max_new_tokens: 24, temperature: 0, top_k: 0, top_p: 1, repetition_penalty: 1, seed: 0, stop: [], use_cache: true }, tuned, false);
+    const g = await generate(p.prompt, { max_new_tokens: 24, temperature: 0, top_k: 0, top_p: 1, repetition_penalty: 1, seed: 0, stop: [], use_cache: true }, tuned, false, { templated: p.chat });
     out.push(g.text);
   }
   return out;

@@ -469,10 +469,10 @@ const handlers = {
     return exclusive(() => m.exportAdapted());
   },
 
-  async [IN.DECODER_LOAD]({ gguf, config, tokenizer, weights }) {
+  async [IN.DECODER_LOAD]({ gguf, config, tokenizer, weights, tokenizerConfig, chatTemplate }) {
     if (lmRun.active || generating.active) throw new Error('Stop the fine-tuning run and the generation before loading another model.');
     const m = await wasm();
-    return exclusive(() => (gguf ? m.loadDecoderGguf(gguf) : m.loadDecoderFiles(config, tokenizer, weights)));
+    return exclusive(() => (gguf ? m.loadDecoderGguf(gguf) : m.loadDecoderFiles(config, tokenizer, weights, tokenizerConfig, chatTemplate)));
   },
 
   async [IN.LM_DATA]({ bytes, name }) {
@@ -512,11 +512,11 @@ const handlers = {
     return exclusive(() => m.estimateDecoderMemory(batchSize, maxLen, recipe));
   },
 
-  async [IN.GENERATE]({ prompt, options, tuned = false }) {
+  async [IN.GENERATE]({ prompt, options, tuned = false, chat = false, templated = false }) {
     if (generating.active) throw new Error('A generation is already running: stop it first.');
     if (lmRun.active) throw new Error('Wait for the fine-tuning run to end (or stop it) before generating.');
     const m = await wasm();
-    const started = await exclusive(() => m.startGeneration({ prompt, options, tuned }));
+    const started = await exclusive(() => m.startGeneration({ prompt, options, tuned, chat, templated }));
     generating.id += 1;
     Object.assign(generating, { active: true, stopped: false });
     generateLoop(generating.id);

@@ -199,6 +199,11 @@ enum Command {
         /// question-answering, summarization, translation, writing
         #[arg(long)]
         prompt_template: Option<String>,
+        /// instruct: column of conversations ([{"role", "content"}, …], default "messages"),
+        /// used when the data has it: rendered with the model's chat template, assistant turns
+        /// learnt
+        #[arg(long)]
+        messages_column: Option<String>,
         /// Domain text (.txt lines, or a column of a CSV/TSV/JSONL): adapt the encoder with
         /// masked-LM training on it first, then fine-tune the classifier (two-stage recipe)
         #[arg(long)]
@@ -295,6 +300,9 @@ enum Command {
         /// Recompute every position each step instead of reusing the key/value cache
         #[arg(long)]
         no_cache: bool,
+        /// Put the prompt in the model's chat template as the user's message
+        #[arg(long)]
+        chat: bool,
         /// Print one JSON object (prompt, text, token ids, stop reason, tokens/s) instead of text
         #[arg(long)]
         json: bool,
@@ -339,6 +347,10 @@ enum Command {
         /// summarization, translation, writing
         #[arg(long, default_value = "{prompt}")]
         prompt_template: String,
+        /// Causal LMs: column of conversations, rendered with the model's chat template (the
+        /// last assistant turn is the reference)
+        #[arg(long, default_value = "messages")]
+        messages_column: String,
         /// Causal LMs: most tokens of each greedy answer scored against its reference (0: no
         /// generation, perplexity only)
         #[arg(long, default_value_t = 32)]
@@ -466,7 +478,11 @@ fn load_causal(dir: &Path) -> Result<causal::CausalModel> {
     } else {
         vec![need("model.safetensors")?]
     };
-    causal::CausalModel::from_bytes(&need("config.json")?, &need("tokenizer.json")?, weights)
+    let cm = causal::CausalModel::from_bytes(&need("config.json")?, &need("tokenizer.json")?, weights)?;
+    // Optional: tokenizer_config.json and chat_template.jinja carry the chat template.
+    let optional = |name: &str| -> Result<Option<Vec<u8>>> { if dir.join(name).exists() { read(&dir.join(name)).map(Some) } else { Ok(None) } };
+    let jinja = optional("chat_template.jinja")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    cm.with_tokenizer_config(optional("tokenizer_config.json")?, jinja)
 }
 
 /// A .gguf file, or a folder whose config.json names a GPT-2, Llama or Qwen2 model.
@@ -481,53 +497,55 @@ fn is_decoder(path: &Path) -> bool {
         .is_some_and(|t| matches!(t.as_str(), "gpt2" | "llama" | "qwen2"))
 }
 
-struct DecoderEval {
-    prompt_column: String,
-    completion_column: String,
-    template: String,
-    max_new_tokens: usize,
-}
-
 /// `eval` of a causal LM: next-token loss and perplexity over plain text (packed into max_len
-/// blocks) or over the completions of prompt/completion pairs; for pairs, greedy answers scored
-/// against the completions (exact match, ROUGE-L, chrF).
-fn eval_decoder(model: &Path, path: &Path, text_column: &str, max_len: usize, batch_size: usize, o: &DecoderEval, d: &DeviceArg) -> Result<()> {
+/// blocks), over the completions of prompt/completion pairs, or over the assistant turns of
+/// conversations; for pairs and conversations, greedy answers scored against the references
+/// (exact match, ROUGE-L, chrF).
+fn eval_decoder(model: &Path, path: &Path, mut r: Recipe, max_new_tokens: usize, d: &DeviceArg) -> Result<()> {
     let cm = load_causal(model)?;
     let table = load_table(path)?;
-    let max_len = max_len.min(cm.config.max_positions());
-    let eos = cm.eos.first().copied();
-    let pairs = if table.columns.contains(&o.prompt_column) && table.columns.contains(&o.completion_column) {
-        Some(lm::pairs_from_table(&table, &o.prompt_column, &o.completion_column)?)
-    } else {
-        None
-    };
-    let rows = match &pairs {
-        Some(p) => lm::instruction_rows(&cm.tokenizer, p, &o.template, max_len, eos)?,
-        None => lm::pack_texts(&cm.tokenizer, &mlm::domain_texts(&table, text_column)?, max_len, eos)?,
-    };
+    r.max_len = r.max_len.min(cm.config.max_positions());
+    let chat = table.columns.contains(&r.messages_column);
+    let pairs = table.columns.contains(&r.prompt_column) && table.columns.contains(&r.completion_column);
+    r.task = if chat || pairs { "instruct" } else { "causal-lm" }.into();
+    let (rows, prompts) = lm::rows_for_task(&cm, &table, &r)?;
     let (dev, info) = device(d);
     let (m, _) = cm.load(0, &dev)?;
-    let score = pollster::block_on(lm::score(&m, &rows, eos.unwrap_or(0), batch_size, &dev, 0, 0))?;
+    let score = pollster::block_on(lm::score(&m, &rows, cm.eos.first().copied().unwrap_or(0), r.batch_size, &dev, 0, 0))?;
+    let data = if chat {
+        "conversations (assistant turns scored)"
+    } else if pairs {
+        "prompt/completion pairs (completion tokens scored)"
+    } else {
+        "plain text (every token scored)"
+    };
     let mut out = json!({
         "architecture": cm.config.architecture(),
-        "data": if pairs.is_some() { "prompt/completion pairs (completion tokens scored)" } else { "plain text (every token scored)" },
+        "data": data,
         "rows": rows.len(),
         "loss": score.loss,
         "perplexity": score.perplexity,
         "tokens": score.tokens,
         "backend": info,
     });
-    if let (Some(pairs), true) = (&pairs, o.max_new_tokens > 0) {
-        let mut scored = Vec::with_capacity(pairs.len());
-        let mut predictions = Vec::with_capacity(pairs.len());
-        for (p, reference) in pairs {
-            let prompt = cm.tokenizer.encode_all(&o.template.replace("{prompt}", p))?;
-            let opts = causal::GenerateOptions { max_new_tokens: o.max_new_tokens, ..Default::default() };
-            let mut g = causal::Generation::new(&m, prompt, opts, cm.eos.clone(), cm.config.max_positions())?;
+    if (chat || pairs) && max_new_tokens > 0 {
+        let mut scored = Vec::with_capacity(prompts.len());
+        let mut predictions = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let Some(reference) = p.reference else { continue };
+            let ids = lm::prompt_ids(&cm.tokenizer, &p.prompt, p.chat)?;
+            let opts = causal::GenerateOptions { max_new_tokens, ..Default::default() };
+            let mut g = causal::Generation::new(&m, ids, opts, cm.eos.clone(), cm.config.max_positions())?;
             while pollster::block_on(g.step(&m, &cm.tokenizer))?.is_some() {}
             let answer = g.text(&cm.tokenizer)?.trim().to_string();
-            predictions.push(json!({"prompt": p, "reference": reference, "prediction": answer, "exact_match": burnish::metrics::exact_match(&answer, reference), "rouge_l": burnish::metrics::rouge_l(&answer, reference)}));
-            scored.push((answer, reference.clone()));
+            predictions.push(json!({
+                "prompt": p.prompt,
+                "reference": reference,
+                "prediction": answer,
+                "exact_match": burnish::metrics::exact_match(&answer, &reference),
+                "rouge_l": burnish::metrics::rouge_l(&answer, &reference),
+            }));
+            scored.push((answer, reference));
         }
         out["generation"] = serde_json::to_value(burnish::metrics::generation_metrics(&scored)).unwrap_or_default();
         out["predictions"] = json!(predictions);
@@ -544,15 +562,7 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
         r.max_len = r.max_len.min(cm.config.max_positions());
     }
     r.validate(cm.config.max_positions())?;
-    let eos = cm.eos.first().copied();
-    let rows_of = |p: &Path| -> Result<Vec<lm::LmRow>> {
-        let table = load_table(p)?;
-        if r.task == "instruct" {
-            lm::instruction_rows(&cm.tokenizer, &lm::pairs_from_table(&table, &r.prompt_column, &r.completion_column)?, &r.prompt_template, r.max_len, eos)
-        } else {
-            lm::pack_texts(&cm.tokenizer, &mlm::domain_texts(&table, &r.text_column)?, r.max_len, eos)
-        }
-    };
+    let rows_of = |p: &Path| -> Result<Vec<lm::LmRow>> { lm::rows_for_task(&cm, &load_table(p)?, &r).map(|(rows, _)| rows) };
     let mut train_rows = Vec::new();
     for p in &files.train {
         train_rows.extend(rows_of(p)?);
@@ -736,7 +746,7 @@ fn run(cli: Cli) -> Result<()> {
             layer_lr_decay, schedule, grad_accum, early_stopping_patience, early_stopping_metric, lora_rank, lora_alpha,
             lora_dropout, lora_targets, max_grad_norm, mix_weights, mix_temperature, task, domain, domain_column, mlm_epochs,
             mlm_lr, mlm_probability, checkpoint, checkpoint_every, resume, stop_after, out, device: d,
-            prompt_column, completion_column, prompt_template,
+            prompt_column, completion_column, prompt_template, messages_column,
         } => {
             let wall = std::time::Instant::now();
             // The default max length (128) is capped to what the model can take.
@@ -767,6 +777,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = prompt_column { r.prompt_column = v; }
             if let Some(v) = completion_column { r.completion_column = v; }
             if let Some(v) = prompt_template { r.prompt_template = lm::template_for(&v); }
+            if let Some(v) = messages_column { r.messages_column = v; }
             if domain.is_some() && r.mlm_epochs == 0 && r.task != "masked-lm" {
                 r.mlm_epochs = 1;
             }
@@ -1028,7 +1039,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", json!({"text": t, "masks": masks}));
             }
         }
-        Command::Generate { model, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, no_cache, json: as_json, device: d } => {
+        Command::Generate { model, prompt, chat, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, no_cache, json: as_json, device: d } => {
             use std::io::Write;
             let cm = load_causal(&model)?;
             let (dev, info) = device(&d);
@@ -1037,7 +1048,12 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("warning: {} lacks {} (initialised at random)", model.display(), report.initialized.join(", "));
             }
             let opts = causal::GenerateOptions { max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, use_cache: !no_cache };
-            let ids = cm.tokenizer.encode_all(&prompt)?;
+            let ids = if chat {
+                let t = cm.chat_template.as_ref().ok_or_else(|| Error::Config(format!("--chat: {} has no chat template (chat_template.jinja or tokenizer_config.json)", model.display())))?;
+                cm.tokenizer.encode_plain(&t.render(&[burnish::chat::Message { role: "user".into(), content: prompt.clone() }], true)?)?
+            } else {
+                cm.tokenizer.encode_all(&prompt)?
+            };
             let mut g = causal::Generation::new(&lm, ids.clone(), opts, cm.eos.clone(), cm.config.max_positions())?;
             let t0 = std::time::Instant::now();
             let mut shown = String::new();
@@ -1093,10 +1109,19 @@ fn run(cli: Cli) -> Result<()> {
             let checks = data::check_data(&table, &text_col, &label_col, eval_table.as_ref(), max_len, count)?;
             print_json(&serde_json::to_value(&checks).map_err(|e| Error::Other(e.to_string()))?);
         }
-        Command::Eval { model, data: path, columns, max_len, batch_size, prompt_column, completion_column, prompt_template, max_new_tokens, device: d } => {
+        Command::Eval { model, data: path, columns, max_len, batch_size, prompt_column, completion_column, prompt_template, messages_column, max_new_tokens, device: d } => {
             if is_decoder(&model) {
-                let opts = DecoderEval { prompt_column, completion_column, template: lm::template_for(&prompt_template), max_new_tokens };
-                return eval_decoder(&model, &path, columns.text_column.as_deref().unwrap_or("text"), max_len, batch_size, &opts, &d);
+                let r = Recipe {
+                    prompt_column,
+                    completion_column,
+                    prompt_template: lm::template_for(&prompt_template),
+                    messages_column,
+                    text_column: columns.text_column.unwrap_or_else(|| "text".into()),
+                    max_len,
+                    batch_size,
+                    ..Recipe::default()
+                };
+                return eval_decoder(&model, &path, r, max_new_tokens, &d);
             }
             let mut ckpt = load_checkpoint(&model)?;
             let (ex, _) = load_examples(

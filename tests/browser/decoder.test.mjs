@@ -25,13 +25,25 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
   try {
     await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);
     assert.equal((await page.evaluate(() => window.burnishState)).backend.kind, kind);
-    const files = ['config.json', 'tokenizer.json', 'model.safetensors.index.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+    const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'model.safetensors.index.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
     await page.setInputFiles('#decoder-files', files.map((f) => path.join(LLAMA, f)));
     let state = await waitForState(page, (s) => s.decoder !== null, 60_000);
     assert.deepEqual(state.errors, []);
     assert.equal(state.decoder.architecture, 'LlamaForCausalLM');
     assert.equal(state.decoder.layers, 2);
     assert.match(await page.textContent('#decoder-summary'), /LlamaForCausalLM, 2 layers, 42,848 parameters/);
+
+    // The chat template came with chat_template.jinja: chat prompts are on by default; the page
+    // wraps the prompt in it exactly as the CLI's --chat does.
+    assert.equal(state.decoder.chat_template, true);
+    assert.equal(await page.isChecked('#gen-chat'), true);
+    const chatWant = await cli(['generate', '--model', LLAMA, '--prompt', 'Say hello.', '--chat', '--max-new-tokens', '6', '--json']);
+    await page.fill('#gen-prompt', 'Say hello.');
+    await page.fill('#gen-max', '6');
+    await page.click('#gen-start');
+    state = await waitForState(page, (s) => s.generation?.done, timeout);
+    assert.equal(state.generation.text, chatWant.text);
+    await page.uncheck('#gen-chat');
 
     // Greedy generation: the CLI's text for the same model and prompt.
     const prompt = 'The film was great and';
@@ -137,6 +149,23 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) await writeFile(path.join(dir, f), entries[`${folder}/${f}`]);
     const again = await cli(['generate', '--model', dir, '--prompt', lm.summary.eval_prompts[0].prompt, '--max-new-tokens', '24', '--json']);
     assert.equal(again.text, lm.after[0], 'the exported model answers like the page');
+
+    if (kind === 'cpu') {
+      // Conversations: rendered with the chat template, assistant turns learnt; the held-out
+      // prompts are the conversations so far, ending with the assistant's opening.
+      await page.setInputFiles('#lm-file', DATA('chat.jsonl'));
+      state = await waitForState(page, (s) => s.lmData?.name === 'chat.jsonl', 20_000);
+      assert.match(await page.textContent('#lm-data-summary'), /conversations: the model's chat template/);
+      assert.equal(await page.inputValue('#lm-task'), 'instruct');
+      await page.fill('#lm-epochs', '2');
+      await page.click('#lm-start');
+      state = await waitForState(page, (s) => s.lm?.done && s.lm.summary.eval_prompts[0]?.chat, timeout);
+      assert.deepEqual(state.errors, []);
+      assert.equal(state.lm.summary.train_rows + state.lm.summary.eval_rows, 10);
+      assert.ok(state.lm.summary.eval_prompts.every((p) => p.chat && p.prompt.startsWith('user: ') && p.prompt.endsWith('assistant: ')));
+      assert.equal(state.lm.after.length, 2);
+      assert.equal(state.lm.metrics.after.count, 2);
+    }
 
     // Bad input, next to the controls.
     await page.fill('#gen-top-p', '0');

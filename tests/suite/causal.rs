@@ -14,14 +14,17 @@ use super::common::*;
 const MODELS: [&str; 3] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2"];
 
 /// Reads an HF folder: config.json, tokenizer.json and model.safetensors or the shards named by
-/// model.safetensors.index.json.
+/// model.safetensors.index.json; tokenizer_config.json and chat_template.jinja when present.
 pub fn load_causal(dir: PathBuf) -> CausalModel {
     let read = |n: &str| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{}/{n}: {e}", dir.display()));
     let weights = match std::fs::read(dir.join("model.safetensors.index.json")) {
         Ok(index) => shard_files(&index).unwrap().iter().map(|f| read(f)).collect(),
         Err(_) => vec![read("model.safetensors")],
     };
-    CausalModel::from_bytes(&read("config.json"), &read("tokenizer.json"), weights).unwrap()
+    let cm = CausalModel::from_bytes(&read("config.json"), &read("tokenizer.json"), weights).unwrap();
+    let optional = |n: &str| std::fs::read(dir.join(n)).ok();
+    let jinja = optional("chat_template.jinja").map(|b| String::from_utf8(b).unwrap());
+    cm.with_tokenizer_config(optional("tokenizer_config.json"), jinja).unwrap()
 }
 
 fn ids_of(v: &serde_json::Value) -> Vec<u32> {

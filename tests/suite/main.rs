@@ -3,6 +3,7 @@
 //! MiniLM model and data from scripts/fetch_assets.py.
 
 mod causal;
+mod chat;
 mod cli;
 mod common;
 
