@@ -4,6 +4,7 @@
 #   bash bench/run.sh quality   # MiniLM on the rotten-tomatoes split, burnish vs bench/quality_torch.py
 #   bash bench/run.sh compare   # every strategy preset on MiniLM: rotten tomatoes and SpamAssassin
 #                               # (tables -> bench/results/compare-*/comparison.md, docs/strategies.md)
+#   bash bench/run.sh decoder   # SmolLM2 GGUF: training steps (full, LoRA) and generation tokens/s, burnish vs PyTorch
 #   bash bench/run.sh domain    # MiniLM on 480 rotten-tomatoes rows: plain fine-tuning vs the two-stage
 #                               # recipe (masked-LM adaptation on movie-domain.txt first), same budget
 #                               # (table -> bench/results/domain/domain.md, docs/strategies.md)
@@ -75,5 +76,26 @@ open("bench/results/domain/domain.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
     ;;
-  *) echo "usage: bench/run.sh speed|quality|compare|domain" >&2; exit 2 ;;
+  decoder)
+    # SmolLM2-135M-Instruct (GGUF, dequantized): training steps (every weight, and LoRA rank 8 on
+    # q/v) at batch 4 x 64 tokens, and greedy generation of 32 tokens; Burnish vs PyTorch.
+    GGUF=www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    for S in full lora; do
+      RAYON_NUM_THREADS="$THREADS" "$BIN" bench --model "$GGUF" --strategy "$S" --batch-size 4 --max-len 64 --steps 3 --warmup 1 \
+        --gen-tokens 32 > "bench/results/decoder_burnish_${S}.json"
+      python3 bench/torch_decoder_bench.py --model "$GGUF" --strategy "$S" --batch-size 4 --max-len 64 --steps 3 --warmup 1 \
+        --gen-tokens 32 --threads "$THREADS" > "bench/results/decoder_torch_${S}.json"
+    done
+    python3 - <<'PY'
+import json
+rows = ["| strategy | trainable | Burnish s/step | PyTorch s/step | ratio | Burnish generation tokens/s | PyTorch generation tokens/s |", "|---|---|---|---|---|---|---|"]
+for s in ("full", "lora"):
+    b = json.load(open(f"bench/results/decoder_burnish_{s}.json")); t = json.load(open(f"bench/results/decoder_torch_{s}.json"))
+    bs, ts = b["training"]["median_step_s"], t["training"]["median_step_s"]
+    rows.append(f"| {s} | {b['trainable']:,} | {bs:.3f} | {ts:.3f} | {bs / ts:.2f}x | {b['generation_tokens_per_s']:.1f} | {t['generation_tokens_per_s']:.1f} |")
+open("bench/results/decoder.md", "w").write("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY
+    ;;
+  *) echo "usage: bench/run.sh speed|quality|compare|domain|decoder" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::causal::CausalModel;
 use crate::error::{Error, Result};
@@ -483,6 +483,97 @@ fn byte_level_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
     serde_json::to_vec(&tok).map_err(|e| Error::Tokenizer(e.to_string()))
 }
 
+/// `tokenizer.json` for a SentencePiece vocabulary (`tokenizer.ggml.model` "llama": Llama 2,
+/// TinyLlama), built as transformers' GGUF converter builds it (`LlamaTokenizer` from the
+/// vocabulary and merges): BPE with byte fallback over "\u{2581}"-spelt pieces, the merges the file
+/// lists or, as SentencePiece files list none, the ones its scores imply (transformers'
+/// `generate_merges`), a Metaspace pre-tokenizer that puts "\u{2581}" before the first word, the
+/// unknown / BOS / EOS and control tokens as special added tokens, and BOS first unless
+/// `add_bos_token` is false.
+fn sentencepiece_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
+    let tokens = strings(g.get("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens")?;
+    let types: Vec<u64> = match g.get("tokenizer.ggml.token_type") {
+        Some(Meta::Array(v)) => v.iter().map(|x| x.as_u64().unwrap_or(1)).collect(),
+        _ => vec![1; tokens.len()],
+    };
+    let mut vocab = serde_json::Map::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, t) in tokens.iter().enumerate() {
+        vocab.insert(t.clone(), json!(i));
+        index.insert(t.as_str(), i);
+    }
+    let merges: Vec<String> = match g.get("tokenizer.ggml.merges") {
+        Some(_) => strings(g.get("tokenizer.ggml.merges"), "tokenizer.ggml.merges")?,
+        None => {
+            let scores: Vec<f64> = match g.get("tokenizer.ggml.scores") {
+                Some(Meta::Array(v)) => v.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect(),
+                _ => return Err(Error::Tokenizer("the GGUF SentencePiece vocabulary has neither merges nor scores".into())),
+            };
+            // Each token with its last score, in order of first appearance (a Python dict).
+            let mut order: Vec<&str> = Vec::new();
+            let mut score_of: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+            for (t, &sc) in tokens.iter().zip(&scores) {
+                if score_of.insert(t.as_str(), sc).is_none() {
+                    order.push(t.as_str());
+                }
+            }
+            let mut all: Vec<(String, String, f64)> = Vec::new();
+            for t in order {
+                let chars: Vec<char> = t.chars().collect();
+                let mut local: Vec<(String, String, f64)> = (1..chars.len())
+                    .map(|k| (chars[..k].iter().collect::<String>(), chars[k..].iter().collect::<String>()))
+                    .filter(|(l, r)| index.contains_key(l.as_str()) && index.contains_key(r.as_str()))
+                    .map(|(l, r)| (l, r, score_of[t]))
+                    .collect();
+                local.sort_by_key(|(l, r, _)| (index[l.as_str()], index[r.as_str()]));
+                all.extend(local);
+            }
+            // Best score first, then longer left and right pieces; ties keep their order.
+            let key = |m: &(String, String, f64)| (m.2, m.0.chars().count(), m.1.chars().count());
+            all.sort_by(|a, b| key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal));
+            all.into_iter().map(|(l, r, _)| format!("{l} {r}")).collect()
+        }
+    };
+    let name = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64).filter(|&i| (i as usize) < tokens.len());
+    let mut special: std::collections::BTreeSet<usize> = types.iter().enumerate().filter(|(_, t)| **t == 3).map(|(i, _)| i).collect();
+    for k in ["unknown_token_id", "bos_token_id", "eos_token_id"] {
+        special.extend(name(k).map(|i| i as usize));
+    }
+    let added: Vec<Value> = (0..tokens.len())
+        .filter(|i| special.contains(i) || types.get(*i) == Some(&4))
+        .map(|i| json!({"id": i, "content": tokens[i], "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": special.contains(&i)}))
+        .collect();
+    let add_bos = g.get("tokenizer.ggml.add_bos_token").and_then(Meta::as_bool).unwrap_or(true);
+    let post = match (add_bos, name("bos_token_id")) {
+        (true, Some(id)) => {
+            let b = tokens[id as usize].clone();
+            json!({"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"SpecialToken": {"id": b, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {b.clone(): {"id": b, "ids": [id], "tokens": [b]}}})
+        }
+        _ => Value::Null,
+    };
+    let tok = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false},
+        "post_processor": post,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+            {"type": "ByteFallback"},
+            {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges},
+    });
+    serde_json::to_vec(&tok).map_err(|e| Error::Tokenizer(e.to_string()))
+}
+
 /// llama.cpp → HF name of a Llama-family tensor (`None`: not a weight Burnish maps).
 fn hf_name(name: &str) -> Option<String> {
     let fixed = match name {
@@ -566,9 +657,9 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let key = |k: &str| g.get(&format!("{arch}.{k}"));
     let need = |k: &str| key(k).and_then(Meta::as_u64).map(|v| v as usize).ok_or_else(|| Error::Config(format!("the GGUF file has no {arch}.{k}")));
     let tok_model = g.get("tokenizer.ggml.model").and_then(Meta::as_str).unwrap_or("");
-    if tok_model != "gpt2" {
+    if tok_model != "gpt2" && tok_model != "llama" {
         return Err(Error::Tokenizer(format!(
-            "GGUF tokenizer \"{tok_model}\" is not supported yet (byte-level BPE, tokenizer.ggml.model \"gpt2\", is)"
+            "GGUF tokenizer \"{tok_model}\" is not supported (byte-level BPE, tokenizer.ggml.model \"gpt2\", and SentencePiece BPE, \"llama\", are)"
         )));
     }
     let (hidden, layers, heads) = (need("embedding_length")?, need("block_count")?, need("attention.head_count")?);
@@ -606,7 +697,7 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
             cfg[name] = json!(v);
         }
     }
-    let tokenizer = byte_level_tokenizer(&g)?;
+    let tokenizer = if tok_model == "llama" { sentencepiece_tokenizer(&g)? } else { byte_level_tokenizer(&g)? };
 
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {

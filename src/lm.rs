@@ -12,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::causal::{CausalLm, CausalModel, next_token_loss};
@@ -209,7 +209,7 @@ fn learnt(r: &LmRow) -> f32 {
 }
 
 /// Held-out next-token loss and perplexity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LmEval {
     pub step: usize,
     pub epoch: usize,
@@ -248,6 +248,8 @@ pub struct LmSession {
     device: Device,
     base_device: Device,
     rng: StdRng,
+    /// Epoch shuffles drawn from `rng` so far (a resumed run replays them).
+    shuffles: usize,
     order: Vec<usize>,
     cursor: usize,
     pub step: usize,
@@ -300,6 +302,7 @@ impl LmSession {
             optim: AdamWConfig::new().with_weight_decay(recipe.weight_decay as f32).with_epsilon(1e-8).init(),
             warmup_steps: (total_steps as f64 * recipe.warmup_ratio).ceil() as usize,
             rng: StdRng::seed_from_u64(recipe.seed),
+            shuffles: 0,
             recipe,
             train,
             eval,
@@ -376,6 +379,7 @@ impl LmSession {
         if self.cursor >= self.order.len() {
             self.order = (0..self.train.len()).collect();
             self.order.shuffle(&mut self.rng);
+            self.shuffles += 1;
             self.cursor = 0;
         }
         let mut micro: Vec<Vec<usize>> = Vec::new();
@@ -498,6 +502,110 @@ impl LmSession {
             ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
             ("peft/adapter_model.safetensors".to_string(), crate::weights::export_lora_adapters(&model.lora_linears(&self.lora_modules)).await?),
         ])
+    }
+}
+
+/// Everything of a decoder run besides tensors, as stored in a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct LmState {
+    format: u32,
+    recipe: Recipe,
+    train_count: usize,
+    train_fingerprint: u64,
+    step: usize,
+    epoch: usize,
+    order: Vec<usize>,
+    cursor: usize,
+    shuffles: usize,
+    /// f64 bit patterns, so a resumed curve is the same to the last bit.
+    losses: Vec<u64>,
+    history: Vec<LmEval>,
+    train_seconds: f64,
+    tokens_seen: usize,
+}
+
+/// FNV-1a over the training rows (ids and weights): a resumed run must see the same rows.
+fn rows_fingerprint(rows: &[LmRow]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for r in rows {
+        eat(r.ids.len() as u64);
+        for (&id, &w) in r.ids.iter().zip(&r.weights) {
+            eat(id as u64);
+            eat(w.to_bits() as u64);
+        }
+    }
+    h
+}
+
+impl LmSession {
+    /// The whole run as bytes (recipe, data order and position, RNG draws, curve, held-out
+    /// scores, weights with LoRA adapters, AdamW state), every tensor read asynchronously so it
+    /// works on WebGPU too. `resume` continues it.
+    pub async fn checkpoint(&self) -> Result<Vec<u8>> {
+        let state = LmState {
+            format: 1,
+            recipe: self.recipe.clone(),
+            train_count: self.train.len(),
+            train_fingerprint: rows_fingerprint(&self.train),
+            step: self.step,
+            epoch: self.epoch,
+            order: self.order.clone(),
+            cursor: self.cursor,
+            shuffles: self.shuffles,
+            losses: self.losses.iter().map(|l| l.to_bits()).collect(),
+            history: self.history.clone(),
+            train_seconds: self.train_seconds,
+            tokens_seen: self.tokens_seen,
+        };
+        let state = serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?;
+        let model = crate::train::module_record_bytes(self.model()?).await?;
+        let optim = crate::train::optimizer_record_bytes(&self.optim).await?;
+        Ok(crate::train::pack(&[&state, &model, &optim]))
+    }
+
+    /// Continues the run saved by `checkpoint` with the same model and rows (checked): the
+    /// saved recipe, weights, AdamW state, data order and RNG, so the rest of the run is the
+    /// one the uninterrupted run would have had.
+    pub fn resume(cm: &CausalModel, train: Vec<LmRow>, eval: Vec<LmRow>, checkpoint: &[u8], device: &Device) -> Result<Self> {
+        let parts = crate::train::unpack(checkpoint)?;
+        let [state, model, optim] = parts.as_slice() else {
+            return Err(Error::Other("this is not a decoder training checkpoint (it has the wrong parts)".into()));
+        };
+        let st: LmState = serde_json::from_slice(state).map_err(|e| Error::Other(format!("the checkpoint's run state cannot be read: {e}")))?;
+        if st.format != 1 {
+            return Err(Error::Other(format!("checkpoint format {} is not supported by this version", st.format)));
+        }
+        if train.len() != st.train_count || rows_fingerprint(&train) != st.train_fingerprint {
+            return Err(Error::data(format!(
+                "the training data is not the data this checkpoint was trained on ({} rows now, {} then): resume needs the same file, columns, template and split",
+                train.len(),
+                st.train_count
+            )));
+        }
+        let mut s = LmSession::new(cm, train, eval, st.recipe, device)?;
+        let m = s.model.take().ok_or_else(|| Error::Other("no model".into()))?;
+        s.model = Some(crate::train::load_module(m, model)?);
+        s.optim = crate::train::load_optimizer(s.optim.clone(), optim, &s.device)?;
+        for _ in 0..st.shuffles {
+            let mut v: Vec<usize> = (0..s.train.len()).collect();
+            v.shuffle(&mut s.rng);
+        }
+        s.shuffles = st.shuffles;
+        s.step = st.step;
+        s.epoch = st.epoch;
+        s.order = st.order;
+        s.cursor = st.cursor;
+        s.losses = st.losses.into_iter().map(f64::from_bits).collect();
+        s.history = st.history;
+        s.train_seconds = st.train_seconds;
+        s.tokens_seen = st.tokens_seen;
+        Ok(s)
     }
 }
 

@@ -931,7 +931,7 @@ fn fingerprint(examples: &[Encoded]) -> u64 {
 }
 
 /// Length-prefixed parts: magic, then (u64 length, bytes) for each part.
-fn pack(parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn pack(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = CHECKPOINT_MAGIC.to_vec();
     for p in parts {
         out.extend((p.len() as u64).to_le_bytes());
@@ -940,7 +940,7 @@ fn pack(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-fn unpack(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<&[u8]>> {
     let bad = || Error::Other("this is not a Burnish training checkpoint (or it is cut short)".into());
     if bytes.len() < 8 || &bytes[..8] != CHECKPOINT_MAGIC {
         return Err(bad());
@@ -1028,10 +1028,19 @@ impl Snapshot {
     }
 }
 
-fn load_module(m: SequenceClassifier, bytes: &[u8]) -> Result<SequenceClassifier> {
+/// `m` with the weights of a module record written by `module_record_bytes` (its saved
+/// parameter ids included, which AdamW's state is keyed by).
+pub(crate) fn load_module<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
     let rec = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| Error::Other(format!("the checkpoint's weights cannot be read: {e:?}")))?;
     m.try_load_record(rec).map_err(|e| Error::Other(format!("the checkpoint's weights do not fit this model: {e:?}")))
+}
+
+/// An optimizer with the state of a record written by `optimizer_record_bytes`, on `device`.
+pub(crate) fn load_optimizer(optim: ModuleOptimizer, bytes: &[u8], device: &Device) -> Result<ModuleOptimizer> {
+    let record = burn::optim::OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Other(format!("the checkpoint's optimizer state cannot be read: {e:?}")))?;
+    Ok(optim.load_record_on(record, device))
 }
 
 /// What trains at a point of the run (for the page and the CLI).
@@ -1493,10 +1502,8 @@ impl TrainSession {
         s.model = Some(if s.recipe.strategy == Strategy::Lora { model } else { set_trainable(model, state.trainable_groups, s.recipe.freeze_embeddings) });
         // The record restored the saved parameter ids (AdamW's state is keyed by them).
         s.groups = layer_groups(s.model()?, s.recipe.layer_lr_decay);
-        let record = burn::optim::OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(parts[2].to_vec()))
-            .map_err(|e| Error::Other(format!("the checkpoint's optimizer state cannot be read: {e:?}")))?;
         // On the session's device: the default device may be an uninitialised WebGPU one.
-        s.optim = s.optim.clone().load_record_on(record, &s.device);
+        s.optim = load_optimizer(s.optim.clone(), parts[2], &s.device)?;
         if let Some((value, step)) = state.best {
             let m = load_module(s.model()?.clone(), parts[3])?;
             s.best = Some((f64::from_bits(value), step, m));

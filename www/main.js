@@ -613,7 +613,7 @@ function renderMemory() {
     batch: m.batch, len: m.len, total: bytes(m.total), weights: bytes(m.weights), gradients: bytes(m.gradients),
     optimizer: bytes(m.optimizer), activations: bytes(m.activations),
     trainable: m.trainable.toLocaleString('en-US'), parameters: m.parameters.toLocaleString('en-US'),
-  });
+  }) + m.warnings.map((w) => ` Warning: ${w}.`).join('');
 }
 
 const ensureModel = () => (modelKey === currentModelKey() && state.model ? null : loadModel());

@@ -556,7 +556,16 @@ fn eval_decoder(model: &Path, path: &Path, mut r: Recipe, max_new_tokens: usize,
 
 /// `train --task causal-lm|instruct`: fine-tunes a decoder and writes its HF folder and
 /// metrics.json (held-out loss and perplexity before and after each epoch).
-fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant) -> Result<()> {
+/// `--checkpoint FILE [--checkpoint-every N]`, `--resume FILE`, `--stop-after N` of a decoder run.
+struct DecoderCheckpoints {
+    checkpoint: Option<PathBuf>,
+    every: usize,
+    resume: Option<Vec<u8>>,
+    stop_after: Option<usize>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant, ck: DecoderCheckpoints) -> Result<()> {
     let cm = load_causal(model)?;
     if cap_max_len {
         r.max_len = r.max_len.min(cm.config.max_positions());
@@ -576,19 +585,45 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
     };
     let (dev, info) = device(d);
     eprintln!("{} training rows, {} held out ({}, {})", train_rows.len(), eval_rows.len(), cm.config.architecture(), info.adapter);
-    let mut s = lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?;
+    let mut s = match &ck.resume {
+        Some(bytes) => {
+            let s = lm::LmSession::resume(&cm, train_rows, eval_rows, bytes, &dev)?;
+            eprintln!("resuming at step {} of {}", s.step, s.total_steps);
+            r = s.recipe.clone();
+            s
+        }
+        None => lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?,
+    };
+    let save = |s: &lm::LmSession| -> Result<()> {
+        if let Some(p) = &ck.checkpoint {
+            // Written next to the target, then renamed: a crash never leaves half a file.
+            let tmp = p.with_extension("partial");
+            std::fs::write(&tmp, pollster::block_on(s.checkpoint())?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
+            std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
+        }
+        Ok(())
+    };
     if s.lora_modules.is_empty() {
         eprintln!("training every weight ({} parameters)", s.trainable);
     } else {
         eprintln!("training LoRA adapters (rank {}) on {} in every layer: {} parameters", r.lora_rank, s.lora_modules.join(", "), s.trainable);
     }
-    while !s.is_done() {
+    let mut ran = 0usize;
+    while !s.is_done() && ck.stop_after.is_none_or(|n| ran < n) {
         let rep = pollster::block_on(s.step())?;
+        ran += 1;
+        if ck.every > 0 && rep.step % ck.every == 0 {
+            save(&s)?;
+        }
         if let Some(e) = &rep.eval {
             eprintln!("epoch {}: held-out loss {:.4}, perplexity {:.2}", e.epoch, e.loss, e.perplexity);
         } else if rep.step % 10 == 0 {
             eprintln!("step {}/{}: loss {:.4}", rep.step, rep.total_steps, rep.loss);
         }
+    }
+    save(&s)?;
+    if !s.is_done() {
+        eprintln!("stopped after step {} of {}; continue with --resume", s.step, s.total_steps);
     }
     std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
     write_files(out, pollster::block_on(s.export(&cm, &model.display().to_string()))?)?;
@@ -792,10 +827,11 @@ fn run(cli: Cli) -> Result<()> {
                 None => None,
             };
             if r.task == "causal-lm" || r.task == "instruct" {
-                if resume_bytes.is_some() || checkpoint.is_some() || domain.is_some() {
-                    return Err(Error::Other("--checkpoint / --resume / --domain are for classifier runs".into()));
+                if domain.is_some() {
+                    return Err(Error::Other("--domain is for classifier runs".into()));
                 }
-                return train_decoder(&model, &files, r, cap_max_len, &out, &d, wall);
+                let ck = DecoderCheckpoints { checkpoint: checkpoint.clone(), every: checkpoint_every, resume: resume_bytes, stop_after };
+                return train_decoder(&model, &files, r, cap_max_len, &out, &d, wall, ck);
             }
             let mut ckpt = load_checkpoint(&model)?;
             if cap_max_len {

