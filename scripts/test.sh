@@ -61,7 +61,7 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
     OUT="$(mktemp -d)"
     "$CARGO_TARGET_DIR/release/burnish" train --task instruct --model tests/fixtures/tiny-llama \
       --train tests/data/chat.jsonl --strategy lora --lora-rank 4 --lora-targets query,key,value,attention_output,intermediate,output \
-      --epochs 3 --lr 2e-2 --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
+      --epochs 3 --lr 2e-2 --batch-size 4 --max-len 96 --out "$OUT" >/dev/null
     python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish" --peft-base tests/fixtures/tiny-llama \
       --prompt "user: Say hello.
 assistant: "

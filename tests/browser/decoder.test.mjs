@@ -51,7 +51,7 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     await page.fill('#gen-prompt', prompt);
     await page.fill('#gen-max', '10');
     await page.click('#gen-start');
-    state = await waitForState(page, (s) => s.generation?.done, timeout);
+    state = await waitForState(page, (s) => s.generation?.done && s.generation.prompt === prompt, timeout);
     assert.equal(state.generation.text, want.text);
     assert.equal(state.generation.tokens, 10);
     assert.equal(state.generation.stopped, 'max_tokens');
@@ -203,10 +203,22 @@ test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as t
     let state = await waitForState(page, (s) => s.decoder !== null, 180_000);
     assert.equal(state.decoder.parameters, 134_515_008);
     assert.equal(state.decoder.layers, 30);
-    await page.fill('#gen-prompt', reference.text);
+    // Its chat template (from the GGUF) is on by default: a plain question gets wrapped as the
+    // CLI's --chat wraps it (the rendering itself is checked against transformers natively).
+    assert.equal(state.decoder.chat_template, true);
+    assert.equal(await page.isChecked('#gen-chat'), true);
+    const question = 'What is the capital of France?';
+    const chatWant = await cli(['generate', '--model', path.join(REPO, 'www', 'assets', 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf'), '--prompt', question, '--chat', '--max-new-tokens', '8', '--json']);
+    await page.fill('#gen-prompt', question);
     await page.fill('#gen-max', '8');
     await page.click('#gen-start');
-    state = await waitForState(page, (s) => s.generation?.done, 180_000);
+    state = await waitForState(page, (s) => s.generation?.done && s.generation.prompt === question, 180_000);
+    assert.equal(state.generation.text, chatWant.text);
+    // Unchecked, the prompt is taken as it is: transformers' greedy answer to the ChatML prompt.
+    await page.uncheck('#gen-chat');
+    await page.fill('#gen-prompt', reference.text);
+    await page.click('#gen-start');
+    state = await waitForState(page, (s) => s.generation?.done && s.generation.prompt === reference.text, 180_000);
     assert.equal(state.generation.text, 'The capital of France is Paris.');
     assert.equal(state.generation.tokens, reference.greedy.length);
     assert.equal(state.generation.stopped, 'eos');
