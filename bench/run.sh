@@ -92,7 +92,7 @@ rows = ["| strategy | trainable | Burnish s/step | PyTorch s/step | ratio | Burn
 for s in ("full", "lora"):
     b = json.load(open(f"bench/results/decoder_burnish_{s}.json")); t = json.load(open(f"bench/results/decoder_torch_{s}.json"))
     bs, ts = b["training"]["median_step_s"], t["training"]["median_step_s"]
-    rows.append(f"| {s} | {b['trainable']:,} | {bs:.3f} | {ts:.3f} | {bs / ts:.2f}x | {b['generation_tokens_per_s']:.1f} | {t['generation_tokens_per_s']:.1f} |")
+    rows.append(f"| {s} | {b['trainable']:,} | {bs:.3f} | {ts:.3f} | {bs / ts:.2f}× slower | {b['generation_tokens_per_s']:.1f} | {t['generation_tokens_per_s']:.1f} |")
 open("bench/results/decoder.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY

@@ -468,17 +468,28 @@ fn byte_level_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
         }
         _ => json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
     };
+    tokenizer_json(
+        added,
+        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}),
+        post,
+        json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}),
+        json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+               "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges}),
+    )
+}
+
+/// A `tokenizer.json` (no normalizer, truncation or padding) from its parts.
+fn tokenizer_json(added: Vec<Value>, pre_tokenizer: Value, post_processor: Value, decoder: Value, model: Value) -> Result<Vec<u8>> {
     let tok = json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
         "added_tokens": added,
         "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-        "post_processor": post,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "", "end_of_word_suffix": "",
-                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges},
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": post_processor,
+        "decoder": decoder,
+        "model": model,
     });
     serde_json::to_vec(&tok).map_err(|e| Error::Tokenizer(e.to_string()))
 }
@@ -555,23 +566,18 @@ fn sentencepiece_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
         }
         _ => Value::Null,
     };
-    let tok = json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false},
-        "post_processor": post,
-        "decoder": {"type": "Sequence", "decoders": [
+    tokenizer_json(
+        added,
+        json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false}),
+        post,
+        json!({"type": "Sequence", "decoders": [
             {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
             {"type": "ByteFallback"},
             {"type": "Fuse"},
-            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                  "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges},
-    });
-    serde_json::to_vec(&tok).map_err(|e| Error::Tokenizer(e.to_string()))
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}),
+        json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null,
+               "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges}),
+    )
 }
 
 /// llama.cpp → HF name of a Llama-family tensor (`None`: not a weight Burnish maps).

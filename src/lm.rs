@@ -475,28 +475,9 @@ impl LmSession {
         let r = &self.recipe;
         let layers = if matches!(cm.config, crate::causal::DecoderConfig::Gpt2(_)) { "h" } else { "layers" };
         let names: Vec<String> = self.lora_modules.iter().map(|m| m.replace('.', "\\.")).collect();
-        let config = serde_json::json!({
-            "peft_type": "LORA",
-            "task_type": "CAUSAL_LM",
-            "base_model_name_or_path": base_name,
-            "r": r.lora_rank,
-            "lora_alpha": r.lora_alpha,
-            "lora_dropout": r.lora_dropout,
-            "target_modules": format!(".*\\.{layers}\\.\\d+\\.({})", names.join("|")),
-            "modules_to_save": null,
-            "bias": "none",
-            // GPT-2's Conv1D stores its weight [in, out].
-            "fan_in_fan_out": layers == "h",
-            "inference_mode": true,
-            "init_lora_weights": true,
-            "use_rslora": false,
-            "use_dora": false,
-            "layers_to_transform": null,
-            "layers_pattern": null,
-            "rank_pattern": {},
-            "alpha_pattern": {},
-            "revision": null,
-        });
+        let target = format!(".*\\.{layers}\\.\\d+\\.({})", names.join("|"));
+        // GPT-2's Conv1D stores its weight [in, out].
+        let config = crate::train::peft_adapter_config(r, "CAUSAL_LM", base_name, &target, serde_json::Value::Null, layers == "h");
         let model = self.model()?;
         Ok(vec![
             ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),

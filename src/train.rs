@@ -1464,8 +1464,16 @@ impl TrainSession {
 
     /// The recipe and labels stored in a checkpoint (to prepare the data for `resume`).
     pub fn checkpoint_recipe(bytes: &[u8]) -> Result<(Recipe, Vec<String>, usize)> {
+        // The fields every Burnish checkpoint's state has (classifier and decoder runs alike).
+        #[derive(Deserialize)]
+        struct Head {
+            recipe: Recipe,
+            #[serde(default)]
+            labels: Vec<String>,
+            step: usize,
+        }
         let parts = unpack(bytes)?;
-        let state: RunState = serde_json::from_slice(parts.first().copied().unwrap_or_default())
+        let state: Head = serde_json::from_slice(parts.first().copied().unwrap_or_default())
             .map_err(|e| Error::Other(format!("the checkpoint's run state cannot be read: {e}")))?;
         Ok((state.recipe, state.labels, state.step))
     }
@@ -1560,17 +1568,29 @@ pub async fn export_peft(model: &SequenceClassifier, r: &Recipe, base_name: &str
     // A regex (PEFT full-matches it against module names) so that "output.dense" does not also
     // catch "attention.output.dense".
     let names: Vec<String> = r.lora_targets.iter().map(|t| t.hf_name().replace('.', "\\.")).collect();
-    let config = serde_json::json!({
+    let target = format!(".*\\.layer\\.\\d+\\.({})", names.join("|"));
+    let config = peft_adapter_config(r, "SEQ_CLS", base_name, &target, serde_json::json!(["classifier", "pooler"]), false);
+    Ok(vec![
+        ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
+        ("peft/adapter_model.safetensors".to_string(), crate::weights::export_peft_safetensors(model, &r.lora_targets).await?),
+    ])
+}
+
+/// PEFT's `adapter_config.json` for a LoRA run of the recipe: `task_type` ("SEQ_CLS",
+/// "CAUSAL_LM"), the regex of adapted module names, the modules saved whole, and whether the
+/// base layers store their weights [in, out] (GPT-2's Conv1D).
+pub fn peft_adapter_config(r: &Recipe, task_type: &str, base_name: &str, target_modules: &str, modules_to_save: serde_json::Value, fan_in_fan_out: bool) -> serde_json::Value {
+    serde_json::json!({
         "peft_type": "LORA",
-        "task_type": "SEQ_CLS",
+        "task_type": task_type,
         "base_model_name_or_path": base_name,
         "r": r.lora_rank,
         "lora_alpha": r.lora_alpha,
         "lora_dropout": r.lora_dropout,
-        "target_modules": format!(".*\\.layer\\.\\d+\\.({})", names.join("|")),
-        "modules_to_save": ["classifier", "pooler"],
+        "target_modules": target_modules,
+        "modules_to_save": modules_to_save,
         "bias": "none",
-        "fan_in_fan_out": false,
+        "fan_in_fan_out": fan_in_fan_out,
         "inference_mode": true,
         "init_lora_weights": true,
         "use_rslora": false,
@@ -1580,11 +1600,7 @@ pub async fn export_peft(model: &SequenceClassifier, r: &Recipe, base_name: &str
         "rank_pattern": {},
         "alpha_pattern": {},
         "revision": null,
-    });
-    Ok(vec![
-        ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
-        ("peft/adapter_model.safetensors".to_string(), crate::weights::export_peft_safetensors(model, &r.lora_targets).await?),
-    ])
+    })
 }
 
 /// Rough bytes needed to fine-tune (all parameters trained, f32, AdamW), for the page's

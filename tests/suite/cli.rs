@@ -386,17 +386,17 @@ fn decoder_runs_checkpoint_and_resume_on_the_command_line() {
     let dir = std::env::temp_dir().join(format!("burnish-cli-lm-resume-{}", std::process::id()));
     let ckpt = dir.join("run.ckpt");
     let pairs = root().join("tests/data/instruct-pairs.jsonl");
-    let args_with = |out: &Path, template: &str| -> Vec<String> {
+    let args_with = |out: &Path, data: &Path| -> Vec<String> {
         [
-            "train", "--task", "instruct", "--model", fixture("tiny-qwen2").to_str().unwrap(), "--train", pairs.to_str().unwrap(),
-            "--prompt-template", template, "--strategy", "lora", "--epochs", "3", "--lr", "1e-2", "--batch-size", "4",
+            "train", "--task", "instruct", "--model", fixture("tiny-qwen2").to_str().unwrap(), "--train", data.to_str().unwrap(),
+            "--prompt-template", "question-answering", "--strategy", "lora", "--epochs", "3", "--lr", "1e-2", "--batch-size", "4",
             "--max-len", "48", "--out", out.to_str().unwrap(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
     };
-    let args = |out: &Path| -> Vec<String> { args_with(out, "question-answering") };
+    let args = |out: &Path| -> Vec<String> { args_with(out, &pairs) };
     let run = |extra: &[&str], out: &Path| {
         let mut a = args(out);
         a.extend(extra.iter().map(|s| s.to_string()));
@@ -409,11 +409,14 @@ fn decoder_runs_checkpoint_and_resume_on_the_command_line() {
     let (_, err) = run(&["--checkpoint", ckpt.to_str().unwrap(), "--stop-after", "4"], &dir.join("part"));
     assert!(err.contains("stopped after step 4 of 9; continue with --resume"), "{err}");
     let (resumed, err) = run(&["--resume", ckpt.to_str().unwrap()], &dir.join("resumed"));
-    assert!(err.contains("resuming at step 4 of 9"), "{err}");
+    assert!(err.contains("resuming at step 4 of 9") && err.contains("after step 4 with its recipe"), "{err}");
     assert_eq!(resumed["train_losses"], whole["train_losses"], "the resumed curve is the uninterrupted one");
     assert_eq!(resumed["history"], whole["history"]);
-    // Rows built differently (another template) are not the checkpoint's data.
-    let mut other = args_with(&dir.join("x"), "summarization");
+    // Other rows are not the checkpoint's data.
+    let fewer = dir.join("fewer.jsonl");
+    let text = std::fs::read_to_string(&pairs).unwrap();
+    std::fs::write(&fewer, text.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    let mut other = args_with(&dir.join("x"), &fewer);
     other.extend(["--resume", ckpt.to_str().unwrap()].iter().map(|s| s.to_string()));
     let other: Vec<&str> = other.iter().map(String::as_str).collect();
     let (ok, _, err) = burnish(&other);
