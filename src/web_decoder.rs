@@ -143,43 +143,98 @@ struct LmStarted {
     parameters: usize,
     /// HF module names in every layer that carry LoRA adapters (empty: full fine-tuning).
     lora_modules: Vec<&'static str>,
+    /// Steps done (0, or where a resumed run goes on), the curve and held-out scores so far.
+    step: usize,
+    losses: Vec<f64>,
+    history: Vec<LmEval>,
+    recipe: Recipe,
 }
 
-/// Prepares a run: rows from the data (plain text packed into blocks, or prompt → completion
-/// pairs in the template), a seeded held-out share, and the session.
+/// Rows from the data for the recipe's task, split into training and held-out rows (seeded),
+/// and up to three held-out prompts for the before/after view.
+fn prepare(d: &DecoderState, recipe: &Recipe) -> Result<(Vec<crate::lm::LmRow>, Vec<crate::lm::LmRow>, Vec<EvalPrompt>), JsError> {
+    let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+    let table = d.data.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
+    recipe.validate(cm.config.max_positions()).map_err(err)?;
+    let (rows, prompts) = crate::lm::rows_for_task(cm, table, recipe).map_err(err)?;
+    // The same seeded split for rows and their prompts (one prompt per row for instruct).
+    let (train, eval, eval_idx) = crate::lm::split_rows(&rows, recipe.eval_fraction, recipe.seed);
+    let eval_prompts: Vec<EvalPrompt> = if recipe.task == "instruct" {
+        eval_idx.iter().take(3).filter_map(|&i| prompts.get(i).cloned()).collect()
+    } else {
+        prompts.into_iter().take(3).collect()
+    };
+    Ok((train, eval, eval_prompts))
+}
+
+fn parse_recipe(recipe: &JsValue) -> Result<Recipe, JsError> {
+    let text: String = js_sys::JSON::stringify(recipe).map_err(|_| JsError::new("recipe: not a JSON object"))?.into();
+    serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))
+}
+
+/// The run's summary for the page (with the curve so far when resumed).
+fn started(d: &DecoderState, session: &LmSession, eval_prompts: Vec<EvalPrompt>) -> Result<JsValue, JsError> {
+    to_js(&LmStarted {
+        train_rows: session.train_count(),
+        eval_rows: session.eval_count(),
+        total_steps: session.total_steps,
+        epochs: session.recipe.epochs,
+        eval_prompts,
+        trainable: session.trainable,
+        parameters: d.base.as_ref().map_or(0, |b| b.num_params()),
+        lora_modules: session.lora_modules.clone(),
+        step: session.step,
+        losses: session.losses.clone(),
+        history: session.history.clone(),
+        recipe: session.recipe.clone(),
+    })
+}
+
+/// Prepares a run: rows from the data (plain text packed into blocks, prompt → completion pairs
+/// in the template, or conversations in the chat template), a seeded held-out share, and the
+/// session.
 #[wasm_bindgen(js_name = startLm)]
 pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
-    let text: String = js_sys::JSON::stringify(&recipe).map_err(|_| JsError::new("recipe: not a JSON object"))?.into();
-    let recipe: Recipe = serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
+    let recipe = parse_recipe(&recipe)?;
     let dev = device()?;
     DEC.with(|d| {
         let mut d = d.borrow_mut();
+        let (train, eval, eval_prompts) = prepare(&d, &recipe)?;
         let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
-        let table = d.data.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
-        recipe.validate(cm.config.max_positions()).map_err(err)?;
-        let (rows, prompts) = crate::lm::rows_for_task(cm, table, &recipe).map_err(err)?;
-        // The same seeded split for rows and their prompts (one prompt per row for instruct).
-        let (train, eval, eval_idx) = crate::lm::split_rows(&rows, recipe.eval_fraction, recipe.seed);
-        let eval_prompts: Vec<EvalPrompt> = if recipe.task == "instruct" {
-            eval_idx.iter().take(3).filter_map(|&i| prompts.get(i).cloned()).collect()
-        } else {
-            prompts.into_iter().take(3).collect()
-        };
-        let session = LmSession::new(cm, train, eval, recipe.clone(), &dev).map_err(err)?;
-        let out = to_js(&LmStarted {
-            train_rows: session.train_count(),
-            eval_rows: session.eval_count(),
-            total_steps: session.total_steps,
-            epochs: recipe.epochs,
-            eval_prompts: eval_prompts.clone(),
-            trainable: session.trainable,
-            parameters: d.base.as_ref().map_or(0, |b| b.num_params()),
-            lora_modules: session.lora_modules.clone(),
-        })?;
+        let session = LmSession::new(cm, train, eval, recipe, &dev).map_err(err)?;
+        let out = started(&d, &session, eval_prompts.clone())?;
         d.session = Some(session);
         d.eval_prompts = eval_prompts;
         Ok(out)
     })
+}
+
+/// Continues a run from its checkpoint (the model and data loaded as they were; `recipe` is the
+/// run's recipe, which builds the same rows).
+#[wasm_bindgen(js_name = resumeLm)]
+pub fn resume_lm(recipe: JsValue, checkpoint: &[u8]) -> Result<JsValue, JsError> {
+    let recipe = parse_recipe(&recipe)?;
+    let dev = device()?;
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        let (train, eval, eval_prompts) = prepare(&d, &recipe)?;
+        let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+        let session = LmSession::resume(cm, train, eval, checkpoint, &dev).map_err(err)?;
+        let out = started(&d, &session, eval_prompts.clone())?;
+        d.session = Some(session);
+        d.eval_prompts = eval_prompts;
+        Ok(out)
+    })
+}
+
+/// The running fine-tuning's checkpoint (weights, AdamW state, data order, RNG, curve), read
+/// asynchronously (WebGPU allows nothing else).
+#[wasm_bindgen(js_name = saveLmCheckpoint)]
+pub async fn save_lm_checkpoint() -> Result<Vec<u8>, JsError> {
+    let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("no fine-tuning run"))?;
+    let bytes = s.checkpoint().await;
+    DEC.with(|d| d.borrow_mut().session = Some(s));
+    bytes.map_err(err)
 }
 
 #[derive(Serialize)]

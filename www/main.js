@@ -6,7 +6,7 @@ import { BurnishClient, CONCERNS, IN, OUT } from './protocol.js';
 import { applyLanguage, initialLanguage, saveLanguage, t } from './i18n.js';
 import { CompareCharts, LabelChart, MlmChart, TrainingCharts, chartsAvailable } from './charts.js';
 import { fetchHubModel, fflate, pickModelFiles, readBody } from './sources.js';
-import { discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
+import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -51,6 +51,10 @@ const state = (window.burnishState = {
   multitask: null, // {summary, losses[][], evals[][], drawn, metrics, done, stopped, predictions, exported}
   decoder: null, // the loaded causal LM's summary (+ source)
   lmData: null, // {name, columns, rows} of the decoder's training file
+  lmCheckpoints: [], // steps of the decoder run whose checkpoint was written to OPFS
+  lmSavedRun: null, // {meta, progress} of an unfinished decoder run found in OPFS at load
+  decoderSource: null, // what was loaded: {kind: 'bundled'} or {kind: 'files', files: File[]}
+  lmFile: null, // the decoder's training File
   lmMemory: null, // estimateDecoderMemory's answer {total, trainable, largest_tensor, warnings, …}
   lm: null, // {summary, losses, history, done, stopped, before: {prompt: text}, after: {prompt: text}, exported}
   generation: null, // {id, prompt, text, tokens, done, stopped, tokens_per_s, tuned}
@@ -168,6 +172,7 @@ function onWorkerEvent({ type, payload }) {
     else if (type === OUT.MT_DONE) multitaskEnded(payload);
     else if (type === OUT.LM_PROGRESS) showLmProgress(payload);
     else if (type === OUT.LM_DONE) lmEnded(payload);
+    else if (type === OUT.LM_CHECKPOINT) state.lmCheckpoints.push(payload.step);
     else if (type === OUT.GEN_TOKENS) showGeneration(payload);
   } catch (err) {
     showError(new Error(`Could not show the worker's ${type} message: ${err.message}`), type === OUT.METRICS ? 'results' : 'train');
@@ -1879,7 +1884,9 @@ function decoderReady(summary, source) {
   guarded('lm', updateLmMemory)();
 }
 
-$('decoder-bundled').addEventListener('click', guarded('decoder', async () => {
+$('decoder-bundled').addEventListener('click', guarded('decoder', () => loadBundledDecoder()));
+
+async function loadBundledDecoder() {
   clearErrors('decoder');
   await concerning('backend', () => backendReady);
   $('decoder-summary').textContent = 'downloading and dequantizing SmolLM2…';
@@ -1887,13 +1894,17 @@ $('decoder-bundled').addEventListener('click', guarded('decoder', async () => {
   if (!res.ok) failWith('decoder', `Could not fetch ${BUNDLED_DECODER}: HTTP ${res.status}. Are the bundled assets installed (python3 scripts/fetch_assets.py)?`);
   const gguf = await readBody(res);
   decoderReady(await request(IN.DECODER_LOAD, { gguf }, [gguf.buffer]), 'SmolLM2-135M-Instruct (GGUF)');
-}));
+  state.decoderSource = { kind: 'bundled' };
+}
 
 $('decoder-files').addEventListener('change', guarded('decoder', async (e) => {
-  clearErrors('decoder');
   const files = [...e.target.files];
   e.target.value = '';
-  if (!files.length) return;
+  if (files.length) await loadDecoderFromFiles(files);
+}));
+
+async function loadDecoderFromFiles(files) {
+  clearErrors('decoder');
   await concerning('backend', () => backendReady);
   const byName = new Map(files.map((f) => [f.name, f]));
   const read = async (f) => new Uint8Array(await f.arrayBuffer());
@@ -1901,6 +1912,7 @@ $('decoder-files').addEventListener('change', guarded('decoder', async (e) => {
   if (gguf) {
     const bytes = await read(gguf);
     decoderReady(await request(IN.DECODER_LOAD, { gguf: bytes }, [bytes.buffer]), gguf.name);
+    state.decoderSource = { kind: 'files', files: [gguf] };
     return;
   }
   const need = (n) => byName.get(n) ?? failWith('decoder', `Choose ${n} too: a model needs config.json, tokenizer.json and model.safetensors (or its shards with model.safetensors.index.json), or one .gguf file.`);
@@ -1922,7 +1934,8 @@ $('decoder-files').addEventListener('change', guarded('decoder', async (e) => {
   const chatTemplate = byName.has('chat_template.jinja') ? await byName.get('chat_template.jinja').text() : undefined;
   const dir = files[0].webkitRelativePath?.split('/')[0] || 'local files';
   decoderReady(await request(IN.DECODER_LOAD, { config, tokenizer, weights, tokenizerConfig, chatTemplate }), dir);
-}));
+  state.decoderSource = { kind: 'files', files };
+}
 
 /** The number in field `id`, or a message next to it naming the allowed range. */
 function fieldNumber(id, name, { int = false, min = 0, max = Infinity } = {}) {
@@ -1996,21 +2009,25 @@ $('lm-template').addEventListener('change', () => {
 });
 
 $('lm-file').addEventListener('change', guarded('lm', async (e) => {
-  clearErrors('lm');
   const file = e.target.files[0];
   e.target.value = '';
-  if (!file) return;
+  if (file) await loadLmData(file);
+}));
+
+async function loadLmData(file) {
+  clearErrors('lm');
   await concerning('backend', () => backendReady);
   const bytes = new Uint8Array(await file.arrayBuffer());
   const info = await request(IN.LM_DATA, { bytes, name: file.name }, [bytes.buffer]);
   state.lmData = info;
+  state.lmFile = file;
   const chat = info.columns.includes('messages');
   const pairs = info.columns.includes('prompt') && info.columns.includes('completion');
   $('lm-task').value = chat || pairs ? 'instruct' : 'causal-lm';
   const kind = chat ? ` (conversations: the model's chat template, assistant turns learnt${state.decoder && !state.decoder.chat_template ? '; this model has no chat template' : ''})` : pairs ? ' (prompt → completion pairs)' : '';
   $('lm-data-summary').textContent = `${info.name}: ${info.rows} rows, columns ${info.columns.join(', ')}${kind}`;
   $('lm-start').disabled = !state.decoder;
-}));
+}
 
 function lmRecipe() {
   const task = $('lm-task').value;
@@ -2098,12 +2115,16 @@ $('lm-start').addEventListener('click', guarded('lm', async () => {
   if (!state.decoder) failWith('lm', 'Load a model first.');
   if (!state.lmData) failWith('lm', 'Choose the training data first.');
   const recipe = lmRecipe();
+  const every = fieldNumber('lm-checkpoint-every', 'Checkpoint every', { int: true, min: 0, max: 1e6 });
   $('lm-start').disabled = true;
   $('lm-export').disabled = true;
   $('lm-links').replaceChildren();
   lmChart.reset();
   try {
-    const summary = await request(IN.LM_TRAIN, { recipe });
+    const checkpointEvery = every > 0 && opfsAvailable() ? every : 0;
+    if (checkpointEvery) await saveLmRun(recipe, checkpointEvery);
+    state.lmCheckpoints = [];
+    const summary = await request(IN.LM_TRAIN, { recipe, checkpointEvery });
     state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, metrics: null, exported: null, recipe };
     $('lm-stop').disabled = false;
     $('gen-start').disabled = true;
@@ -2135,6 +2156,8 @@ function showLmProgress({ reports, history }) {
 
 async function lmEnded({ ok, stopped }) {
   const lm = state.lm;
+  // Finished or stopped on purpose: nothing to resume. (After an error the checkpoint stays.)
+  if (ok) discardSavedRun(DECODER_RUN).catch(() => {});
   $('lm-stop').disabled = true;
   $('lm-start').disabled = !state.decoder;
   $('gen-start').disabled = !state.decoder;
@@ -2166,3 +2189,84 @@ $('lm-export').addEventListener('click', guarded('lm', async () => {
   const docs = { 'metrics.json': { history: lm.history, train_losses: lm.losses, before: lm.before, after: lm.after, prompts: lm.summary.eval_prompts, generation_metrics: lm.metrics }, 'recipe.json': lm.recipe };
   lm.exported = await downloadZip(lm.recipe.task, files, docs, $('lm-links'), '', state.decoder?.source);
 }));
+
+// ---------------------------------------------------------------- resuming a decoder run
+/** Stores what a reload needs to continue the run: the model (the bundled one by name, or the
+ * chosen files), the training file and the recipe; the worker adds checkpoints. */
+async function saveLmRun(recipe, checkpointEvery) {
+  const src = state.decoderSource;
+  if (!src || !state.lmFile) return;
+  const files = [[`data-${state.lmFile.name}`, state.lmFile]];
+  if (src.kind === 'files') for (const f of src.files) files.push([`model-${f.name}`, f]);
+  const meta = {
+    version: 1, model: src.kind === 'bundled' ? { source: 'bundled' } : { source: 'files', files: src.files.map((f) => f.name) },
+    data: state.lmFile.name, recipe, checkpointEvery, started_at: new Date().toISOString(),
+  };
+  await saveRunStart(meta, files, DECODER_RUN);
+}
+
+async function offerSavedLmRun() {
+  const saved = await readSavedRun(DECODER_RUN);
+  state.lmSavedRun = saved;
+  $('lm-resume-banner').hidden = !saved;
+  if (!saved) return;
+  const { meta, progress } = saved;
+  const model = meta.model.source === 'bundled' ? 'SmolLM2-135M-Instruct (bundled)' : meta.model.files.join(', ');
+  $('lm-resume-text').textContent =
+    `An unfinished fine-tuning run was saved at step ${progress.step} of ${progress.total_steps} (${new Date(progress.saved_at).toLocaleString()}): ` +
+    `model ${model}, data ${meta.data}. Resume it where it stopped, or discard it.`;
+}
+
+/** Reloads the saved run's model and data, then continues from its last checkpoint. */
+async function resumeSavedLmRun() {
+  clearErrors('lm');
+  const saved = await readSavedRun(DECODER_RUN);
+  if (!saved) {
+    $('lm-resume-banner').hidden = true;
+    failWith('lm', 'The saved run is no longer in this browser\'s storage.');
+  }
+  const { meta } = saved;
+  $('lm-resume').disabled = true;
+  try {
+    if (meta.model.source === 'bundled') await loadBundledDecoder();
+    else await loadDecoderFromFiles(await Promise.all(meta.model.files.map((n) => savedFile('model', n, DECODER_RUN))));
+    await loadLmData(await savedFile('data', meta.data, DECODER_RUN));
+    const r = meta.recipe;
+    $('lm-task').value = r.task;
+    $('lm-template-text').value = r.prompt_template;
+    $('lm-strategy').value = r.strategy;
+    for (const el of document.querySelectorAll('.lm-lora')) el.hidden = r.strategy !== 'lora';
+    for (const [id, v] of [['lm-epochs', r.epochs], ['lm-lr', r.lr], ['lm-batch', r.batch_size], ['lm-max-len', r.max_len], ['lm-checkpoint-every', meta.checkpointEvery]]) $(id).value = String(v);
+    if (r.strategy === 'lora') {
+      for (const [id, v] of [['lm-lora-rank', r.lora_rank], ['lm-lora-alpha', r.lora_alpha], ['lm-lora-dropout', r.lora_dropout]]) $(id).value = String(v);
+      $('lm-lora-targets').value = r.lora_targets.join(',');
+    }
+    $('lm-start').disabled = true;
+    $('lm-export').disabled = true;
+    $('lm-links').replaceChildren();
+    lmChart.reset();
+    state.lmCheckpoints = [];
+    const summary = await request(IN.LM_RESUME, { recipe: r, checkpointEvery: meta.checkpointEvery });
+    state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, metrics: null, exported: null, recipe: r, resumedFrom: summary.step };
+    $('lm-stop').disabled = false;
+    $('gen-start').disabled = true;
+    // The curve so far, from the checkpoint.
+    showLmProgress({
+      reports: summary.losses.map((loss, i) => ({ step: i + 1, total_steps: summary.total_steps, epoch: 0, epochs: summary.epochs, loss, lr: 0, grad_norm: 0, tokens_per_s: 0, elapsed_s: 0, done: false, eval: null })),
+      history: summary.history,
+    });
+    $('lm-progress').textContent = `resumed at step ${summary.step} of ${summary.total_steps}`;
+    $('lm-resume-banner').hidden = true;
+    renderLmCompare();
+  } finally {
+    $('lm-resume').disabled = false;
+  }
+}
+
+$('lm-resume').addEventListener('click', guarded('lm', resumeSavedLmRun));
+$('lm-discard').addEventListener('click', guarded('lm', async () => {
+  await discardSavedRun(DECODER_RUN);
+  state.lmSavedRun = null;
+  $('lm-resume-banner').hidden = true;
+}));
+backendReady.then(() => offerSavedLmRun()).catch(() => {});

@@ -43,6 +43,7 @@ export const IN = Object.freeze({
   LM_EXPORT: 'lmExport',
   LM_MEMORY: 'lmMemory',
   LM_METRICS: 'lmMetrics',
+  LM_RESUME: 'lmResume',
   GENERATE: 'generate',
   GENERATE_STOP: 'generateStop',
 });
@@ -64,6 +65,7 @@ export const OUT = Object.freeze({
   MT_DONE: 'mtDone', // {ok, stopped, metrics: Metrics[] | null}
   LM_PROGRESS: 'lmProgress', // {reports: LmReport[], history: LmEval[]} (decoder fine-tuning)
   LM_DONE: 'lmDone', // {ok, stopped}
+  LM_CHECKPOINT: 'lmCheckpoint', // {step, bytes}: a checkpoint of the decoder run was written to OPFS
   GEN_TOKENS: 'genTokens', // {id, text, tokens, done, stopped, tokens_per_s}
 });
 
@@ -78,6 +80,7 @@ export const CONCERNS = Object.freeze({
   [IN.LM_EXPORT]: 'lm',
   [IN.LM_MEMORY]: 'lm',
   [IN.LM_METRICS]: 'lm',
+  [IN.LM_RESUME]: 'lm',
   [IN.GENERATE]: 'generate',
   [IN.GENERATE_STOP]: 'generate',
   [IN.INSPECT_DATA]: 'data',

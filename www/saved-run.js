@@ -6,12 +6,14 @@
 // offers to resume from the last checkpoint.
 
 const DIR = 'burnish-run';
+/** The generative-models section's run (section 9) is kept apart from the classifier's. */
+export const DECODER_RUN = 'burnish-decoder-run';
 
 export const opfsAvailable = () => typeof navigator !== 'undefined' && Boolean(navigator.storage?.getDirectory);
 
-async function runDir(create) {
+async function runDir(create, name = DIR) {
   const root = await navigator.storage.getDirectory();
-  return root.getDirectoryHandle(DIR, { create });
+  return root.getDirectoryHandle(name, { create });
 }
 
 export async function writeFile(dir, name, data) {
@@ -22,19 +24,19 @@ export async function writeFile(dir, name, data) {
 }
 
 /** Starts a saved run: forgets any older one, stores the files and the description. */
-export async function saveRunStart(meta, files) {
-  await discardSavedRun();
-  const dir = await runDir(true);
+export async function saveRunStart(meta, files, name = DIR) {
+  await discardSavedRun(name);
+  const dir = await runDir(true, name);
   const fileDir = await dir.getDirectoryHandle('files', { create: true });
   for (const [name, blob] of files) await writeFile(fileDir, name, blob);
   await writeFile(dir, 'run.json', JSON.stringify(meta));
 }
 
 /** The saved run's description and last checkpoint's progress, or null. */
-export async function readSavedRun() {
+export async function readSavedRun(name = DIR) {
   if (!opfsAvailable()) return null;
   try {
-    const dir = await runDir(false);
+    const dir = await runDir(false, name);
     const text = async (name) => (await (await dir.getFileHandle(name)).getFile()).text();
     const meta = JSON.parse(await text('run.json'));
     const progress = JSON.parse(await text('progress.json'));
@@ -45,26 +47,26 @@ export async function readSavedRun() {
 }
 
 /** One stored file (saved at the start as `prefix-name`) as a File called `name` again. */
-export async function savedFile(prefix, name) {
-  const dir = await (await runDir(false)).getDirectoryHandle('files');
+export async function savedFile(prefix, name, run = DIR) {
+  const dir = await (await runDir(false, run)).getDirectoryHandle('files');
   const file = await (await dir.getFileHandle(`${prefix}-${name}`)).getFile();
   return new File([file], name, { type: file.type, lastModified: file.lastModified });
 }
 
-export async function savedCheckpoint() {
-  const dir = await runDir(false);
+export async function savedCheckpoint(name = DIR) {
+  const dir = await runDir(false, name);
   return new Uint8Array(await (await (await dir.getFileHandle('checkpoint.bin')).getFile()).arrayBuffer());
 }
 
 /** Writes a checkpoint (worker side), then its progress record. */
-export async function saveCheckpoint(bytes, progress) {
-  const dir = await runDir(true);
+export async function saveCheckpoint(bytes, progress, name = DIR) {
+  const dir = await runDir(true, name);
   await writeFile(dir, 'checkpoint.bin', bytes);
   await writeFile(dir, 'progress.json', JSON.stringify(progress));
 }
 
-export async function discardSavedRun() {
+export async function discardSavedRun(name = DIR) {
   if (!opfsAvailable()) return;
   const root = await navigator.storage.getDirectory();
-  await root.removeEntry(DIR, { recursive: true }).catch(() => {});
+  await root.removeEntry(name, { recursive: true }).catch(() => {});
 }

@@ -3,7 +3,7 @@
 // that pause/resume/stop and other requests are handled between slices.
 
 import { IN, OUT, CONCERNS } from './protocol.js';
-import { saveCheckpoint, savedCheckpoint } from './saved-run.js';
+import { DECODER_RUN, saveCheckpoint, savedCheckpoint } from './saved-run.js';
 
 const STEP_BUDGET_MS = 60; // time per slice of steps: Pause and Stop take effect between slices
 
@@ -52,16 +52,29 @@ const comparing = { active: false, stopped: false };
 const lmRun = { active: false, stopped: false };
 const generating = { active: false, stopped: false, id: 0 };
 
-/** Fine-tunes the decoder to the end (or Stop), reporting every slice. */
-async function lmLoop() {
+/** Fine-tunes the decoder to the end (or Stop), reporting every slice; every `ckpt.every`
+ * steps the run's checkpoint goes to OPFS (saved-run.js, DECODER_RUN). */
+async function lmLoop(ckpt = { every: 0, lastSaved: 0, total: 0 }) {
   let ok = false;
   try {
     const m = await wasm();
     let done = false;
     while (!done && !lmRun.stopped) {
       const { reports, history } = await exclusive(() => m.lmSteps(STEP_BUDGET_MS));
-      if (reports.length) done = Boolean(reports[reports.length - 1].done);
+      const last = reports[reports.length - 1];
+      if (last) done = Boolean(last.done);
       post(OUT.LM_PROGRESS, { reports, history });
+      if (last && !done && ckpt.every > 0 && last.step - ckpt.lastSaved >= ckpt.every) {
+        try {
+          const bytes = await exclusive(() => m.saveLmCheckpoint());
+          await saveCheckpoint(bytes, { step: last.step, total_steps: last.total_steps, saved_at: new Date().toISOString() }, DECODER_RUN);
+          ckpt.lastSaved = last.step;
+          post(OUT.LM_CHECKPOINT, { step: last.step, bytes: bytes.length });
+        } catch (err) {
+          ckpt.every = 0; // report once, train on without checkpoints
+          post(OUT.ERROR, { message: `Could not save a checkpoint (training goes on without them): ${describe(err)}`, concerns: 'lm', step: null });
+        }
+      }
       await nextTask();
     }
     ok = true;
@@ -481,13 +494,30 @@ const handlers = {
     return exclusive(() => m.setLmData(bytes, name));
   },
 
-  async [IN.LM_TRAIN]({ recipe }) {
+  async [IN.LM_TRAIN]({ recipe, checkpointEvery = 0 }) {
     if (lmRun.active) throw new Error('A fine-tuning run is already going.');
     if (generating.active) throw new Error('Stop the generation before fine-tuning.');
     const m = await wasm();
     const summary = await exclusive(() => m.startLm(recipe));
     Object.assign(lmRun, { active: true, stopped: false });
-    lmLoop();
+    lmLoop({ every: checkpointEvery, lastSaved: 0 });
+    return summary;
+  },
+
+  // Continues the decoder run checkpointed in OPFS (model and data loaded as they were).
+  async [IN.LM_RESUME]({ recipe, checkpointEvery = 0 }) {
+    if (lmRun.active) throw new Error('A fine-tuning run is already going.');
+    if (generating.active) throw new Error('Stop the generation before resuming.');
+    const m = await wasm();
+    let bytes;
+    try {
+      bytes = await savedCheckpoint(DECODER_RUN);
+    } catch {
+      throw new Error('The saved checkpoint is gone from this browser\'s storage.');
+    }
+    const summary = await exclusive(() => m.resumeLm(recipe, bytes));
+    Object.assign(lmRun, { active: true, stopped: false });
+    lmLoop({ every: checkpointEvery, lastSaved: summary.step });
     return summary;
   },
 

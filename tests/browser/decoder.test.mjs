@@ -229,3 +229,50 @@ test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as t
     await session.close();
   }
 });
+
+test('a decoder run checkpointed in the tab resumes after a reload with the same curve (CPU)', { timeout: 300_000 }, async (t) => {
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, problems } = session;
+  try {
+    await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);
+    const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'model.safetensors.index.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+    const setUp = async (every) => {
+      await page.setInputFiles('#decoder-files', files.map((f) => path.join(LLAMA, f)));
+      await waitForState(page, (s) => s.decoder !== null, 60_000);
+      await page.setInputFiles('#lm-file', DATA('instruct-pairs.jsonl'));
+      await waitForState(page, (s) => s.lmData !== null, 20_000);
+      await page.selectOption('#lm-template', { index: 1 });
+      for (const [id, v] of Object.entries({ 'lm-epochs': '200', 'lm-lr': '1e-2', 'lm-batch': '4', 'lm-max-len': '64', 'lm-checkpoint-every': String(every) })) await page.fill(`#${id}`, v);
+      await page.click('#lm-start');
+    };
+    // The uninterrupted run (no checkpoints).
+    await setUp(0);
+    let state = await waitForState(page, (s) => s.lm?.done, 240_000);
+    assert.deepEqual(state.errors, []);
+    const whole = state.lm.losses;
+    assert.equal(whole.length, 600);
+    // The same run again, checkpointed every 50 steps, cut off by a reload after the second.
+    await setUp(50);
+    await waitForState(page, (s) => s.lmCheckpoints.length >= 2, 240_000);
+    await page.reload();
+    state = await waitForState(page, (s) => s.lmSavedRun !== null && s.lmSavedRun !== undefined, 60_000);
+    const saved = state.lmSavedRun.progress.step;
+    assert.ok(saved >= 100 && saved < 600, `saved at step ${saved}`);
+    assert.match(await page.textContent('#lm-resume-text'), new RegExp(`saved at step ${saved} of 600`));
+    await page.click('#lm-resume');
+    state = await waitForState(page, (s) => s.lm?.done, 240_000);
+    assert.deepEqual(state.errors, []);
+    assert.equal(state.lm.resumedFrom, saved);
+    t.diagnostic(`resumed at step ${saved} of 600`);
+    assert.deepEqual(state.lm.losses, whole, 'the resumed curve is the uninterrupted one, bit for bit');
+    assert.equal(state.lm.history.length, 201);
+    // The finished run is gone from storage: a reload offers nothing.
+    await page.reload();
+    await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await page.isHidden('#lm-resume-banner'), true);
+    assert.deepEqual(problems.pageErrors, []);
+  } finally {
+    await session.close();
+  }
+});
