@@ -190,18 +190,16 @@ fn started(d: &DecoderState, session: &LmSession, eval_prompts: Vec<EvalPrompt>)
     })
 }
 
-/// Prepares a run: rows from the data (plain text packed into blocks, prompt → completion pairs
-/// in the template, or conversations in the chat template), a seeded held-out share, and the
-/// session.
-#[wasm_bindgen(js_name = startLm)]
-pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
+/// Builds the run's rows from the loaded model and data, makes the session with `make` (a new
+/// run or a resumed one), installs it and returns its summary.
+fn begin(recipe: JsValue, make: impl FnOnce(&CausalModel, Vec<crate::lm::LmRow>, Vec<crate::lm::LmRow>, Recipe, &Device) -> crate::error::Result<LmSession>) -> Result<JsValue, JsError> {
     let recipe = parse_recipe(&recipe)?;
     let dev = device()?;
     DEC.with(|d| {
         let mut d = d.borrow_mut();
         let (train, eval, eval_prompts) = prepare(&d, &recipe)?;
         let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
-        let session = LmSession::new(cm, train, eval, recipe, &dev).map_err(err)?;
+        let session = make(cm, train, eval, recipe, &dev).map_err(err)?;
         let out = started(&d, &session, eval_prompts.clone())?;
         d.session = Some(session);
         d.eval_prompts = eval_prompts;
@@ -209,22 +207,19 @@ pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
     })
 }
 
+/// Prepares a run: rows from the data (plain text packed into blocks, prompt → completion pairs
+/// in the template, or conversations in the chat template), a seeded held-out share, and the
+/// session.
+#[wasm_bindgen(js_name = startLm)]
+pub fn start_lm(recipe: JsValue) -> Result<JsValue, JsError> {
+    begin(recipe, |cm, train, eval, recipe, dev| LmSession::new(cm, train, eval, recipe, dev))
+}
+
 /// Continues a run from its checkpoint (the model and data loaded as they were; `recipe` is the
 /// run's recipe, which builds the same rows).
 #[wasm_bindgen(js_name = resumeLm)]
 pub fn resume_lm(recipe: JsValue, checkpoint: &[u8]) -> Result<JsValue, JsError> {
-    let recipe = parse_recipe(&recipe)?;
-    let dev = device()?;
-    DEC.with(|d| {
-        let mut d = d.borrow_mut();
-        let (train, eval, eval_prompts) = prepare(&d, &recipe)?;
-        let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
-        let session = LmSession::resume(cm, train, eval, checkpoint, &dev).map_err(err)?;
-        let out = started(&d, &session, eval_prompts.clone())?;
-        d.session = Some(session);
-        d.eval_prompts = eval_prompts;
-        Ok(out)
-    })
+    begin(recipe, |cm, train, eval, _, dev| LmSession::resume(cm, train, eval, checkpoint, dev))
 }
 
 /// The running fine-tuning's checkpoint (weights, AdamW state, data order, RNG, curve), read
@@ -347,8 +342,7 @@ pub fn stop_generation() {
 /// recipe's strategy, with what the backend says about that size.
 #[wasm_bindgen(js_name = estimateDecoderMemory)]
 pub fn estimate_decoder_memory(batch_size: usize, max_len: usize, recipe: JsValue) -> Result<JsValue, JsError> {
-    let text: String = js_sys::JSON::stringify(&recipe).map_err(|_| JsError::new("recipe: not a JSON object"))?.into();
-    let recipe: Recipe = serde_json::from_str(&text).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
+    let recipe = parse_recipe(&recipe)?;
     DEC.with(|d| {
         let d = d.borrow();
         let (cm, base) = d.model.as_ref().zip(d.base.as_ref()).ok_or_else(|| JsError::new("load a model first"))?;
