@@ -5,6 +5,8 @@
 #   bash bench/run.sh compare   # every strategy preset on MiniLM: rotten tomatoes and SpamAssassin
 #                               # (tables -> bench/results/compare-*/comparison.md, docs/strategies.md)
 #   bash bench/run.sh decoder   # SmolLM2 GGUF: training steps (full, LoRA) and generation tokens/s, burnish vs PyTorch
+#   bash bench/run.sh browser   # the page in headless Chromium (wasm CPU, WebGPU/SwiftShader) vs Transformers.js
+#                               # (bench/browser.mjs -> bench/results/browser.json)
 #   bash bench/run.sh domain    # MiniLM on 480 rotten-tomatoes rows: plain fine-tuning vs the two-stage
 #                               # recipe (masked-LM adaptation on movie-domain.txt first), same budget
 #                               # (table -> bench/results/domain/domain.md, docs/strategies.md)
@@ -97,5 +99,14 @@ open("bench/results/decoder.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
     ;;
-  *) echo "usage: bench/run.sh speed|quality|compare|domain|decoder" >&2; exit 2 ;;
+  browser)
+    # The page in headless Chromium (CPU backend and WebGPU/SwiftShader) beside Transformers.js
+    # (ONNX Runtime Web, WASM, one thread) on the same MiniLM checkpoint: bench/browser.mjs.
+    bash scripts/build_wasm.sh
+    (cd bench/browser && { [ -d node_modules/@huggingface/transformers ] || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; })
+    ONNX="$HOME/.cache/burnish/bench/minilm-onnx"
+    [ -s "$ONNX/onnx/model.onnx" ] || python3 bench/export_onnx.py --model "$MODEL" --out "$ONNX" >&2
+    node bench/browser.mjs --onnx "$ONNX" "${@:2}"
+    ;;
+  *) echo "usage: bench/run.sh speed|quality|compare|domain|decoder|browser" >&2; exit 2 ;;
 esac

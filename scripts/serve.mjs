@@ -65,14 +65,26 @@ async function handle(root, req, res) {
   const { pathname } = new URL(req.url, 'http://localhost');
   const found = await resolveFile(root, pathname);
   if (!found) return send(res, 404, 'Not Found');
-  res.writeHead(200, {
+  // The wasm module goes out gzipped (build_wasm.sh writes burnish_bg.wasm.gz beside it) to
+  // browsers that accept it, as static hosts do: about a fifth of the bytes.
+  let body = found;
+  const headers = {
     'Content-Type': MIME_TYPES[path.extname(found.file).toLowerCase()] ?? 'application/octet-stream',
-    'Content-Length': found.size,
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
-  });
+  };
+  if (found.file.endsWith('.wasm') && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
+    const gz = await resolveFile(root, `${pathname}.gz`);
+    if (gz && (await stat(gz.file)).mtimeMs >= (await stat(found.file)).mtimeMs) {
+      body = gz;
+      headers['Content-Encoding'] = 'gzip';
+      headers.Vary = 'Accept-Encoding';
+    }
+  }
+  headers['Content-Length'] = body.size;
+  res.writeHead(200, headers);
   if (req.method === 'HEAD') return res.end();
-  createReadStream(found.file)
+  createReadStream(body.file)
     .on('error', () => res.destroy())
     .pipe(res);
 }

@@ -13,7 +13,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { echo "[setup] $*" >&2; }
 
 need_apt=()
-command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
 if [ "${BURNISH_NEED_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
@@ -53,6 +52,12 @@ if [ ! -f "$ROOT/www/vendor/chart.umd.min.js" ] || [ ! -f "$ROOT/www/vendor/ffla
   cp "$ROOT/www/node_modules/chart.js/LICENSE.md" "$ROOT/www/vendor/chart.js.LICENSE.md"
   cp "$ROOT/www/node_modules/fflate/esm/browser.js" "$ROOT/www/vendor/fflate.js"
   cp "$ROOT/www/node_modules/fflate/LICENSE" "$ROOT/www/vendor/fflate.LICENSE"
+fi
+
+# binaryen's current wasm-opt (npm; Debian's 108 breaks the module), for scripts/build_wasm.sh.
+if [ ! -x "$ROOT/scripts/wasm-opt/node_modules/binaryen/bin/wasm-opt" ]; then
+  log "npm ci (binaryen's wasm-opt) -> scripts/wasm-opt"
+  (cd "$ROOT/scripts/wasm-opt" && npm ci --no-audit --no-fund --loglevel=error --ignore-scripts)
 fi
 
 log "assets (model and data)"

@@ -19,6 +19,17 @@ pub struct BackendInfo {
     /// Memory the whole run must fit in, where the platform has a hard limit: 4 GiB for the
     /// WebAssembly CPU backend (32-bit memory).
     pub memory_limit_bytes: Option<u64>,
+    /// The GPU adapter is a software rasteriser (SwiftShader, llvmpipe/lavapipe, or an adapter
+    /// the browser calls a fallback adapter): a CPU emulating a GPU, usually far slower than
+    /// the CPU backend itself.
+    #[serde(default)]
+    pub software: bool,
+}
+
+/// Whether an adapter is a CPU pretending to be a GPU, from what the driver reports.
+pub fn is_software_adapter(name: &str, cpu_device_type: bool) -> bool {
+    let n = name.to_ascii_lowercase();
+    cpu_device_type || ["swiftshader", "llvmpipe", "lavapipe", "software", "warp"].iter().any(|s| n.contains(s))
 }
 
 impl BackendInfo {
@@ -56,6 +67,7 @@ pub fn cpu() -> (Device, BackendInfo) {
             max_buffer_bytes: None,
             max_binding_bytes: None,
             memory_limit_bytes: cfg!(target_arch = "wasm32").then_some(4u64 << 30),
+            software: false,
         },
     )
 }
@@ -82,6 +94,7 @@ pub async fn init(force_cpu: bool) -> (Device, BackendInfo) {
                     max_buffer_bytes: Some(limits.max_buffer_size),
                     max_binding_bytes: Some(limits.max_storage_buffer_binding_size),
                     memory_limit_bytes: None,
+                    software: is_software_adapter(&name, info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu),
                 },
             )
         }

@@ -121,6 +121,20 @@ impl CausalLm {
         }
     }
 
+    /// Logits `[batch, vocab]` for the last position only: generation needs no others, and the
+    /// vocabulary projection is the largest matrix product of a step (a prompt's prefill would
+    /// otherwise project every prompt position).
+    pub fn last_logits(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<2> {
+        let [batch, seq] = ids.dims();
+        let last = |h: Tensor<3>| h.narrow(1, seq - 1, 1); // [batch, 1, hidden]
+        let logits = match self {
+            CausalLm::Gpt2(m) => m.head(last(m.hidden(ids, cache))),
+            CausalLm::Llama(m) => m.head(last(m.hidden(ids, cache))),
+        }; // [batch, 1, vocab]
+        let vocab = logits.dims()[2];
+        logits.reshape([batch, vocab])
+    }
+
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(match self {
             CausalLm::Gpt2(m) => m.blocks.len(),
@@ -463,9 +477,7 @@ impl Generation {
         let input: Vec<i64> = self.ids[if self.cache.is_some() { self.fed } else { 0 }..].iter().map(|&x| x as i64).collect();
         let n = input.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(input, [1, n]), &device);
-        let logits = model.forward(ids, self.cache.as_mut()); // [1, n, vocab]
-        let vocab = logits.dims()[2];
-        let mut last = read_f32(logits.narrow(1, n - 1, 1).reshape([vocab])).await?;
+        let mut last = read_f32(model.last_logits(ids, self.cache.as_mut())).await?; // [1, vocab]
         self.fed = self.ids.len();
         let next = pick(&mut last, &self.ids, &self.opts, &mut self.rng);
         self.ids.push(next);

@@ -23,6 +23,8 @@ pub mod weights;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]
+pub mod web_backend;
+#[cfg(target_arch = "wasm32")]
 pub mod web_decoder;
 
 pub use checkpoint::Checkpoint;

@@ -719,18 +719,7 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
             times.push(t0.elapsed().as_secs_f64());
         }
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let median = if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0 };
-    let training = crate::train::BenchResult {
-        batch_size: batch,
-        max_len: len,
-        steps,
-        median_step_s: median,
-        samples_per_s: batch as f64 / median,
-        tokens_per_s: (batch * len) as f64 / median,
-        step_seconds: times,
-    };
+    let training = crate::train::BenchResult::new(batch, len, times);
     let model = s.inference_model()?;
     let prompt: Vec<u32> = rows[0].ids.iter().take(16.min(len)).copied().collect();
     let positions = cm.config.max_positions();

@@ -766,6 +766,11 @@ impl Classifier {
     pub async fn evaluate(&self, data: &[Encoded], batch_size: usize, device: &Device) -> Result<(Metrics, Vec<Prediction>)> {
         let rows: Vec<Vec<u32>> = data.iter().map(|e| e.ids.clone()).collect();
         let logits = self.logits(&rows, batch_size, device).await?;
+        Ok(self.score(data, &logits))
+    }
+
+    /// Metrics and predictions from the logits of `data` (in its order).
+    pub fn score(&self, data: &[Encoded], logits: &[Vec<f32>]) -> (Metrics, Vec<Prediction>) {
         let preds: Vec<Prediction> = logits.iter().map(|l| self.to_prediction(l)).collect();
         let gold: Vec<usize> = data.iter().map(|e| e.label).collect();
         let loss = if data.is_empty() {
@@ -774,7 +779,48 @@ impl Classifier {
             data.iter().zip(&preds).map(|(e, p)| -(p.probabilities[e.label].max(1e-300)).ln()).sum::<f64>() / data.len() as f64
         };
         let pred_ids: Vec<usize> = preds.iter().map(|p| p.label_id).collect();
-        Ok((classification_metrics(&gold, &pred_ids, &self.labels, loss), preds))
+        (classification_metrics(&gold, &pred_ids, &self.labels, loss), preds)
+    }
+}
+
+/// An evaluation done a few batches at a time: the page scores the model before fine-tuning
+/// (a snapshot of the starting weights) between training slices, so the first loss shows
+/// without waiting for the whole evaluation set. Same batches and results as `evaluate`.
+pub struct PendingEvaluation {
+    classifier: Classifier,
+    data: Vec<Encoded>,
+    /// Example indices by length, in `batch_size` chunks (as `Classifier::logits` batches them).
+    order: Vec<usize>,
+    logits: Vec<Vec<f32>>,
+    next: usize,
+    batch_size: usize,
+    device: Device,
+}
+
+impl PendingEvaluation {
+    pub fn new(classifier: Classifier, data: Vec<Encoded>, batch_size: usize, device: Device) -> Self {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.sort_by_key(|&i| data[i].ids.len());
+        let logits = vec![Vec::new(); data.len()];
+        PendingEvaluation { classifier, data, order, logits, next: 0, batch_size: batch_size.max(1), device }
+    }
+
+    /// Scores batches for about `budget_ms` (at least one); the metrics once every example is in.
+    pub async fn advance(&mut self, budget_ms: f64) -> Result<Option<(Metrics, Vec<Prediction>)>> {
+        let t0 = Instant::now();
+        while self.next < self.order.len() {
+            let chunk: Vec<usize> = self.order[self.next..(self.next + self.batch_size).min(self.order.len())].to_vec();
+            let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| self.data[i].ids.clone()).collect();
+            let batch = self.classifier.logits(&rows, rows.len(), &self.device).await?;
+            for (j, i) in chunk.iter().enumerate() {
+                self.logits[*i] = batch[j].clone();
+            }
+            self.next += chunk.len();
+            if t0.elapsed().as_secs_f64() * 1e3 >= budget_ms {
+                break;
+            }
+        }
+        Ok((self.next >= self.order.len()).then(|| self.classifier.score(&self.data, &self.logits)))
     }
 }
 
@@ -1217,7 +1263,17 @@ impl TrainSession {
 
     /// Scores the eval set with the current weights.
     pub async fn evaluate(&self) -> Result<(Metrics, Vec<Prediction>)> {
-        self.classifier()?.evaluate(&self.eval, self.recipe.batch_size.max(32), &self.base_device).await
+        self.classifier()?.evaluate(&self.eval, self.eval_batch_size(), &self.base_device).await
+    }
+
+    /// The same evaluation of the current weights, to be done a few batches at a time while
+    /// training goes on (the weights are a snapshot: later steps do not change them).
+    pub fn pending_evaluation(&self) -> Result<PendingEvaluation> {
+        Ok(PendingEvaluation::new(self.classifier()?, self.eval.clone(), self.eval_batch_size(), self.base_device.clone()))
+    }
+
+    fn eval_batch_size(&self) -> usize {
+        self.recipe.batch_size.max(32)
     }
 
     /// One optimizer step on the next batch.
@@ -1688,22 +1744,58 @@ pub struct BenchResult {
     pub step_seconds: Vec<f64>,
 }
 
+/// Median of some timings (0 when there are none).
+pub fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+impl BenchResult {
+    pub fn new(batch: usize, len: usize, times: Vec<f64>) -> Self {
+        let median = median(&times);
+        BenchResult {
+            batch_size: batch,
+            max_len: len,
+            steps: times.len(),
+            median_step_s: median,
+            samples_per_s: batch as f64 / median.max(1e-12),
+            tokens_per_s: (batch * len) as f64 / median.max(1e-12),
+            step_seconds: times,
+        }
+    }
+}
+
+/// `[batch, len]` seeded random token ids from the upper part of a vocabulary (no specials).
+fn random_rows(vocab: u32, batch: usize, len: usize, rng: &mut StdRng) -> Vec<Vec<u32>> {
+    use rand::Rng;
+    let lo = 1000.min(vocab / 2);
+    (0..batch).map(|_| (0..len).map(|_| rng.random_range(lo..vocab)).collect()).collect()
+}
+
+fn check_bench_shape(ckpt: &Checkpoint, batch: usize, len: usize, steps: usize) -> Result<()> {
+    if steps == 0 || batch == 0 || len < 2 || len > ckpt.config.max_position_embeddings {
+        return Err(Error::Recipe("bench needs steps ≥ 1, batch ≥ 1 and 2 ≤ max-len ≤ the model's positions".into()));
+    }
+    Ok(())
+}
+
 /// Times full training steps (forward, cross-entropy, backward, global clip, AdamW) on a fixed
 /// `[batch, len]` batch of seeded random token ids, after `warmup` untimed steps. The loss is
 /// read back each step, so every timed step has finished on the device.
 pub async fn bench_training(ckpt: &Checkpoint, batch: usize, len: usize, steps: usize, warmup: usize, device: &Device) -> Result<BenchResult> {
     use rand::Rng;
-    if steps == 0 || batch == 0 || len < 2 || len > ckpt.config.max_position_embeddings {
-        return Err(Error::Recipe("bench needs steps ≥ 1, batch ≥ 1 and 2 ≤ max-len ≤ the model's positions".into()));
-    }
+    check_bench_shape(ckpt, batch, len, steps)?;
     let labels = vec!["0".to_string(), "1".to_string()];
     let ad = device.clone().autodiff();
     let (mut model, _) = build_classifier(ckpt, &labels, 0, &ad)?;
     let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
     let mut rng = StdRng::seed_from_u64(0);
-    let vocab = ckpt.config.vocab_size as u32;
-    let lo = 1000.min(vocab / 2);
-    let rows: Vec<Vec<u32>> = (0..batch).map(|_| (0..len).map(|_| rng.random_range(lo..vocab)).collect()).collect();
+    let rows = random_rows(ckpt.config.vocab_size as u32, batch, len, &mut rng);
     let ys: Vec<i64> = (0..batch).map(|_| rng.random_range(0..2)).collect();
     let mut times = Vec::new();
     for i in 0..warmup + steps {
@@ -1719,16 +1811,46 @@ pub async fn bench_training(ckpt: &Checkpoint, batch: usize, len: usize, steps: 
             times.push(t0.elapsed().as_secs_f64());
         }
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let median = if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0 };
-    Ok(BenchResult {
-        batch_size: batch,
-        max_len: len,
-        steps,
-        median_step_s: median,
-        samples_per_s: batch as f64 / median,
-        tokens_per_s: (batch * len) as f64 / median,
-        step_seconds: times,
-    })
+    Ok(BenchResult::new(batch, len, times))
+}
+
+/// One classifier forward pass (no autodiff) on a fixed `[batch, len]` batch of seeded random
+/// token ids, timed with the logits read back: what evaluation and prediction cost, and what
+/// the page times on each backend to choose between them.
+pub struct ForwardProbe {
+    model: SequenceClassifier,
+    rows: Vec<Vec<u32>>,
+    device: Device,
+}
+
+impl ForwardProbe {
+    pub fn new(ckpt: &Checkpoint, batch: usize, len: usize, device: &Device) -> Result<Self> {
+        check_bench_shape(ckpt, batch, len, 1)?;
+        let labels = vec!["0".to_string(), "1".to_string()];
+        let (model, _) = build_classifier(ckpt, &labels, 0, device)?;
+        let rows = random_rows(ckpt.config.vocab_size as u32, batch, len, &mut StdRng::seed_from_u64(0));
+        Ok(ForwardProbe { model, rows, device: device.clone() })
+    }
+
+    /// Seconds for one pass, from building the input to having the logits on the host.
+    pub async fn pass(&self) -> Result<f64> {
+        let t0 = Instant::now();
+        let input = BertInput::from_rows(&self.rows, 0, &self.device);
+        let _ = read_f32(self.model.forward(&input)).await?;
+        Ok(t0.elapsed().as_secs_f64())
+    }
+}
+
+/// Times `passes` forward passes (evaluation throughput) after `warmup` untimed ones.
+pub async fn bench_forward(ckpt: &Checkpoint, batch: usize, len: usize, passes: usize, warmup: usize, device: &Device) -> Result<BenchResult> {
+    check_bench_shape(ckpt, batch, len, passes)?;
+    let probe = ForwardProbe::new(ckpt, batch, len, device)?;
+    let mut times = Vec::with_capacity(passes);
+    for i in 0..warmup + passes {
+        let t = probe.pass().await?;
+        if i >= warmup {
+            times.push(t);
+        }
+    }
+    Ok(BenchResult::new(batch, len, times))
 }

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::backend::{self, BackendInfo};
+use crate::backend::BackendInfo;
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Table};
 use crate::error::Error;
@@ -36,6 +36,8 @@ struct State {
     /// Multi-task training: the other tasks' files (the main training file is task 1) and the run.
     task_tables: Vec<(String, Table)>,
     multitask: Option<crate::multitask::MultiTaskSession>,
+    /// The starting weights being scored between training slices (the "before" metrics).
+    baseline: Option<crate::train::PendingEvaluation>,
 }
 
 thread_local! {
@@ -65,15 +67,9 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Initialises WebGPU (or the CPU when `force_cpu` or no adapter). Idempotent.
-#[wasm_bindgen(js_name = initBackend)]
-pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
-    if let Some(info) = STATE.with(|s| s.borrow().device.as_ref().map(|d| d.1.clone())) {
-        return to_js(&info);
-    }
-    let (device, info) = backend::init(force_cpu).await;
-    STATE.with(|s| s.borrow_mut().device = Some((device, info.clone())));
-    to_js(&info)
+/// Uses `device` for everything built from now on (web_backend.rs chooses it).
+pub(crate) fn set_device(device: (Device, BackendInfo)) {
+    STATE.with(|s| s.borrow_mut().device = Some(device));
 }
 
 #[wasm_bindgen(js_name = loadModel)]
@@ -752,12 +748,45 @@ pub async fn evaluate() -> Result<JsValue, JsError> {
     let texts = STATE.with(|s| s.borrow().eval_texts.clone());
     put_session(session);
     let (metrics, preds) = result.map_err(js_err)?;
+    to_js(&evaluation(metrics, preds, texts))
+}
+
+fn evaluation(metrics: crate::metrics::Metrics, preds: Vec<crate::train::Prediction>, texts: Vec<(String, String)>) -> Evaluation {
     let predictions = texts
         .into_iter()
         .zip(preds)
         .map(|((text, gold), p)| ExamplePrediction { text, gold, confidence: p.probabilities[p.label_id], label: p.label })
         .collect();
-    to_js(&Evaluation { metrics, predictions })
+    Evaluation { metrics, predictions }
+}
+
+/// Takes a snapshot of the session's current weights (before fine-tuning) for `baselineSteps`.
+#[wasm_bindgen(js_name = startBaseline)]
+pub fn start_baseline() -> Result<(), JsError> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let pending = s.session.as_ref().ok_or_else(|| JsError::new("no training session"))?.pending_evaluation().map_err(js_err)?;
+        s.baseline = Some(pending);
+        Ok(())
+    })
+}
+
+/// Scores the snapshot for about `budget_ms`; its evaluation (as `evaluate`) once complete,
+/// else null.
+#[wasm_bindgen(js_name = baselineSteps)]
+pub async fn baseline_steps(budget_ms: f64) -> Result<JsValue, JsError> {
+    let mut pending = STATE.with(|s| s.borrow_mut().baseline.take()).ok_or_else(|| JsError::new("no evaluation in progress"))?;
+    let result = pending.advance(budget_ms).await.map_err(js_err)?;
+    match result {
+        Some((metrics, preds)) => {
+            let texts = STATE.with(|s| s.borrow().eval_texts.clone());
+            to_js(&evaluation(metrics, preds, texts))
+        }
+        None => {
+            STATE.with(|s| s.borrow_mut().baseline = Some(pending));
+            Ok(JsValue::NULL)
+        }
+    }
 }
 
 /// Class probabilities for one text from the current model.
@@ -808,7 +837,7 @@ pub async fn export_model(base_name: String) -> Result<JsValue, JsError> {
 
 /// Lends the loaded model's checkpoint to `f` across awaits (a `RefCell` borrow cannot be held
 /// over an await) and puts it back afterwards, whatever `f` returns.
-async fn with_checkpoint<T>(f: impl AsyncFnOnce(&mut Checkpoint) -> crate::Result<T>) -> crate::Result<T> {
+pub(crate) async fn with_checkpoint<T>(f: impl AsyncFnOnce(&mut Checkpoint) -> crate::Result<T>) -> crate::Result<T> {
     let mut ckpt = STATE.with(|s| s.borrow_mut().checkpoint.take()).ok_or_else(|| Error::Other("load a model first".into()))?;
     let result = f(&mut ckpt).await;
     STATE.with(|s| s.borrow_mut().checkpoint = Some(ckpt));
@@ -821,4 +850,26 @@ pub(crate) fn exported_files(files: Vec<(String, Vec<u8>)>) -> Result<JsValue, J
     files
         .serialize(&serde_wasm_bindgen::Serializer::new())
         .map_err(|e| JsError::new(&format!("internal: {e}")))
+}
+
+#[derive(Serialize)]
+struct ClassifierBench {
+    training: crate::train::BenchResult,
+    forward: crate::train::BenchResult,
+    backend: Option<BackendInfo>,
+}
+
+/// The browser benchmark (bench/browser.mjs): training steps and forward passes of the loaded
+/// classifier at `batch × len` on the current backend, as `burnish bench` times them natively.
+#[wasm_bindgen(js_name = benchClassifier)]
+pub async fn bench_classifier(batch: usize, len: usize, steps: usize, warmup: usize) -> Result<JsValue, JsError> {
+    let device = current_device().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
+    let (training, forward) = with_checkpoint(async |c| {
+        let training = crate::train::bench_training(c, batch, len, steps, warmup, &device).await?;
+        let forward = crate::train::bench_forward(c, batch, len, steps, warmup.max(1), &device).await?;
+        Ok((training, forward))
+    })
+    .await
+    .map_err(js_err)?;
+    to_js(&ClassifierBench { training, forward, backend: current_backend() })
 }

@@ -88,6 +88,29 @@ fn install(cm: CausalModel) -> Result<JsValue, JsError> {
     to_js(&summary)
 }
 
+/// Times the loaded decoder's forward pass (`len` tokens) on the CPU and on the WebGPU adapter
+/// and uses the faster one (web_backend.rs); when that is not where the weights are, they are
+/// loaded again there. Without an adapter, or with a backend forced by the page, it measures
+/// nothing. Returns the backend report.
+#[wasm_bindgen(js_name = measureDecoderBackends)]
+pub async fn measure_decoder_backends(len: usize) -> Result<JsValue, JsError> {
+    let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| JsError::new("load a decoder first"))?;
+    let before = crate::web::current_backend().map(|b| b.kind);
+    let measured = crate::web_backend::measure_decoder(&cm, len).await;
+    let moved = crate::web::current_backend().map(|b| b.kind) != before;
+    let reloaded = if moved { device().and_then(|dev| cm.load(0, &dev).map_err(err)).map(|(base, _)| Some(base)) } else { Ok(None) };
+    DEC.with(|d| d.borrow_mut().model = Some(cm));
+    measured.map_err(err)?;
+    if let Some(base) = reloaded? {
+        DEC.with(|d| {
+            let mut d = d.borrow_mut();
+            d.base = Some(base);
+            d.generation = None;
+        });
+    }
+    to_js(&crate::web_backend::current_report())
+}
+
 /// Loads a GGUF file (Llama / Qwen2 architectures; the tokenizer comes from its metadata).
 #[wasm_bindgen(js_name = loadDecoderGguf)]
 pub fn load_decoder_gguf(bytes: &[u8]) -> Result<JsValue, JsError> {
@@ -378,4 +401,18 @@ pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
 pub fn generation_metrics(pairs: JsValue) -> Result<JsValue, JsError> {
     let pairs: Vec<(String, String)> = serde_wasm_bindgen::from_value(pairs).map_err(|e| JsError::new(&format!("pairs: {e}")))?;
     to_js(&crate::metrics::generation_metrics(&pairs))
+}
+
+/// The browser benchmark (bench/browser.mjs): the loaded decoder's training steps under
+/// `strategy` ("full" or "lora", rank 8 on q and v as `burnish bench`) at `batch × len`, then
+/// greedy generation of `gen_tokens` tokens, on the current backend.
+#[wasm_bindgen(js_name = benchDecoder)]
+pub async fn bench_decoder(strategy: String, batch: usize, len: usize, steps: usize, warmup: usize, gen_tokens: usize) -> Result<JsValue, JsError> {
+    let dev = device()?;
+    let strategy: crate::train::Strategy = serde_json::from_value(serde_json::json!(strategy)).map_err(|e| JsError::new(&format!("strategy: {e}")))?;
+    let recipe = Recipe { task: "causal-lm".into(), strategy, batch_size: batch, max_len: len, lr: 1e-4, ..Recipe::default() };
+    let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| JsError::new("load a decoder first"))?;
+    let result = crate::lm::bench_decoder(&cm, &recipe, steps, warmup, gen_tokens, &dev).await;
+    DEC.with(|d| d.borrow_mut().model = Some(cm));
+    to_js(&result.map_err(err)?)
 }

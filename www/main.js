@@ -16,7 +16,8 @@ const SAMPLE_DOMAIN = 'assets/data/movie-domain.txt';
 const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.txt', '.text'];
 
 const state = (window.burnishState = {
-  backend: null, // {kind, adapter, note}
+  backend: null, // {kind, adapter, note, mode, gpu, measurement} (web_backend.rs BackendReport)
+  wasmDownload: null, // {loaded, total, wire}: the wasm module's download
   model: null, // loadModel's summary + {source}
   memory: null, // estimateMemory's answer
   data: null, // inspectData's summary
@@ -155,6 +156,8 @@ window.addEventListener('unhandledrejection', (event) => {
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const client = new BurnishClient(worker, onWorkerEvent);
 const request = (type, payload, transfer) => concerning(CONCERNS[type], () => client.request(type, payload, transfer));
+// The browser benchmark (bench/browser.mjs) times the loaded models through the worker.
+window.burnishBench = (payload) => client.request(IN.BENCH, payload);
 
 function onWorkerEvent({ type, payload }) {
   try {
@@ -174,6 +177,8 @@ function onWorkerEvent({ type, payload }) {
     else if (type === OUT.LM_DONE) lmEnded(payload);
     else if (type === OUT.LM_CHECKPOINT) state.lmCheckpoints.push(payload.step);
     else if (type === OUT.GEN_TOKENS) showGeneration(payload);
+    else if (type === OUT.WASM_PROGRESS) showWasmProgress(payload);
+    else if (type === OUT.BACKEND) showBackend(payload);
   } catch (err) {
     showError(new Error(`Could not show the worker's ${type} message: ${err.message}`), type === OUT.METRICS ? 'results' : 'train');
   }
@@ -231,23 +236,55 @@ function fillTable(table, header, rows) {
 }
 
 // ---------------------------------------------------------------- backend
-const forceCpu = params.get('backend') === 'cpu';
-$('force-cpu').checked = forceCpu;
-$('force-cpu').addEventListener('change', () => {
+// ?backend=auto (default: time the loaded model on both and use the faster), cpu or webgpu.
+const backendMode = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+$('backend-choice').value = backendMode;
+$('backend-choice').addEventListener('change', () => {
   const url = new URL(location.href);
-  if ($('force-cpu').checked) url.searchParams.set('backend', 'cpu');
-  else url.searchParams.delete('backend');
+  const v = $('backend-choice').value;
+  if (v === 'auto') url.searchParams.delete('backend');
+  else url.searchParams.set('backend', v);
   $('backend-reload').href = url.href;
-  $('backend-note').hidden = $('force-cpu').checked === forceCpu;
+  $('backend-note').hidden = v === backendMode;
 });
 
-const backendReady = request(IN.INIT, { forceCpu }).then((info) => {
+const ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US')} ms`;
+
+/** The backend line: what runs, and why (forced, no adapter, or the measured figures). */
+function showBackend(info) {
   state.backend = info;
-  $('backend').textContent =
+  const gpuName = info.gpu ? `WebGPU (${info.gpu.adapter})` : 'WebGPU';
+  const m = info.measurement;
+  let why;
+  if (info.measuring) why = `timing the loaded model on the CPU and on ${gpuName}…`;
+  else if (m) {
+    const gpu = m.gpu_ms != null ? ms(m.gpu_ms) : `did not finish within ${ms(m.gpu_limit_ms)}`;
+    why = `measured ${m.chosen === 'cpu' ? 'faster' : 'slower'} on the loaded model (${m.what}): CPU ${ms(m.cpu_ms)}, ${gpuName} ${gpu}`;
+  } else if (info.mode === 'cpu') why = 'chosen in the menu below';
+  else if (info.gpu?.software) why = `the WebGPU adapter (${info.gpu.adapter}) is a software emulation of a GPU; the loaded model is timed on both before a run`;
+  else if (!info.gpu) why = info.note ? 'no WebGPU adapter in this browser' : info.adapter ?? '';
+  const text =
     info.kind === 'webgpu'
-      ? `Backend: WebGPU — ${info.adapter}${info.note ? ` (${info.note})` : ''}`
-      : `Backend: CPU (WebAssembly) — ${forceCpu ? 'chosen with the checkbox below' : info.note ? 'no WebGPU adapter in this browser' : info.adapter ?? ''}`;
-  if (info.note) $('backend').title = info.note; // the full reason, on hover
+      ? `Backend: WebGPU — ${info.adapter}${info.mode === 'webgpu' ? ' (chosen in the menu below)' : m ? `, ${why}` : ''}`
+      : `Backend: CPU (WebAssembly) — ${why ?? info.adapter ?? ''}`;
+  $('backend').textContent = info.measuring && info.kind === 'webgpu' ? `${text} (${why})` : text;
+  $('backend').title = info.note ?? info.gpu?.note ?? ''; // the full reason, on hover
+  $('backend').dataset.kind = info.kind;
+}
+
+/** The wasm module's download (first visit; later ones come from the HTTP cache). */
+function showWasmProgress({ loaded, total, wire }) {
+  state.wasmDownload = { loaded, total, wire };
+  const bar = $('engine-progress');
+  bar.hidden = loaded >= total;
+  bar.max = total || 1;
+  bar.value = loaded;
+  $('engine-status').textContent =
+    loaded >= total ? '' : `Downloading the training engine (WebAssembly, ${bytes(wire)} compressed): ${Math.floor((100 * loaded) / (total || 1))} %`;
+}
+
+const backendReady = request(IN.INIT, { mode: backendMode }).then((info) => {
+  showBackend(info);
   return info;
 });
 backendReady.catch((err) => {

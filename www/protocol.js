@@ -46,6 +46,7 @@ export const IN = Object.freeze({
   LM_RESUME: 'lmResume',
   GENERATE: 'generate',
   GENERATE_STOP: 'generateStop',
+  BENCH: 'bench',
 });
 
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
@@ -67,6 +68,8 @@ export const OUT = Object.freeze({
   LM_DONE: 'lmDone', // {ok, stopped}
   LM_CHECKPOINT: 'lmCheckpoint', // {step, bytes}: a checkpoint of the decoder run was written to OPFS
   GEN_TOKENS: 'genTokens', // {id, text, tokens, done, stopped, tokens_per_s}
+  WASM_PROGRESS: 'wasmProgress', // {loaded, total, wire}: bytes of the wasm module downloaded so far
+  BACKEND: 'backend', // the backend report after a measurement ({measuring: true} while it runs)
 });
 
 /** The page section an error from each request belongs next to. */
@@ -113,6 +116,7 @@ export const CONCERNS = Object.freeze({
   [IN.MULTITASK_STOP]: 'multitask',
   [IN.MULTITASK_PREDICT]: 'multitask',
   [IN.MULTITASK_EXPORT]: 'multitask',
+  [IN.BENCH]: 'train',
 });
 
 /** An error reported by the worker; `concerns` names the page section, `step` the training step. */

@@ -39,8 +39,51 @@ async function importWasm() {
         'Build it first (see the README), then reload.',
     );
   }
-  await mod.default(); // fetches and instantiates pkg/burnish_bg.wasm
+  await mod.default({ module_or_path: await wasmResponse() }); // compiles while it downloads
   return mod;
+}
+
+/** pkg/burnish_bg.wasm as a streaming Response whose bytes are counted into WASM_PROGRESS
+ * events. The decoded size comes from pkg/manifest.json (build_wasm.sh): with gzip on the
+ * wire, Content-Length counts compressed bytes. */
+async function wasmResponse() {
+  const url = new URL('./pkg/burnish_bg.wasm', import.meta.url);
+  const manifest = await fetch(new URL('./pkg/manifest.json', import.meta.url)).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const res = await fetch(url);
+  if (!res.ok || !res.body) throw new Error(`Could not download the WebAssembly module (${url.pathname}: HTTP ${res.status}).`);
+  const total = manifest?.wasm_bytes ?? Number(res.headers.get('Content-Length')) ?? 0;
+  const wire = manifest?.wasm_gzip_bytes ?? total;
+  let loaded = 0;
+  let last = 0;
+  const counted = res.body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      loaded += chunk.byteLength;
+      const now = performance.now();
+      if (now - last > 100 || loaded >= total) {
+        last = now;
+        post(OUT.WASM_PROGRESS, { loaded, total, wire });
+      }
+      controller.enqueue(chunk);
+    },
+  }));
+  return new Response(counted, { headers: { 'Content-Type': 'application/wasm' } });
+}
+
+/** After a model is loaded in auto mode with a GPU adapter present: time its forward pass on
+ * both backends (web_backend.rs) and tell the page which one runs (BACKEND event). Queued like
+ * every wasm call, so a Start right after the load waits for the choice. */
+function measureBackends(call) {
+  if (backend?.mode !== 'auto' || !backend?.gpu) return;
+  post(OUT.BACKEND, { ...backend, measuring: true });
+  exclusive(call)
+    .then((report) => {
+      backend = report;
+      post(OUT.BACKEND, report);
+    })
+    .catch((err) => {
+      post(OUT.BACKEND, backend);
+      post(OUT.LOG, { message: `The backend measurement failed (${describe(err)}); staying on ${backend.kind}.` });
+    });
 }
 
 async function wasm() {
@@ -187,11 +230,20 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
   let ok = false;
   try {
     const m = await wasm();
-    if (summary.eval_count > 0 && !summary.resumed) {
-      // The model before fine-tuning (step 0), for the before/after comparison.
+    // The model before fine-tuning (step 0), for the before/after comparison: a snapshot of
+    // the starting weights scored a slice at a time between training slices, so the first
+    // loss shows at once rather than after the whole evaluation set.
+    let baseline = summary.eval_count > 0 && !summary.resumed;
+    const scoreBaseline = async () => {
+      const before = await exclusive(() => m.baselineSteps(STEP_BUDGET_MS));
+      if (before) {
+        baseline = false;
+        post(OUT.METRICS, { ...before, phase: 'before', step: 0, stopped: false });
+      }
+    };
+    if (baseline) {
       post(OUT.LOG, { key: 'train.before' });
-      const before = await exclusive(() => m.evaluate());
-      post(OUT.METRICS, { ...before, phase: 'before', step: 0, stopped: false });
+      await exclusive(() => m.startBaseline());
     }
     let done = false;
     while (!done && !training.stopped) {
@@ -207,8 +259,10 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
       }
       post(OUT.PROGRESS, { reports });
       await maybeCheckpoint(m, summary, ckpt, done);
+      if (baseline) await scoreBaseline();
       await nextTask();
     }
+    while (baseline) await scoreBaseline();
     if (summary.eval_count > 0) {
       post(OUT.LOG, { message: `Evaluating on ${summary.eval_count} held-out rows…` });
       const result = await exclusive(() => m.evaluate());
@@ -271,17 +325,27 @@ function wakeTrainLoop() {
 }
 
 const handlers = {
-  async [IN.INIT]({ forceCpu = false }) {
+  async [IN.INIT]({ mode = 'auto' }) {
     wasmLoading ??= importWasm();
     const m = await wasmLoading;
-    backend ??= await exclusive(() => m.initBackend(Boolean(forceCpu)));
+    backend ??= await exclusive(() => m.initBackend(String(mode)));
     return backend;
   },
 
   async [IN.LOAD_MODEL]({ config, tokenizer, weights, tokenizerConfig }) {
     refuseWhileTraining('loading another model');
     const m = await wasm();
-    return exclusive(() => m.loadModel(config, tokenizer, weights, tokenizerConfig ?? undefined));
+    const summary = await exclusive(() => m.loadModel(config, tokenizer, weights, tokenizerConfig ?? undefined));
+    measureBackends(() => m.measureBackends(4, 64));
+    return summary;
+  },
+
+  // The browser benchmark (bench/browser.mjs): the same timings `burnish bench` makes natively.
+  async [IN.BENCH]({ kind, batch, len, steps, warmup, strategy = 'lora', genTokens = 32 }) {
+    refuseWhileTraining('benchmarking');
+    const m = await wasm();
+    if (kind === 'decoder') return exclusive(() => m.benchDecoder(strategy, batch, len, steps, warmup, genTokens));
+    return exclusive(() => m.benchClassifier(batch, len, steps, warmup));
   },
 
   async [IN.INSPECT_DATA]({ bytes, fileName }) {
@@ -485,7 +549,9 @@ const handlers = {
   async [IN.DECODER_LOAD]({ gguf, config, tokenizer, weights, tokenizerConfig, chatTemplate }) {
     if (lmRun.active || generating.active) throw new Error('Stop the fine-tuning run and the generation before loading another model.');
     const m = await wasm();
-    return exclusive(() => (gguf ? m.loadDecoderGguf(gguf) : m.loadDecoderFiles(config, tokenizer, weights, tokenizerConfig, chatTemplate)));
+    const summary = await exclusive(() => (gguf ? m.loadDecoderGguf(gguf) : m.loadDecoderFiles(config, tokenizer, weights, tokenizerConfig, chatTemplate)));
+    measureBackends(() => m.measureDecoderBackends(32));
+    return summary;
   },
 
   async [IN.LM_DATA]({ bytes, name }) {

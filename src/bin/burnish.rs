@@ -1318,7 +1318,10 @@ fn run(cli: Cli) -> Result<()> {
                 let ckpt = load_checkpoint(&model)?;
                 let (dev, info) = device(&d);
                 let r = pollster::block_on(train::bench_training(&ckpt, batch_size, max_len, steps, warmup, &dev))?;
+                // Evaluation throughput too: forward passes only, same shape.
+                let f = pollster::block_on(train::bench_forward(&ckpt, batch_size, max_len, steps, warmup.max(1), &dev))?;
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["forward"] = serde_json::to_value(&f).unwrap_or_default();
                 v["backend"] = serde_json::to_value(&info).unwrap_or_default();
                 v
             };

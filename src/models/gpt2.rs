@@ -164,7 +164,11 @@ impl Gpt2LmHead {
 
     /// Next-token logits `[batch, seq, vocab]` (the head is `wte` transposed).
     pub fn forward(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
-        let h = self.hidden(ids, cache);
+        self.head(self.hidden(ids, cache))
+    }
+
+    /// The vocabulary projection of hidden states `[batch, seq, hidden]` → `[batch, seq, vocab]`.
+    pub fn head(&self, h: Tensor<3>) -> Tensor<3> {
         h.matmul(self.wte.weight.val().transpose().unsqueeze()) // [batch, seq, vocab]
     }
 }

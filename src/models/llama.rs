@@ -219,7 +219,11 @@ impl LlamaForCausalLm {
 
     /// Next-token logits `[batch, seq, vocab]`.
     pub fn forward(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
-        let h = self.hidden(ids, cache);
+        self.head(self.hidden(ids, cache))
+    }
+
+    /// The vocabulary projection of hidden states `[batch, seq, hidden]` → `[batch, seq, vocab]`.
+    pub fn head(&self, h: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => head.forward(h),
             None => h.matmul(self.embed_tokens.weight.val().transpose().unsqueeze()), // [batch, seq, vocab]

@@ -191,7 +191,7 @@ test('generate and instruction-tune a tiny Llama on the CPU fallback', { timeout
   decoderFlow(t, { name: 'cpu', args: [], query: '?model=tiny-bert&backend=cpu', kind: 'cpu', timeout: 120_000 }));
 
 test('generate, stop, and instruction-tune a tiny Llama on WebGPU (SwiftShader)', { timeout: 480_000 }, (t) =>
-  decoderFlow(t, { name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', timeout: 360_000 }));
+  decoderFlow(t, { name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert&backend=webgpu', kind: 'webgpu', timeout: 360_000 }));
 
 test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as transformers does', { timeout: 240_000 }, async (t) => {
   const reference = JSON.parse(await readFile(path.join(REPO, 'tests', 'fixtures', 'gguf_reference.json'), 'utf8')).smollm2.prompts[0];

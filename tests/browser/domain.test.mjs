@@ -139,7 +139,7 @@ test('two-stage domain adaptation on the CPU fallback, with the CLI on the same 
 });
 
 test('two-stage domain adaptation on WebGPU (SwiftShader)', { timeout: 420_000 }, async (t) => {
-  await twoStage({ name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', timeout: 360_000, t, full: false });
+  await twoStage({ name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert&backend=webgpu', kind: 'webgpu', timeout: 360_000, t, full: false });
 });
 
 test('masked-LM adaptation only: no labelled data, then fill-mask and the adapted encoder', { timeout: 180_000 }, async (t) => {

@@ -97,5 +97,5 @@ test('multi-task fine-tuning on the CPU fallback: proportional and round-robin',
 });
 
 test('multi-task fine-tuning on WebGPU (SwiftShader)', { timeout: 420_000 }, async (t) => {
-  await multitask({ name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', epochs: 1, timeout: 360_000, t, full: false });
+  await multitask({ name: 'webgpu', args: WEBGPU_ARGS, query: '?model=tiny-bert&backend=webgpu', kind: 'webgpu', epochs: 1, timeout: 360_000, t, full: false });
 });

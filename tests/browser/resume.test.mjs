@@ -69,4 +69,4 @@ test('a checkpointed run resumes after a reload with the same curve (CPU)', { ti
   resumeFlow(t, { query: '?model=tiny-bert&backend=cpu', kind: 'cpu', epochs: '20', timeout: 120_000 }));
 
 test('a checkpointed run resumes after a reload with the same curve (WebGPU)', { timeout: 360_000 }, (t) =>
-  resumeFlow(t, { args: WEBGPU_ARGS, query: '?model=tiny-bert', kind: 'webgpu', epochs: '3', timeout: 240_000 }));
+  resumeFlow(t, { args: WEBGPU_ARGS, query: '?model=tiny-bert&backend=webgpu', kind: 'webgpu', epochs: '3', timeout: 240_000 }));

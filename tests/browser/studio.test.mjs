@@ -232,7 +232,7 @@ test('studio flow on WebGPU (SwiftShader), bundled tiny model', { timeout: 420_0
   await studioFlow({
     name: 'webgpu',
     args: WEBGPU_ARGS,
-    query: '?model=tiny-bert',
+    query: '?model=tiny-bert&backend=webgpu', // the menu's override: auto would measure SwiftShader slower and use the CPU
     expectBackend: { kind: 'webgpu', text: /^Backend: WebGPU — / },
     modelVia: 'bundled',
     timeoutMs: 300_000, // SwiftShader emulates the GPU on the CPU: slow

@@ -211,3 +211,29 @@ fn memory_estimate_adds_up_and_scales_with_the_batch() {
     let c = estimate_memory(&ckpt.config, p, p, 8, 64);
     assert!(c.activations > 2 * a.activations);
 }
+
+/// The page scores the starting weights a few batches at a time between training slices: the
+/// result equals a whole evaluation of those weights, steps taken meanwhile do not change it,
+/// and the metrics come only once every example is scored.
+#[test]
+fn a_pending_evaluation_scores_the_snapshot_taken_at_its_start() {
+    let mut ckpt = tiny();
+    let eval = learnable(40, 1000);
+    let r = Recipe { batch_size: 4, ..recipe() }; // eval batches of 32: two of them for 40 rows
+    let mut s = TrainSession::new(&mut ckpt, &learnable(32, 0), &eval, labels(), r, &Device::flex()).unwrap();
+    let (whole, whole_preds) = pollster::block_on(s.evaluate()).unwrap();
+    let mut pending = s.pending_evaluation().unwrap();
+    for _ in 0..3 {
+        pollster::block_on(s.step()).unwrap();
+    }
+    let (moved, _) = pollster::block_on(s.evaluate()).unwrap();
+    assert_ne!(moved.loss, whole.loss, "the steps changed the weights");
+    // A budget of 0 ms scores one batch per call: 32 rows, then the last 8.
+    assert!(pollster::block_on(pending.advance(0.0)).unwrap().is_none(), "metrics before every row was scored");
+    let (metrics, preds) = pollster::block_on(pending.advance(0.0)).unwrap().expect("done after two batches");
+    assert_eq!(metrics.loss, whole.loss);
+    assert_eq!(metrics.accuracy, whole.accuracy);
+    assert_eq!(metrics.confusion, whole.confusion);
+    let logits = |p: &[burnish::train::Prediction]| p.iter().map(|p| p.logits.clone()).collect::<Vec<_>>();
+    assert_eq!(logits(&preds), logits(&whole_preds));
+}
