@@ -145,7 +145,7 @@ async function transformersJs(device) {
 }
 
 const server = await startServer({ port: 0 });
-const manifest = JSON.parse(await readFile(path.join(REPO, 'www', 'pkg', 'manifest.json'), 'utf8'));
+const manifest = JSON.parse(await readFile(path.join(REPO, 'www', 'pkg', 'manifest.json'), 'utf8').catch(() => '{}'));
 const chromiumVersion = await withBrowser(false, async (page) => page.evaluate(() => navigator.userAgent));
 const results = { date: new Date().toISOString(), user_agent: chromiumVersion, wasm: manifest, burnish: {}, demo: {}, transformers_js: {} };
 try {

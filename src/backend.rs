@@ -85,6 +85,7 @@ pub async fn init(force_cpu: bool) -> (Device, BackendInfo) {
             let kind = if cfg!(target_arch = "wasm32") { "webgpu" } else { "wgpu" };
             let name = if info.name.is_empty() { format!("{:?} adapter", info.backend) } else { info.name.clone() };
             let limits = setup.device.limits();
+            let software = is_software_adapter(&name, info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu);
             (
                 device,
                 BackendInfo {
@@ -94,7 +95,7 @@ pub async fn init(force_cpu: bool) -> (Device, BackendInfo) {
                     max_buffer_bytes: Some(limits.max_buffer_size),
                     max_binding_bytes: Some(limits.max_storage_buffer_binding_size),
                     memory_limit_bytes: None,
-                    software: is_software_adapter(&name, info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu),
+                    software,
                 },
             )
         }
