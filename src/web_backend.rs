@@ -97,32 +97,11 @@ pub async fn init_backend(mode: String) -> std::result::Result<JsValue, JsError>
         "webgpu" | "gpu" => Mode::Webgpu,
         _ => Mode::Auto,
     };
-    let cpu = backend::cpu();
-    let gpu = if mode == Mode::Cpu {
-        None
-    } else {
-        let (device, info) = backend::init(false).await;
-        if info.kind == "cpu" {
-            // No adapter: say why on the CPU's info.
-            let mut cpu = cpu.clone();
-            cpu.1.note = info.note;
-            let b = Backends { mode, cpu, gpu: None, measurement: None };
-            select(&b, false);
-            let r = report(&b);
-            BACKENDS.with(|s| *s.borrow_mut() = Some(b));
-            return to_js(&r);
-        }
-        Some((device, info))
-    };
-    let mut cpu = cpu;
-    if mode == Mode::Cpu {
-        cpu.1.note = Some("CPU chosen".into());
-    }
-    let use_gpu = match (&gpu, mode) {
-        (Some(_), Mode::Webgpu) => true,
-        (Some((_, info)), Mode::Auto) => !info.software,
-        _ => false,
-    };
+    // backend::init falls back to the CPU (with the reason as its note) when forced or without
+    // an adapter; otherwise the CPU is kept beside the GPU for the measurement.
+    let (device, info) = backend::init(mode == Mode::Cpu).await;
+    let (cpu, gpu) = if info.kind == "cpu" { ((device, info), None) } else { (backend::cpu(), Some((device, info))) };
+    let use_gpu = gpu.as_ref().is_some_and(|(_, info)| mode == Mode::Webgpu || !info.software);
     let b = Backends { mode, cpu, gpu, measurement: None };
     select(&b, use_gpu);
     let r = report(&b);

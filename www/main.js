@@ -259,7 +259,7 @@ function showBackend(info) {
   if (info.measuring) why = `timing the loaded model on the CPU and on ${gpuName}…`;
   else if (m) {
     const gpu = m.gpu_ms != null ? ms(m.gpu_ms) : `did not finish within ${ms(m.gpu_limit_ms)}`;
-    why = `measured ${m.chosen === 'cpu' ? 'faster' : 'slower'} on the loaded model (${m.what}): CPU ${ms(m.cpu_ms)}, ${gpuName} ${gpu}`;
+    why = `measured faster on the loaded model (${m.what}): CPU ${ms(m.cpu_ms)}, ${gpuName} ${gpu}`; // the backend in use is the faster one
   } else if (info.mode === 'cpu') why = 'chosen in the menu below';
   else if (info.gpu?.software) why = `the WebGPU adapter (${info.gpu.adapter}) is a software emulation of a GPU; the loaded model is timed on both before a run`;
   else if (!info.gpu) why = info.note ? 'no WebGPU adapter in this browser' : info.adapter ?? '';

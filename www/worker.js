@@ -51,7 +51,7 @@ async function wasmResponse() {
   const manifest = await fetch(new URL('./pkg/manifest.json', import.meta.url)).then((r) => (r.ok ? r.json() : null)).catch(() => null);
   const res = await fetch(url);
   if (!res.ok || !res.body) throw new Error(`Could not download the WebAssembly module (${url.pathname}: HTTP ${res.status}).`);
-  const total = manifest?.wasm_bytes ?? Number(res.headers.get('Content-Length')) ?? 0;
+  const total = manifest?.wasm_bytes ?? Number(res.headers.get('Content-Length') ?? 0);
   const wire = manifest?.wasm_gzip_bytes ?? total;
   let loaded = 0;
   let last = 0;
