@@ -4,9 +4,11 @@
 // (batch 4 × 64) and generation tokens/s, the default demo's time from page load to its first
 // loss point and to the end of its first epoch, and the wasm download size; and, in the same
 // run, Transformers.js (ONNX Runtime Web, WASM, same thread count) on the same MiniLM forward
-// pass. Writes bench/results/browser.json and prints a table.
+// pass. The CPU is measured on one thread (www/pkg) and on every core (www/pkg-mt, wasm threads;
+// the server sends COOP/COEP), Transformers.js likewise. Writes bench/results/browser.json and
+// prints a table.
 //
-//   node bench/browser.mjs [--onnx DIR] [--only cpu|webgpu|tjs|demo]... [--gpu-limit-s N]
+//   node bench/browser.mjs [--onnx DIR] [--only cpu|threads|webgpu|tjs|demo]... [--gpu-limit-s N]
 
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -57,16 +59,19 @@ async function until(page, predicate, timeout, what) {
 /** `promise`, or {timeout_ms} when it takes longer (the page is closed afterwards anyway). */
 const capped = (promise, ms) => Promise.race([promise, new Promise((r) => setTimeout(() => r({ timed_out_after_ms: ms }), ms))]);
 
-/** MiniLM and SmolLM2 through the page's worker on one backend. */
-async function burnish(url, kind) {
+/** MiniLM and SmolLM2 through the page's worker on one backend (`threads`: the page's
+ * ?threads=, 0 for every core). */
+async function burnish(url, kind, threads = 0) {
   const gpu = kind === 'webgpu';
   return withBrowser(gpu, async (page) => {
     const out = { backend: kind };
     const t0 = Date.now();
-    await page.goto(`${url}/?backend=${kind}`);
+    await page.goto(`${url}/?backend=${kind}${threads ? `&threads=${threads}` : ''}`);
     let s = await until(page, (s) => s.backend !== null, 120_000, 'backend');
     out.engine_ready_ms = Date.now() - t0;
     out.adapter = s.backend.adapter;
+    out.engine = s.backend.engine;
+    out.threads = s.backend.threads;
     await page.click('#load-model'); // the bundled all-MiniLM-L6-v2
     await until(page, (s) => s.model !== null, 120_000, 'MiniLM load');
     const limit = gpu ? GPU_LIMIT_MS : 600_000;
@@ -103,6 +108,8 @@ async function demo(url, gpu) {
     return {
       webgpu_adapter_present: gpu,
       backend: s.backend.kind,
+      engine: s.backend.engine,
+      threads: s.backend.threads,
       measurement: s.backend.measurement,
       steps_per_epoch: perEpoch,
       eval_rows: s1.summary.eval_count,
@@ -114,8 +121,9 @@ async function demo(url, gpu) {
   });
 }
 
-/** Transformers.js on the exported ONNX model, same shapes, one thread (no cross-origin isolation). */
-async function transformersJs(device) {
+/** Transformers.js on the exported ONNX model, same shapes, on `threads` threads (the server
+ * sends COOP/COEP, which ONNX Runtime Web's threads need too). */
+async function transformersJs(device, threads = 1) {
   const root = path.join(tmpdir(), 'burnish-tjs');
   await rm(root, { recursive: true, force: true });
   await mkdir(path.join(root, 'ort'), { recursive: true });
@@ -130,7 +138,7 @@ async function transformersJs(device) {
   const server = await startServer({ root, port: 0 });
   try {
     return await withBrowser(device === 'webgpu', async (page) => {
-      await page.goto(`${server.url}/?batch=16&len=64&passes=5&threads=1&device=${device}`);
+      await page.goto(`${server.url}/?batch=16&len=64&passes=5&threads=${threads}&device=${device}`);
       const deadline = Date.now() + (device === 'webgpu' ? GPU_LIMIT_MS : 600_000);
       for (;;) {
         const r = await page.evaluate(() => window.benchResult ?? null);
@@ -146,13 +154,17 @@ async function transformersJs(device) {
 
 const server = await startServer({ port: 0 });
 const manifest = JSON.parse(await readFile(path.join(REPO, 'www', 'pkg', 'manifest.json'), 'utf8').catch(() => '{}'));
-const chromiumVersion = await withBrowser(false, async (page) => page.evaluate(() => navigator.userAgent));
-const results = { date: new Date().toISOString(), user_agent: chromiumVersion, wasm: manifest, burnish: {}, demo: {}, transformers_js: {} };
+const manifestMt = JSON.parse(await readFile(path.join(REPO, 'www', 'pkg-mt', 'manifest.json'), 'utf8').catch(() => '{}'));
+const [chromiumVersion, cores] = await withBrowser(false, async (page) => page.evaluate(() => [navigator.userAgent, navigator.hardwareConcurrency]));
+const results = { date: new Date().toISOString(), user_agent: chromiumVersion, hardware_concurrency: cores, wasm: manifest, wasm_threads: manifestMt, burnish: {}, demo: {}, transformers_js: {} };
 try {
-  if (want('cpu')) results.burnish.cpu = await burnish(server.url, 'cpu');
+  if (want('cpu')) results.burnish.cpu = await burnish(server.url, 'cpu', 1);
+  if (want('threads')) results.burnish.cpu_threads = await burnish(server.url, 'cpu', 0);
   if (want('tjs')) {
     log('Transformers.js (WASM, 1 thread): forward passes, batch 16 × 64');
-    results.transformers_js.wasm = await transformersJs('wasm').catch((e) => ({ error: String(e) }));
+    results.transformers_js.wasm = await transformersJs('wasm', 1).catch((e) => ({ error: String(e) }));
+    log(`Transformers.js (WASM, ${cores} threads): forward passes, batch 16 × 64`);
+    results.transformers_js.wasm_threads = await transformersJs('wasm', cores).catch((e) => ({ error: String(e) }));
   }
   if (want('demo')) {
     log('default demo, no WebGPU adapter');
@@ -170,17 +182,18 @@ log('wrote', file);
 
 // A table for BENCHMARKS.md.
 const f = (x, d = 2) => (x == null ? '—' : Number(x).toFixed(d));
-const cpu = results.burnish.cpu;
-const tjs = results.transformers_js.wasm;
 const lines = [
-  `wasm module: ${(manifest.wasm_bytes / 1e6).toFixed(1)} MB, ${(manifest.wasm_gzip_bytes / 1e6).toFixed(2)} MB gzipped`,
+  `wasm module: ${(manifest.wasm_bytes / 1e6).toFixed(1)} MB, ${(manifest.wasm_gzip_bytes / 1e6).toFixed(2)} MB gzipped (with WebGPU)`,
 ];
-if (cpu?.minilm?.training) {
-  lines.push(`CPU MiniLM training step (16 × 64): ${f(cpu.minilm.training.median_step_s)} s · forward ${f(cpu.minilm.forward.samples_per_s)} samples/s`);
+if (manifestMt.wasm_bytes) lines.push(`threaded CPU module: ${(manifestMt.wasm_bytes / 1e6).toFixed(1)} MB, ${(manifestMt.wasm_gzip_bytes / 1e6).toFixed(2)} MB gzipped`);
+for (const [cpu, tjs] of [[results.burnish.cpu, results.transformers_js.wasm], [results.burnish.cpu_threads, results.transformers_js.wasm_threads]]) {
+  if (cpu?.minilm?.training) {
+    lines.push(`CPU (${cpu.threads} thread(s)) MiniLM training step (16 × 64): ${f(cpu.minilm.training.median_step_s)} s · forward ${f(cpu.minilm.forward.samples_per_s)} samples/s`);
+  }
+  if (tjs?.samples_per_s) lines.push(`Transformers.js WASM forward (16 × 64, ${tjs.threads} thread(s)): ${f(tjs.samples_per_s)} samples/s · Burnish/Transformers.js ${f(cpu?.minilm?.forward?.samples_per_s / tjs.samples_per_s)}x`);
+  if (cpu?.smollm2_lora?.training) lines.push(`CPU (${cpu.threads} thread(s)) SmolLM2 LoRA step (4 × 64): ${f(cpu.smollm2_lora.training.median_step_s)} s · generation ${f(cpu.smollm2_lora.generation_tokens_per_s, 1)} tokens/s`);
 }
-if (tjs?.samples_per_s) lines.push(`Transformers.js WASM forward (16 × 64, 1 thread): ${f(tjs.samples_per_s)} samples/s · Burnish/Transformers.js ${f(cpu?.minilm?.forward?.samples_per_s / tjs.samples_per_s)}x`);
-if (cpu?.smollm2_lora?.training) lines.push(`CPU SmolLM2 LoRA step (4 × 64): ${f(cpu.smollm2_lora.training.median_step_s)} s · generation ${f(cpu.smollm2_lora.generation_tokens_per_s, 1)} tokens/s`);
 for (const [k, d] of Object.entries(results.demo)) {
-  lines.push(`demo (${k}): on ${d.backend}, first loss ${f(d.first_loss_after_start_ms / 1000, 1)} s after Start (${f(d.first_loss_after_load_ms / 1000, 1)} s after load), first epoch (${d.steps_per_epoch} steps) ${f(d.first_epoch_after_start_ms / 1000, 1)} s after Start`);
+  lines.push(`demo (${k}): on ${d.backend} (${d.threads} thread(s)), first loss ${f(d.first_loss_after_start_ms / 1000, 1)} s after Start (${f(d.first_loss_after_load_ms / 1000, 1)} s after load), first epoch (${d.steps_per_epoch} steps) ${f(d.first_epoch_after_start_ms / 1000, 1)} s after Start`);
 }
 console.log(lines.join('\n'));

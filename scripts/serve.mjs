@@ -57,7 +57,7 @@ async function resolveFile(root, urlPath) {
   }
 }
 
-async function handle(root, req, res) {
+async function handle(root, req, res, isolate) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     return send(res, 405, 'Method Not Allowed');
@@ -73,6 +73,13 @@ async function handle(root, req, res) {
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
   };
+  // Cross-origin isolation, which WebAssembly threads (shared memory) need: the page then loads
+  // the threaded CPU module (www/pkg-mt). `isolate: false` serves as a plain static host does,
+  // where www/coi-serviceworker.js adds these headers instead (after one reload).
+  if (isolate) {
+    headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+    headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+  }
   if (found.file.endsWith('.wasm') && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
     const gz = await resolveFile(root, `${pathname}.gz`);
     if (gz && (await stat(gz.file)).mtimeMs >= (await stat(found.file)).mtimeMs) {
@@ -89,11 +96,12 @@ async function handle(root, req, res) {
     .pipe(res);
 }
 
-/** Starts serving `root` on 127.0.0.1:`port` (0 picks a free port). */
-export async function startServer({ root = DEFAULT_ROOT, port = 0 } = {}) {
+/** Starts serving `root` on 127.0.0.1:`port` (0 picks a free port), with the COOP/COEP headers
+ * unless `isolate` is false. */
+export async function startServer({ root = DEFAULT_ROOT, port = 0, isolate = true } = {}) {
   const realRoot = await realpath(path.resolve(root));
   const server = createServer((req, res) => {
-    handle(realRoot, req, res).catch(() => {
+    handle(realRoot, req, res, isolate).catch(() => {
       if (!res.headersSent) send(res, 500, 'Internal Server Error');
       else res.destroy();
     });

@@ -42,9 +42,9 @@ if ! command -v wasm-pack >/dev/null 2>&1; then
   cargo install wasm-pack
 fi
 
-# The page's browser libraries (Chart.js, fflate), pinned in www/package.json, copied with
+# The page's browser libraries (Chart.js, fflate, coi-serviceworker), pinned in www/package.json, copied with
 # their licences into www/vendor/ so the page serves them from its own origin.
-if [ ! -f "$ROOT/www/vendor/chart.umd.min.js" ] || [ ! -f "$ROOT/www/vendor/fflate.js" ]; then
+if [ ! -f "$ROOT/www/vendor/chart.umd.min.js" ] || [ ! -f "$ROOT/www/vendor/fflate.js" ] || [ ! -f "$ROOT/www/coi-serviceworker.js" ]; then
   log "npm ci (page libraries) -> www/vendor"
   (cd "$ROOT/www" && npm ci --no-audit --no-fund --loglevel=error)
   mkdir -p "$ROOT/www/vendor"
@@ -52,6 +52,8 @@ if [ ! -f "$ROOT/www/vendor/chart.umd.min.js" ] || [ ! -f "$ROOT/www/vendor/ffla
   cp "$ROOT/www/node_modules/chart.js/LICENSE.md" "$ROOT/www/vendor/chart.js.LICENSE.md"
   cp "$ROOT/www/node_modules/fflate/esm/browser.js" "$ROOT/www/vendor/fflate.js"
   cp "$ROOT/www/node_modules/fflate/LICENSE" "$ROOT/www/vendor/fflate.LICENSE"
+  cp "$ROOT/www/node_modules/coi-serviceworker/coi-serviceworker.js" "$ROOT/www/coi-serviceworker.js"
+  cp "$ROOT/www/node_modules/coi-serviceworker/LICENSE" "$ROOT/www/vendor/coi-serviceworker.LICENSE"
 fi
 
 # binaryen's current wasm-opt (npm; Debian's 108 breaks the module), for scripts/build_wasm.sh.

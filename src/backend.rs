@@ -24,6 +24,8 @@ pub struct BackendInfo {
     /// the CPU backend itself.
     #[serde(default)]
     pub software: bool,
+    /// CPU threads the backend computes on (1 for a GPU's host side).
+    pub threads: usize,
 }
 
 /// Whether an adapter is a CPU pretending to be a GPU, from what the driver reports.
@@ -58,18 +60,31 @@ impl BackendInfo {
 
 pub fn cpu() -> (Device, BackendInfo) {
     let arch = if cfg!(target_arch = "wasm32") { "WebAssembly" } else { std::env::consts::ARCH };
+    let threads = cpu_threads();
     (
         Device::flex(),
         BackendInfo {
             kind: "cpu".into(),
-            adapter: format!("burn flex CPU backend ({arch})"),
+            adapter: format!("burn flex CPU backend ({arch}, {threads} thread{})", if threads == 1 { "" } else { "s" }),
             note: None,
             max_buffer_bytes: None,
             max_binding_bytes: None,
             memory_limit_bytes: cfg!(target_arch = "wasm32").then_some(4u64 << 30),
             software: false,
+            threads,
         },
     )
+}
+
+/// Threads the CPU backend splits its work over: rayon's pool natively and in the threaded
+/// wasm module (its size set by the page's `initThreadPool`), one in the plain wasm module.
+pub fn cpu_threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::thread::available_parallelism().map_or(1, |n| n.get());
+    #[cfg(all(target_arch = "wasm32", feature = "threads"))]
+    return rayon::current_num_threads();
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+    return 1;
 }
 
 /// Tries the GPU first unless `force_cpu`; falls back to the CPU with a note saying why.
@@ -79,6 +94,18 @@ pub async fn init(force_cpu: bool) -> (Device, BackendInfo) {
         info.note = Some("CPU chosen".into());
         return (d, info);
     }
+    #[cfg(feature = "gpu")]
+    return gpu().await;
+    #[cfg(not(feature = "gpu"))]
+    {
+        let (d, mut info) = cpu();
+        info.note = Some("this build has no GPU backend (the multi-threaded CPU module)".into());
+        (d, info)
+    }
+}
+
+#[cfg(feature = "gpu")]
+async fn gpu() -> (Device, BackendInfo) {
     match Device::wgpu_options().init_with_setup_async().await {
         Ok((device, setup)) => {
             let info = setup.adapter.get_info();
@@ -96,6 +123,7 @@ pub async fn init(force_cpu: bool) -> (Device, BackendInfo) {
                     max_binding_bytes: Some(limits.max_storage_buffer_binding_size),
                     memory_limit_bytes: None,
                     software,
+                    threads: 1,
                 },
             )
         }

@@ -694,6 +694,18 @@ pub struct DecoderBench {
     pub generated_tokens: usize,
     pub generation_s: f64,
     pub generation_tokens_per_s: f64,
+    /// The same greedy generation on 8-bit weights (`models/q8.rs`), for Llama/Qwen2: tokens/s,
+    /// how many of its first tokens equal the f32 model's, and the weights' size.
+    pub int8: Option<Int8Bench>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Int8Bench {
+    pub generation_s: f64,
+    pub generation_tokens_per_s: f64,
+    pub same_tokens_as_f32: usize,
+    pub weight_bytes: usize,
+    pub quantize_s: f64,
 }
 
 /// Times `steps` training steps after `warmup` untimed ones (each step's loss is read back, so
@@ -728,6 +740,21 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
     let t0 = Instant::now();
     while g.step(&model, &cm.tokenizer).await?.is_some() {}
     let generation_s = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let int8 = match crate::causal::int8_model(&model).await? {
+        Some(q8) => {
+            let quantize_s = t0.elapsed().as_secs_f64();
+            let weight_bytes = q8.bytes();
+            let mut g8 = crate::causal::Generation::new(&model, prompt.clone(), g_opts(&g), Vec::new(), positions)?;
+            g8.use_int8(std::sync::Arc::new(q8));
+            let t0 = Instant::now();
+            while g8.step(&model, &cm.tokenizer).await?.is_some() {}
+            let s = t0.elapsed().as_secs_f64();
+            let same = g8.generated().iter().zip(g.generated()).take_while(|(a, b)| a == b).count();
+            Some(Int8Bench { generation_s: s, generation_tokens_per_s: g8.generated().len() as f64 / s.max(1e-9), same_tokens_as_f32: same, weight_bytes, quantize_s })
+        }
+        None => None,
+    };
     Ok(DecoderBench {
         strategy: recipe.strategy,
         trainable: s.trainable,
@@ -736,5 +763,10 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
         generated_tokens: g.generated().len(),
         generation_s,
         generation_tokens_per_s: g.generated().len() as f64 / generation_s.max(1e-9),
+        int8,
     })
+}
+
+fn g_opts(g: &crate::causal::Generation) -> crate::causal::GenerateOptions {
+    crate::causal::GenerateOptions { max_new_tokens: g.generated().len().max(1), ..Default::default() }
 }

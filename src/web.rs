@@ -62,6 +62,11 @@ pub(crate) fn current_backend() -> Option<BackendInfo> {
     STATE.with(|s| s.borrow().device.as_ref().map(|d| d.1.clone()))
 }
 
+/// `initThreadPool(n)` (the threaded module, www/pkg-mt): starts `n` Web Workers sharing this
+/// module's memory as rayon's pool; the worker awaits it before any other call.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();

@@ -12,6 +12,8 @@ use wasm_bindgen::prelude::*;
 use web_time::Instant;
 
 use crate::causal::{CausalLm, CausalModel, GenerateOptions, Generation, StopReason};
+use crate::models::q8::Q8Llama;
+use std::sync::Arc;
 use crate::data::{self, Table};
 use crate::error::Error;
 use crate::lm::{EvalPrompt, LmEval, LmReport, LmSession};
@@ -28,6 +30,13 @@ struct DecoderState {
     /// Prompts held out for the before/after view (instruction tuning) or text starts.
     eval_prompts: Vec<EvalPrompt>,
     generation: Option<Running>,
+    /// Changes whenever the base or the fine-tuned weights may have: the 8-bit copies below are
+    /// reused only while it stays the same.
+    version: u64,
+    /// 8-bit copies for generation on the CPU (`GenerateOptions::int8`): of the base weights
+    /// and of the fine-tuned ones, each with the `version` it was made at.
+    q8_base: Option<(u64, Arc<Q8Llama>)>,
+    q8_tuned: Option<(u64, Arc<Q8Llama>)>,
 }
 
 struct Running {
@@ -84,6 +93,7 @@ fn install(cm: CausalModel) -> Result<JsValue, JsError> {
         d.eval_prompts.clear();
         d.base = Some(base);
         d.model = Some(cm);
+        d.version += 1;
     });
     to_js(&summary)
 }
@@ -105,6 +115,7 @@ pub async fn measure_decoder_backends(len: usize) -> Result<JsValue, JsError> {
         DEC.with(|d| {
             let mut d = d.borrow_mut();
             d.base = Some(base);
+            d.version += 1;
             d.generation = None;
         });
     }
@@ -226,6 +237,7 @@ fn begin(recipe: JsValue, make: impl FnOnce(&CausalModel, Vec<crate::lm::LmRow>,
         let out = started(&d, &session, eval_prompts.clone())?;
         d.session = Some(session);
         d.eval_prompts = eval_prompts;
+        d.version += 1;
         Ok(out)
     })
 }
@@ -267,7 +279,11 @@ pub async fn lm_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("no fine-tuning run: press Start first"))?;
     let r = s.run_for(budget_ms).await;
     let history = s.history.clone();
-    DEC.with(|d| d.borrow_mut().session = Some(s));
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        d.session = Some(s);
+        d.version += 1;
+    });
     to_js(&LmProgress { reports: r.map_err(err)?, history })
 }
 
@@ -284,13 +300,15 @@ struct GenerateRequest {
     templated: bool,
 }
 
-/// Starts a generation (the tokens come from `generateSteps`).
+/// Starts a generation (the tokens come from `generateSteps`). With `options.int8` on the CPU
+/// backend, a Llama/Qwen2 model generates on its 8-bit copy (made once per weights version).
 #[wasm_bindgen(js_name = startGeneration)]
-pub fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
+pub async fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
     let text: String = js_sys::JSON::stringify(&request).map_err(|_| JsError::new("generation: not a JSON object"))?.into();
     let req: GenerateRequest = serde_json::from_str(&text).map_err(|e| JsError::new(&format!("generation options: {e}")))?;
-    DEC.with(|d| {
-        let mut d = d.borrow_mut();
+    let on_cpu = crate::web::current_backend().is_some_and(|b| b.kind == "cpu");
+    let (mut g, model, tok, n, version, cached) = DEC.with(|d| {
+        let d = d.borrow();
         let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
         let model = if req.tuned {
             d.session.as_ref().ok_or_else(|| JsError::new("fine-tune the model first"))?.inference_model().map_err(err)?
@@ -306,10 +324,29 @@ pub fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
         };
         let n = ids.len();
         let tok = TextTokenizer::from_bytes(cm.tokenizer.raw()).map_err(err)?;
-        let g = Generation::new(&model, ids, req.options, cm.eos.clone(), cm.config.max_positions()).map_err(err)?;
-        d.generation = Some(Running { g, model, tok, started: Instant::now() });
-        to_js(&serde_json::json!({ "prompt_tokens": n }))
-    })
+        let g = Generation::new(&model, ids, req.options.clone(), cm.eos.clone(), cm.config.max_positions()).map_err(err)?;
+        let slot = if req.tuned { &d.q8_tuned } else { &d.q8_base };
+        let cached = slot.as_ref().filter(|(v, _)| *v == d.version).map(|(_, q)| q.clone());
+        Ok::<_, JsError>((g, model, tok, n, d.version, cached))
+    })?;
+    if req.options.int8 && on_cpu {
+        let q8 = match cached {
+            Some(q) => Some(q),
+            None => crate::causal::int8_model(&model).await.map_err(err)?.map(Arc::new),
+        };
+        if let Some(q8) = q8 {
+            g.use_int8(q8.clone());
+            DEC.with(|d| {
+                let mut d = d.borrow_mut();
+                if d.version == version {
+                    *(if req.tuned { &mut d.q8_tuned } else { &mut d.q8_base }) = Some((version, q8));
+                }
+            });
+        }
+    }
+    let int8 = g.int8();
+    DEC.with(|d| d.borrow_mut().generation = Some(Running { g, model, tok, started: Instant::now() }));
+    to_js(&serde_json::json!({ "prompt_tokens": n, "int8": int8 }))
 }
 
 #[derive(Serialize)]
@@ -319,6 +356,8 @@ struct GenerationProgress {
     done: bool,
     stopped: Option<StopReason>,
     tokens_per_s: f64,
+    /// The tokens come from the 8-bit weights.
+    int8: bool,
 }
 
 /// Generates tokens for about `budget_ms` (at least one) and returns the text so far.
@@ -347,6 +386,7 @@ pub async fn generate_steps(budget_ms: f64) -> Result<JsValue, JsError> {
         done: run.g.stopped.is_some(),
         stopped: run.g.stopped,
         tokens_per_s: run.g.generated().len() as f64 / run.started.elapsed().as_secs_f64().max(1e-9),
+        int8: run.g.int8(),
     };
     result.map_err(err)?;
     if !out.done {

@@ -102,6 +102,7 @@ const ZH = {
   'decoder.generateButton': '生成',
   'decoder.tuned': '使用微调后的权重',
   'decoder.chat': '作为聊天消息（使用模型的聊天模板）',
+  'decoder.int8': '8 位权重（在 CPU 上更快）',
   'decoder.stop': '停止',
   'decoder.finetune': '微调',
   'decoder.data': '选择训练数据（.jsonl 提示/回答、.txt、.csv）',

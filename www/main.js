@@ -262,11 +262,15 @@ function showBackend(info) {
     why = `measured faster on the loaded model (${m.what}): CPU ${ms(m.cpu_ms)}, ${gpuName} ${gpu}`; // the backend in use is the faster one
   } else if (info.mode === 'cpu') why = 'chosen in the menu below';
   else if (info.gpu?.software) why = `the WebGPU adapter (${info.gpu.adapter}) is a software emulation of a GPU; the loaded model is timed on both before a run`;
-  else if (!info.gpu) why = info.note ? 'no WebGPU adapter in this browser' : info.adapter ?? '';
+  else if (!info.gpu) why = (info.threads ?? 1) > 1 && info.threadsNote ? info.threadsNote : info.note ? 'no WebGPU adapter in this browser' : info.adapter ?? '';
+  // How many threads the CPU trains on (worker.js: the threaded module when the page is
+  // cross-origin isolated), and why only one when so.
+  const threads = info.threads ?? 1;
+  if (info.kind === 'cpu' && threads === 1 && info.threadsNote && why !== info.threadsNote) why = `${why}; ${info.threadsNote}`;
   const text =
     info.kind === 'webgpu'
       ? `Backend: WebGPU — ${info.adapter}${info.mode === 'webgpu' ? ' (chosen in the menu below)' : m ? `, ${why}` : ''}`
-      : `Backend: CPU (WebAssembly) — ${why ?? info.adapter ?? ''}`;
+      : `Backend: CPU (WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}) — ${why ?? info.adapter ?? ''}`;
   $('backend').textContent = info.measuring && info.kind === 'webgpu' ? `${text} (${why})` : text;
   $('backend').title = info.note ?? info.gpu?.note ?? ''; // the full reason, on hover
   $('backend').dataset.kind = info.kind;
@@ -283,7 +287,9 @@ function showWasmProgress({ loaded, total, wire }) {
     loaded >= total ? '' : `Downloading the training engine (WebAssembly, ${bytes(wire)} compressed): ${Math.floor((100 * loaded) / (total || 1))} %`;
 }
 
-const backendReady = request(IN.INIT, { mode: backendMode }).then((info) => {
+// ?threads=N sets the CPU's thread count (1: the single-threaded module); default: every core.
+const threadsWanted = Math.max(0, Math.min(16, Number.parseInt(params.get('threads') ?? '0', 10) || 0));
+const backendReady = request(IN.INIT, { mode: backendMode, threads: threadsWanted }).then((info) => {
   showBackend(info);
   return info;
 });
@@ -1995,14 +2001,16 @@ function generationOptions() {
     seed: fieldNumber('gen-seed', 'Seed', { int: true }),
     stop: stop ? [stop] : [],
     use_cache: true,
+    int8: $('gen-int8').checked, // models/q8.rs; the engine uses it on the CPU for Llama/Qwen2 only
   };
 }
 
 /** Starts a generation; resolves with its final state when it ends. */
 async function generate(prompt, options, tuned, show = true, { chat = false, templated = false } = {}) {
   if (!state.decoder) failWith('generate', 'Load a model first (the bundled SmolLM2, or your own files).');
-  const { id } = await request(IN.GENERATE, { prompt, options, tuned, chat, templated });
-  state.generation = { id, prompt, text: '', tokens: 0, done: false, stopped: null, tokens_per_s: 0, tuned, show };
+  const started = await request(IN.GENERATE, { prompt, options, tuned, chat, templated });
+  const { id } = started;
+  state.generation = { id, prompt, text: '', tokens: 0, done: false, stopped: null, tokens_per_s: 0, tuned, show, int8: Boolean(started.int8) };
   if (show) {
     $('gen-output').textContent = '';
     $('gen-start').disabled = true;
@@ -2019,7 +2027,7 @@ function showGeneration(p) {
   g.stopped = p.stopped ?? null;
   if (g.show) {
     $('gen-output').textContent = g.text;
-    $('gen-stats').textContent = `${g.tokens} tokens · ${fmt(g.tokens_per_s, 1)} tokens/s${g.done ? ` · ended: ${String(g.stopped).replace('_', ' ')}` : ''}`;
+    $('gen-stats').textContent = `${g.tokens} tokens · ${fmt(g.tokens_per_s, 1)} tokens/s${g.int8 ? ' · 8-bit weights' : ''}${g.done ? ` · ended: ${String(g.stopped).replace('_', ' ')}` : ''}`;
   }
   if (g.done) {
     $('gen-start').disabled = !state.decoder;
@@ -2128,7 +2136,7 @@ for (const id of ['lm-strategy', 'lm-lora-rank', 'lm-lora-targets', 'lm-batch', 
 async function answers(prompts, tuned) {
   const out = [];
   for (const p of prompts) {
-    const g = await generate(p.prompt, { max_new_tokens: 24, temperature: 0, top_k: 0, top_p: 1, repetition_penalty: 1, seed: 0, stop: [], use_cache: true }, tuned, false, { templated: p.chat });
+    const g = await generate(p.prompt, { max_new_tokens: 24, temperature: 0, top_k: 0, top_p: 1, repetition_penalty: 1, seed: 0, stop: [], use_cache: true, int8: $('gen-int8').checked }, tuned, false, { templated: p.chat });
     out.push(g.text);
   }
   return out;

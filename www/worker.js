@@ -29,26 +29,74 @@ function describe(err) {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function importWasm() {
+// Two builds of the engine (scripts/build_wasm.sh): pkg/ (WebGPU + the CPU on one thread) and
+// pkg-mt/ (the CPU only, on a pool of Web Workers: wasm threads). Threads need shared memory,
+// which browsers allow only on a cross-origin isolated page (COOP/COEP headers: serve.mjs sends
+// them; on a static host that cannot, coi-serviceworker.js adds them after one reload).
+let engine = { dir: 'pkg', threads: 1, threadsNote: null };
+
+/** The software rasterisers Chrome and others offer as a WebGPU adapter (backend.rs has the
+ * same list for what wgpu reports). */
+function softwareAdapter(adapter) {
+  const info = adapter.info ?? {};
+  const name = `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.device ?? ''} ${info.description ?? ''}`.toLowerCase();
+  return Boolean(info.isFallbackAdapter || adapter.isFallbackAdapter) || ['swiftshader', 'llvmpipe', 'lavapipe', 'software', 'warp'].some((s) => name.includes(s));
+}
+
+/** Which module to load for `mode` (`threads`: the page's ?threads=, 0 meaning the default).
+ * The threaded one when the CPU will train anyway: the CPU was chosen, or (auto) there is no
+ * WebGPU adapter or only a software one, which the CPU outruns by far (BENCHMARKS.md). With a
+ * hardware adapter in auto mode, pkg/ times the model on both (web_backend.rs). */
+async function chooseEngine(mode, threads) {
+  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  const wanted = threads > 0 ? Math.min(threads, 16) : Math.min(cores, 8);
+  const single = (note) => ({ dir: 'pkg', threads: 1, threadsNote: note });
+  if (mode === 'webgpu') return single(null);
+  if (wanted < 2) return single(threads === 1 ? 'one thread (asked for in the address: threads=1)' : 'this device has one core');
+  if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    return single('one thread: this page is not cross-origin isolated (served without COOP/COEP headers, and no service worker adds them), which WebAssembly threads need');
+  }
+  const manifest = await fetch(new URL('./pkg-mt/manifest.json', import.meta.url)).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  if (!manifest) return single('one thread: the threaded module (pkg-mt) was not built');
+  const mt = { dir: 'pkg-mt', threads: wanted, threadsNote: null };
+  if (mode === 'cpu') return mt;
+  let adapter = null;
+  try {
+    adapter = (await navigator.gpu?.requestAdapter()) ?? null;
+  } catch {
+    adapter = null;
+  }
+  if (!adapter) return { ...mt, threadsNote: 'no WebGPU adapter in this browser' };
+  if (softwareAdapter(adapter)) {
+    const info = adapter.info ?? {};
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'a fallback adapter';
+    return { ...mt, threadsNote: `the WebGPU adapter (${name}) is a software emulation of a GPU, far slower than the CPU; choose WebGPU in the menu to use it anyway` };
+  }
+  return single('one thread: a hardware WebGPU adapter is present, so the module with WebGPU is loaded (choose CPU in the menu to train on every core)');
+}
+
+async function importWasm(mode, threads) {
+  engine = await chooseEngine(mode, threads);
   let mod;
   try {
-    mod = await import('./pkg/burnish.js');
+    mod = await import(`./${engine.dir}/burnish.js`);
   } catch (err) {
     throw new Error(
-      `Could not load the WebAssembly build (pkg/burnish.js): ${describe(err)}. ` +
+      `Could not load the WebAssembly build (${engine.dir}/burnish.js): ${describe(err)}. ` +
         'Build it first (see the README), then reload.',
     );
   }
-  await mod.default({ module_or_path: await wasmResponse() }); // compiles while it downloads
+  await mod.default({ module_or_path: await wasmResponse(engine.dir) }); // compiles while it downloads
+  if (engine.threads > 1) await mod.initThreadPool(engine.threads);
   return mod;
 }
 
-/** pkg/burnish_bg.wasm as a streaming Response whose bytes are counted into WASM_PROGRESS
- * events. The decoded size comes from pkg/manifest.json (build_wasm.sh): with gzip on the
+/** <dir>/burnish_bg.wasm as a streaming Response whose bytes are counted into WASM_PROGRESS
+ * events. The decoded size comes from <dir>/manifest.json (build_wasm.sh): with gzip on the
  * wire, Content-Length counts compressed bytes. */
-async function wasmResponse() {
-  const url = new URL('./pkg/burnish_bg.wasm', import.meta.url);
-  const manifest = await fetch(new URL('./pkg/manifest.json', import.meta.url)).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+async function wasmResponse(dir) {
+  const url = new URL(`./${dir}/burnish_bg.wasm`, import.meta.url);
+  const manifest = await fetch(new URL(`./${dir}/manifest.json`, import.meta.url)).then((r) => (r.ok ? r.json() : null)).catch(() => null);
   const res = await fetch(url);
   if (!res.ok || !res.body) throw new Error(`Could not download the WebAssembly module (${url.pathname}: HTTP ${res.status}).`);
   const total = manifest?.wasm_bytes ?? Number(res.headers.get('Content-Length') ?? 0);
@@ -77,8 +125,8 @@ function measureBackends(call) {
   post(OUT.BACKEND, { ...backend, measuring: true });
   exclusive(call)
     .then((report) => {
-      backend = report;
-      post(OUT.BACKEND, report);
+      backend = { ...report, engine: engine.dir, threadsNote: engine.threadsNote };
+      post(OUT.BACKEND, backend);
     })
     .catch((err) => {
       post(OUT.BACKEND, backend);
@@ -325,10 +373,10 @@ function wakeTrainLoop() {
 }
 
 const handlers = {
-  async [IN.INIT]({ mode = 'auto' }) {
-    wasmLoading ??= importWasm();
+  async [IN.INIT]({ mode = 'auto', threads = 0 }) {
+    wasmLoading ??= importWasm(String(mode), Number(threads) || 0);
     const m = await wasmLoading;
-    backend ??= await exclusive(() => m.initBackend(String(mode)));
+    backend ??= { ...(await exclusive(() => m.initBackend(String(mode)))), engine: engine.dir, threadsNote: engine.threadsNote };
     return backend;
   },
 

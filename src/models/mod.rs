@@ -4,6 +4,7 @@ pub mod bert;
 pub mod decoder;
 pub mod gpt2;
 pub mod llama;
+pub mod q8;
 
 use burn::nn::{Dropout, Linear};
 use burn::tensor::Tensor;

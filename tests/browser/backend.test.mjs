@@ -1,7 +1,10 @@
 // The backend is chosen by measurement (src/web_backend.rs): with SwiftShader's software WebGPU
 // adapter and the page's default (auto) mode, loading a model times its forward pass on both
 // backends, shows both figures and trains on the faster one (the CPU here); the menu's override
-// keeps WebGPU. Also: the wasm module arrives gzipped with a download progress bar.
+// keeps WebGPU. Also: the wasm module arrives gzipped with a download progress bar. The
+// measurement runs in the module with WebGPU (pkg/), which the worker loads for a software
+// adapter only when asked for one thread (`threads=1`); otherwise the threaded CPU module wins
+// outright (threads.test.mjs).
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -10,11 +13,12 @@ import { test } from 'node:test';
 import { REPO, WEBGPU_ARGS, openPage, waitForState } from './harness.mjs';
 
 test('auto mode times the loaded model on SwiftShader and on the CPU, and trains on the faster', { timeout: 180_000 }, async () => {
-  const session = await openPage({ args: WEBGPU_ARGS, query: '?model=tiny-bert' });
+  const session = await openPage({ args: WEBGPU_ARGS, query: '?model=tiny-bert&threads=1' });
   try {
     const { page, problems, url } = session;
     let state = await waitForState(page, (s) => s.backend !== null && s.data !== null, 60_000);
     assert.equal(state.backend.mode, 'auto');
+    assert.equal(state.backend.engine, 'pkg');
     assert.ok(state.backend.gpu, 'SwiftShader gives an adapter');
     assert.equal(state.backend.gpu.software, true, `SwiftShader is a software adapter: ${JSON.stringify(state.backend.gpu)}`);
     assert.equal(state.backend.kind, 'cpu', 'a software adapter is not used before it is measured');
@@ -39,7 +43,7 @@ test('auto mode times the loaded model on SwiftShader and on the CPU, and trains
     assert.equal(state.backend.kind, 'cpu');
     assert.match(
       await page.textContent('#backend'),
-      /^Backend: CPU \(WebAssembly\) — measured faster on the loaded model \(classifier forward pass, 4 × \d+ tokens\): CPU [\d.,]+ ms, WebGPU \(.+\) (\d[\d.,]* ms|did not finish within [\d,]+ ms)$/,
+      /^Backend: CPU \(WebAssembly, 1 thread\) — measured faster on the loaded model \(classifier forward pass, 4 × \d+ tokens\): CPU [\d.,]+ ms, WebGPU \(.+\) (\d[\d.,]* ms|did not finish within [\d,]+ ms); one thread \(asked for in the address: threads=1\)$/,
     );
 
     // A run started now trains on the CPU.

@@ -37,13 +37,21 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     // wraps the prompt in it exactly as the CLI's --chat does.
     assert.equal(state.decoder.chat_template, true);
     assert.equal(await page.isChecked('#gen-chat'), true);
-    const chatWant = await cli(['generate', '--model', LLAMA, '--prompt', 'Say hello.', '--chat', '--max-new-tokens', '6', '--json']);
+    // 8-bit weights are the page's default; the engine uses them on the CPU only (the CLI's
+    // --int8 runs the same code).
+    assert.equal(await page.isChecked('#gen-int8'), true);
+    const int8 = kind === 'cpu' ? ['--int8'] : [];
+    const chatWant = await cli(['generate', '--model', LLAMA, '--prompt', 'Say hello.', '--chat', '--max-new-tokens', '6', '--json', ...int8]);
     await page.fill('#gen-prompt', 'Say hello.');
     await page.fill('#gen-max', '6');
     await page.click('#gen-start');
     state = await waitForState(page, (s) => s.generation?.done, timeout);
     assert.equal(state.generation.text, chatWant.text);
+    assert.equal(state.generation.int8, kind === 'cpu');
+    assert.equal(chatWant.int8, kind === 'cpu');
     await page.uncheck('#gen-chat');
+    // The exact f32 weights from here on.
+    await page.uncheck('#gen-int8');
 
     // Greedy generation: the CLI's text for the same model and prompt.
     const prompt = 'The film was great and';
@@ -208,21 +216,28 @@ test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as t
     assert.equal(state.decoder.chat_template, true);
     assert.equal(await page.isChecked('#gen-chat'), true);
     const question = 'What is the capital of France?';
-    const chatWant = await cli(['generate', '--model', path.join(REPO, 'www', 'assets', 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf'), '--prompt', question, '--chat', '--max-new-tokens', '8', '--json']);
+    // On 8-bit weights (the default on the CPU): the CLI's --int8 answer.
+    const chatWant = await cli(['generate', '--model', path.join(REPO, 'www', 'assets', 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf'), '--prompt', question, '--chat', '--max-new-tokens', '8', '--json', '--int8']);
+    assert.equal(chatWant.int8, true);
     await page.fill('#gen-prompt', question);
     await page.fill('#gen-max', '8');
     await page.click('#gen-start');
     state = await waitForState(page, (s) => s.generation?.done && s.generation.prompt === question, 180_000);
     assert.equal(state.generation.text, chatWant.text);
-    // Unchecked, the prompt is taken as it is: transformers' greedy answer to the ChatML prompt.
+    assert.equal(state.generation.int8, true);
+    t.diagnostic(`SmolLM2 in the tab (CPU, 8-bit weights): ${state.generation.tokens_per_s.toFixed(1)} tokens/s`);
+    // Unchecked, the prompt is taken as it is: transformers' greedy answer to the ChatML prompt,
+    // on the exact f32 weights.
     await page.uncheck('#gen-chat');
+    await page.uncheck('#gen-int8');
     await page.fill('#gen-prompt', reference.text);
     await page.click('#gen-start');
     state = await waitForState(page, (s) => s.generation?.done && s.generation.prompt === reference.text, 180_000);
     assert.equal(state.generation.text, 'The capital of France is Paris.');
     assert.equal(state.generation.tokens, reference.greedy.length);
     assert.equal(state.generation.stopped, 'eos');
-    t.diagnostic(`SmolLM2 in the tab (CPU): ${state.generation.tokens_per_s.toFixed(1)} tokens/s`);
+    assert.equal(state.generation.int8, false);
+    t.diagnostic(`SmolLM2 in the tab (CPU, f32 weights): ${state.generation.tokens_per_s.toFixed(1)} tokens/s`);
     assert.deepEqual(problems.consoleErrors, []);
     assert.deepEqual(problems.pageErrors, []);
   } finally {

@@ -28,16 +28,17 @@ export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swif
 /**
  * Starts a server for `root` and a browser with `args`, opens a page, and returns
  * {page, url, problems, screenshot(name), close()}. `problems` collects console errors,
- * page errors and foreign requests as they happen.
+ * page errors and foreign requests as they happen. `isolate: false` serves without the COOP/COEP
+ * headers, as a plain static host does.
  */
-export async function openPage({ args = [], root, query = '', viewport = { width: 1280, height: 800 }, colorScheme = 'light', locale = 'en-US' } = {}) {
-  const server = await startServer({ root, port: 0 });
+export async function openPage({ args = [], root, query = '', viewport = { width: 1280, height: 800 }, colorScheme = 'light', locale = 'en-US', isolate = true, contextOptions = {} } = {}) {
+  const server = await startServer({ root, port: 0, isolate });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [...BASE_ARGS, ...args],
   });
-  const context = await browser.newContext({ viewport, colorScheme, locale, acceptDownloads: true });
+  const context = await browser.newContext({ viewport, colorScheme, locale, acceptDownloads: true, ...contextOptions });
   const page = await context.newPage();
   const origin = new URL(server.url).origin;
   const problems = { consoleErrors: [], pageErrors: [], foreignRequests: [] };

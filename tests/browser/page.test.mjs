@@ -49,7 +49,7 @@ test('pauses, resumes and stops training (real wasm, CPU)', { timeout: 120_000 }
     const { page, problems } = session;
     let state = await waitForState(page, (s) => s.backend !== null, 20_000);
     assert.equal(state.backend.kind, 'cpu');
-    assert.match(await page.textContent('#backend'), /^Backend: CPU \(WebAssembly\)/);
+    assert.match(await page.textContent('#backend'), /^Backend: CPU \(WebAssembly, \d+ threads?\)/);
     assert.equal(await page.inputValue('#backend-choice'), 'cpu');
     await page.setInputFiles('#data-file', path.join(REPO, 'tests', 'data', 'browser-train.csv'));
     await waitForState(page, (s) => s.data?.name === 'browser-train.csv', 10_000);

@@ -245,7 +245,7 @@ test('studio flow on the CPU fallback, tiny model from local files', { timeout: 
     name: 'cpu',
     args: [], // no --enable-unsafe-webgpu: no adapter, so the page must fall back
     query: '',
-    expectBackend: { kind: 'cpu', text: /^Backend: CPU \(WebAssembly\)/ },
+    expectBackend: { kind: 'cpu', text: /^Backend: CPU \(WebAssembly, \d+ threads?\)/ },
     modelVia: 'local',
     timeoutMs: 120_000,
     continueTraining: true,

@@ -84,6 +84,49 @@ fn greedy_generation_matches_transformers_with_and_without_the_cache() {
     }
 }
 
+/// Generation on 8-bit weights (models/q8.rs) against the f32 model it was made from, which the
+/// tests above check against transformers: next-token logits within the rounding of weights
+/// and activations at every position (prompt, then each greedy token fed to both), the cache
+/// giving what a whole-sequence pass gives, and Qwen2's biases and tied head included.
+#[test]
+fn int8_generation_stays_within_rounding_of_the_f32_model() {
+    let reference = read_json(fixture("decoder_reference.json"));
+    let device = Device::flex();
+    for name in ["tiny-llama", "tiny-qwen2"] {
+        let cm = load_causal(fixture(name));
+        let (model, _) = cm.load(0, &device).unwrap();
+        let q8 = pollster::block_on(burnish::causal::int8_model(&model)).unwrap().expect("Llama and Qwen2 have an 8-bit path");
+        let mut ids = ids_of(&reference[name]["ids"][0]);
+        let mut cache = q8.new_cache();
+        let mut fed = 0;
+        for step in 0..8 {
+            let n = ids.len();
+            let input = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, n]), &device);
+            let want = pollster::block_on(read_f32(model.last_logits(input, None))).unwrap();
+            let got = q8.forward(&ids[fed..], &mut cache);
+            fed = n;
+            assert_eq!(cache.len(), n);
+            let norm = want.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let rel = want.iter().zip(&got).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt() / norm;
+            assert!(rel < 0.03, "{name} step {step}: 8-bit logits {rel:.4} away from f32 (relative L2)");
+            let argmax = want.iter().enumerate().fold(0, |best, (i, v)| if *v > want[best] { i } else { best });
+            ids.push(argmax as u32);
+        }
+        // The cache holds what a fresh pass over the whole sequence computes.
+        let mut fresh = q8.new_cache();
+        let all = q8.forward(&ids[..fed], &mut fresh);
+        let mut cached = q8.new_cache();
+        q8.forward(&ids[..fed - 1], &mut cached);
+        let last = q8.forward(&ids[fed - 1..fed], &mut cached);
+        let worst = all.iter().zip(&last).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{name}: cached and whole-sequence 8-bit logits differ by {worst}");
+        assert!(q8.bytes() * 3 < 4 * model.num_params(), "{name}: 8-bit weights take {} bytes for {} parameters", q8.bytes(), model.num_params());
+    }
+    // GPT-2 has no 8-bit path: generation stays on f32.
+    let (gpt2, _) = load_causal(fixture("tiny-gpt2")).load(0, &device).unwrap();
+    assert!(pollster::block_on(burnish::causal::int8_model(&gpt2)).unwrap().is_none());
+}
+
 #[test]
 fn sampling_is_seeded_and_follows_its_options() {
     let device = Device::flex();

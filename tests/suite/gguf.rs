@@ -89,6 +89,19 @@ fn smollm2_from_gguf_matches_transformers() {
         while pollster::block_on(g.step(&model, &cm.tokenizer)).unwrap().is_some() {}
         let want: Vec<u32> = p["greedy"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
         assert_eq!(g.generated(), want.as_slice(), "greedy continuation of {:?}", p["text"]);
+        // On 8-bit weights (models/q8.rs, the page's default on the CPU): the same greedy
+        // answer, and last-position logits within the rounding of weights and activations.
+        let ids: Vec<u32> = p["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let q8 = std::sync::Arc::new(pollster::block_on(burnish::causal::int8_model(&model)).unwrap().unwrap());
+        let mut cache = q8.new_cache();
+        let last8 = q8.forward(&ids, &mut cache);
+        let rel = (last8.iter().zip(&last).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / last.iter().map(|b| b * b).sum::<f32>()).sqrt();
+        assert!(rel < 0.03, "8-bit logits are {rel:.4} away from f32's (relative L2)");
+        let mut g8 = Generation::new(&model, ids, GenerateOptions { max_new_tokens: 8, int8: true, ..Default::default() }, cm.eos.clone(), 8192).unwrap();
+        g8.use_int8(q8);
+        while pollster::block_on(g8.step(&model, &cm.tokenizer)).unwrap().is_some() {}
+        assert!(g8.int8());
+        assert_eq!(g8.generated(), want.as_slice(), "greedy continuation of {:?} on 8-bit weights", p["text"]);
     }
 }
 
