@@ -101,7 +101,8 @@ PY
     ;;
   browser)
     # The page in headless Chromium (CPU backend and WebGPU/SwiftShader) beside Transformers.js
-    # (ONNX Runtime Web, WASM, one thread) on the same MiniLM checkpoint: bench/browser.mjs.
+    # (ONNX Runtime Web, WASM, one thread and every core) on the same MiniLM checkpoint:
+    # bench/browser.mjs. Extra arguments go to it (e.g. --only cpu --only threads).
     bash scripts/build_wasm.sh
     (cd bench/browser && { [ -d node_modules/@huggingface/transformers ] || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; })
     ONNX="$HOME/.cache/burnish/bench/minilm-onnx"
