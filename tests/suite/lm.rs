@@ -264,10 +264,10 @@ fn decoders_refuse_classifier_strategies_and_estimate_memory() {
     let vocab = cm.config.vocab_size() as u64;
     assert!(full.largest_tensor >= 4 * 4 * 32 * vocab, "the logits of a batch are one tensor");
     // What a backend with limits says: the wasm CPU's 4 GiB, a GPU's buffer size.
-    let cpu = BackendInfo { kind: "cpu".into(), adapter: "wasm".into(), note: None, max_buffer_bytes: None, max_binding_bytes: None, memory_limit_bytes: Some(full.total - 1), software: false };
+    let cpu = BackendInfo { kind: "cpu".into(), adapter: "wasm".into(), note: None, max_buffer_bytes: None, max_binding_bytes: None, memory_limit_bytes: Some(full.total - 1), software: false, threads: 1 };
     assert!(cpu.memory_warnings(full.total, full.largest_tensor)[0].contains("exceeds"));
     assert!(cpu.memory_warnings(full.total - 1, full.largest_tensor).is_empty());
-    let gpu = BackendInfo { kind: "webgpu".into(), adapter: "x".into(), note: None, max_buffer_bytes: Some(1 << 30), max_binding_bytes: Some(full.largest_tensor - 1), memory_limit_bytes: None, software: false };
+    let gpu = BackendInfo { kind: "webgpu".into(), adapter: "x".into(), note: None, max_buffer_bytes: Some(1 << 30), max_binding_bytes: Some(full.largest_tensor - 1), memory_limit_bytes: None, software: false, threads: 1 };
     let w = gpu.memory_warnings(full.total, full.largest_tensor);
     assert!(w.len() == 1 && w[0].contains("buffer limit"), "{w:?}");
 }
