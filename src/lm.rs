@@ -745,7 +745,7 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
         Some(q8) => {
             let quantize_s = t0.elapsed().as_secs_f64();
             let weight_bytes = q8.bytes();
-            let mut g8 = crate::causal::Generation::new(&model, prompt.clone(), g_opts(&g), Vec::new(), positions)?;
+            let mut g8 = crate::causal::Generation::new(&model, prompt.clone(), crate::causal::GenerateOptions { max_new_tokens: g.generated().len().max(1), ..Default::default() }, Vec::new(), positions)?;
             g8.use_int8(std::sync::Arc::new(q8));
             let t0 = Instant::now();
             while g8.step(&model, &cm.tokenizer).await?.is_some() {}
@@ -765,8 +765,4 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
         generation_tokens_per_s: g.generated().len() as f64 / generation_s.max(1e-9),
         int8,
     })
-}
-
-fn g_opts(g: &crate::causal::Generation) -> crate::causal::GenerateOptions {
-    crate::causal::GenerateOptions { max_new_tokens: g.generated().len().max(1), ..Default::default() }
 }

@@ -12,7 +12,6 @@
 use super::llama::LlamaForCausalLm;
 use crate::error::Result;
 use crate::weights::read_f32;
-use burn::tensor::Tensor;
 
 /// Values per quantization block (each has its own f32 scale).
 const BLOCK: usize = 32;
@@ -118,17 +117,11 @@ fn for_each_row(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + S
 }
 
 impl Q8Matrix {
-    /// From a row-major `[rows, cols]` f32 matrix (one row per output).
+    /// From a row-major `[rows, cols]` f32 matrix (one row per output): quantized as rows of
+    /// activations are.
     pub fn new(w: &[f32], rows: usize, cols: usize, bias: Option<Vec<f32>>) -> Self {
-        let p = padded(cols);
-        let mut q = vec![0i8; rows * p];
-        let mut scales = vec![0f32; rows * p / BLOCK];
-        let mut row = vec![0f32; p];
-        for r in 0..rows {
-            row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
-            quantize_into(&row, &mut q[r * p..(r + 1) * p], &mut scales[r * p / BLOCK..(r + 1) * p / BLOCK]);
-        }
-        Q8Matrix { rows, cols, padded: p, q, scales, bias }
+        let Q8Rows { padded, q, scales, .. } = Q8Rows::new(w, rows, cols);
+        Q8Matrix { rows, cols, padded, q, scales, bias }
     }
 
     /// From burn's `[d_in, d_out]` linear weight (transposed to one row per output).
@@ -232,17 +225,13 @@ impl Q8Cache {
     }
 }
 
-async fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    read_f32(t).await
-}
-
 async fn linear(l: &burn::nn::Linear) -> Result<Q8Matrix> {
     let [d_in, d_out] = l.weight.val().dims();
     let bias = match &l.bias {
-        Some(b) => Some(host(b.val()).await?),
+        Some(b) => Some(read_f32(b.val()).await?),
         None => None,
     };
-    Ok(Q8Matrix::from_linear_weight(&host(l.weight.val()).await?, d_in, d_out, bias))
+    Ok(Q8Matrix::from_linear_weight(&read_f32(l.weight.val()).await?, d_in, d_out, bias))
 }
 
 fn rms_norm(x: &mut [f32], gamma: &[f32], eps: f32) {
@@ -265,25 +254,25 @@ impl Q8Llama {
         let mut layers = Vec::with_capacity(m.layers.len());
         for l in &m.layers {
             layers.push(Q8Layer {
-                input_norm: host(l.input_layernorm.gamma.val()).await?,
+                input_norm: read_f32(l.input_layernorm.gamma.val()).await?,
                 q: linear(&l.self_attn.q_proj).await?,
                 k: linear(&l.self_attn.k_proj).await?,
                 v: linear(&l.self_attn.v_proj).await?,
                 o: linear(&l.self_attn.o_proj).await?,
-                post_norm: host(l.post_attention_layernorm.gamma.val()).await?,
+                post_norm: read_f32(l.post_attention_layernorm.gamma.val()).await?,
                 gate: linear(&l.gate_proj).await?,
                 up: linear(&l.up_proj).await?,
                 down: linear(&l.down_proj).await?,
             });
         }
-        let embed = Q8Matrix::new(&host(m.embed_tokens.weight.val()).await?, vocab, hidden, None);
+        let embed = Q8Matrix::new(&read_f32(m.embed_tokens.weight.val()).await?, vocab, hidden, None);
         let head = match &m.lm_head {
             Some(h) => Some(linear(h).await?),
             None => None,
         };
         let half = head_dim / 2;
         let inv_freq = (0..half).map(|i| 1.0 / (m.rope_theta as f32).powf((2 * i) as f32 / head_dim as f32)).collect();
-        Ok(Q8Llama { layers, embed, head, norm: host(m.norm.gamma.val()).await?, eps: m.norm.epsilon as f32, hidden, heads, kv_heads, head_dim, inv_freq })
+        Ok(Q8Llama { layers, embed, head, norm: read_f32(m.norm.gamma.val()).await?, eps: m.norm.epsilon as f32, hidden, heads, kv_heads, head_dim, inv_freq })
     }
 
     pub fn new_cache(&self) -> Q8Cache {
