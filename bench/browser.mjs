@@ -8,7 +8,8 @@
 // the server sends COOP/COEP), Transformers.js likewise. Writes bench/results/browser.json and
 // prints a table.
 //
-//   node bench/browser.mjs [--onnx DIR] [--only cpu|threads|webgpu|tjs|demo]... [--gpu-limit-s N]
+//   node bench/browser.mjs [--onnx DIR] [--only cpu|threads|webgpu|tjs|demo]... [--gpu-limit-s N] [--tag NAME]
+// (--tag NAME: results go to browser[-ONLY...]-NAME.json, e.g. for a build variant)
 
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -176,7 +177,8 @@ try {
 } finally {
   await server.close();
 }
-const file = path.join(REPO, 'bench', 'results', only.length ? `browser-${only.join('-')}.json` : 'browser.json');
+const tag = opt('--tag', '');
+const file = path.join(REPO, 'bench', 'results', `${only.length ? `browser-${only.join('-')}` : 'browser'}${tag ? `-${tag}` : ''}.json`);
 await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
 log('wrote', file);
 

@@ -12,7 +12,8 @@
 # externref table), whose output is cached by the input's hash (it takes minutes), then a gzip
 # copy that scripts/serve.mjs sends to browsers that accept it, and manifest.json with both
 # sizes (the worker's download progress bar and the browser benchmark read it).
-# BURNISH_WASM_OPT=0 skips wasm-opt; BURNISH_WASM_THREADS=0 skips the threaded module.
+# BURNISH_WASM_OPT=0 skips wasm-opt, BURNISH_WASM_OPT_LEVEL=-O2 (etc.) sets its level (-O3);
+# BURNISH_WASM_THREADS=0 skips the threaded module.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/burnish/target}"
@@ -20,13 +21,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cd "$ROOT"
 
 WASM_OPT=scripts/wasm-opt/node_modules/binaryen/bin/wasm-opt
-OPT_FLAGS=(-O3 --strip-debug --strip-producers --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int
+OPT_LEVEL="${BURNISH_WASM_OPT_LEVEL:--O3}"
+OPT_FLAGS=("$OPT_LEVEL" --strip-debug --strip-producers --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
 
 # finish DIR [extra wasm-opt flags]: wasm-opt (cached), gzip, manifest.json.
 finish() {
   local dir=$1; shift
   local wasm=$dir/burnish_bg.wasm
+  local opt_json=null
   if [ "${BURNISH_WASM_OPT:-1}" = 1 ]; then
     if [ ! -x "$WASM_OPT" ]; then
       (cd scripts/wasm-opt && npm ci --no-audit --no-fund --loglevel=error --ignore-scripts) >&2
@@ -38,17 +41,18 @@ finish() {
     if [ -f "$cache/$key.wasm" ]; then
       echo "[build] wasm-opt: $wasm unchanged since the last build, its optimised copy reused" >&2
     else
-      echo "[build] wasm-opt -O3 $wasm ($(du -h "$wasm" | cut -f1) before; a few minutes)" >&2
+      echo "[build] wasm-opt $OPT_LEVEL $wasm ($(du -h "$wasm" | cut -f1) before; a few minutes)" >&2
       node --max-old-space-size=8192 "$WASM_OPT" "${OPT_FLAGS[@]}" "$@" "$wasm" -o "$cache/$key.tmp"
       mv "$cache/$key.tmp" "$cache/$key.wasm"
       ls -t "$cache"/*.wasm | tail -n +5 | xargs -r rm -f # keep the newest four
     fi
     cp "$cache/$key.wasm" "$wasm"
+    opt_json="\"$OPT_LEVEL\""
   fi
   gzip -9 -k -f "$wasm"
   local raw gz
   raw=$(stat -c %s "$wasm"); gz=$(stat -c %s "$wasm.gz")
-  printf '{"wasm_bytes": %s, "wasm_gzip_bytes": %s}\n' "$raw" "$gz" > "$dir/manifest.json"
+  printf '{"wasm_bytes": %s, "wasm_gzip_bytes": %s, "wasm_opt": %s}\n' "$raw" "$gz" "$opt_json" > "$dir/manifest.json"
   echo "[build] $wasm: $raw bytes, $gz gzipped" >&2
 }
 

@@ -8,18 +8,21 @@ pub mod q8;
 
 use burn::nn::{Dropout, Linear};
 use burn::tensor::Tensor;
+use burn::tensor::module::linear;
 
-/// `linear(x)`. With a LoRA adapter (burn's `Module::apply_lora`) attached to the weight, burn
-/// computes `x·(W + s·A·B)`; PEFT applies its `lora_dropout` to the adapter's input only,
-/// `x·W + s·dropout(x)·A·B`, so while training with dropout this adds `s·(dropout(x) − x)·A·B`.
+/// `linear(x)`. With a LoRA adapter (burn's `Module::apply_lora`) attached to the weight, this is
+/// PEFT's `x·W + b + s·dropout(x)·A·B`, computed without materialising `W + s·A·B`: burn's own
+/// `Linear::forward` would merge the factors into a new `[in, out]` weight on every call and,
+/// while training, backpropagate a full `[in, out]` gradient through that merge; here the frozen
+/// `W` gets no gradient and `A`, `B` get theirs from rank-sized products.
 pub(crate) fn lora_linear(l: &Linear, x: Tensor<3>, dropout: &Dropout) -> Tensor<3> {
-    let y = l.forward(x.clone());
-    let Some(ad) = l.weight.adapter() else { return y };
-    if dropout.prob == 0.0 || !dropout.training.is_enabled() || !x.device().is_autodiff() {
-        return y;
-    }
-    let dx = dropout.forward(x.clone()) - x; // [batch, seq, in]
-    let a: Tensor<3> = ad.a.val().unsqueeze(); // [1, in, rank]
-    let b: Tensor<3> = ad.b.val().unsqueeze(); // [1, rank, out]
-    y + dx.matmul(a).matmul(b).mul_scalar(ad.scale)
+    let Some(ad) = l.weight.adapter() else { return l.forward(x) };
+    let y = linear(x.clone(), l.weight.base(), l.bias.as_ref().map(|b| b.val()));
+    let x = if dropout.prob > 0.0 && dropout.training.is_enabled() && x.device().is_autodiff() {
+        dropout.forward(x)
+    } else {
+        x
+    };
+    let low = linear(linear(x, ad.a.val(), None), ad.b.val(), None); // [batch, seq, out]
+    y + low.mul_scalar(ad.scale)
 }
