@@ -7,6 +7,9 @@
 #   bash bench/run.sh decoder   # SmolLM2 GGUF: training steps (full, LoRA) and generation tokens/s, burnish vs PyTorch
 #   bash bench/run.sh browser   # the page in headless Chromium (wasm CPU, WebGPU/SwiftShader) vs Transformers.js
 #                               # (bench/browser.mjs -> bench/results/browser.json)
+#   bash bench/run.sh wgpu      # the wgpu backend natively (lavapipe here: Mesa's Vulkan on the CPU), built without and
+#                               # with burn's fusion + autotune: MiniLM step/forward, SmolLM2 LoRA step/generation
+#                               # (table -> bench/results/wgpu/wgpu.md)
 #   bash bench/run.sh domain    # MiniLM on 480 rotten-tomatoes rows: plain fine-tuning vs the two-stage
 #                               # recipe (masked-LM adaptation on movie-domain.txt first), same budget
 #                               # (table -> bench/results/domain/domain.md, docs/strategies.md)
@@ -109,5 +112,32 @@ PY
     [ -s "$ONNX/onnx/model.onnx" ] || python3 bench/export_onnx.py --model "$MODEL" --out "$ONNX" >&2
     node bench/browser.mjs --onnx "$ONNX" "${@:2}"
     ;;
-  *) echo "usage: bench/run.sh speed|quality|compare|domain|decoder|browser" >&2; exit 2 ;;
+  wgpu)
+    # Burnish on wgpu (Vulkan; lavapipe when no GPU driver is installed: `apt-get install
+    # mesa-vulkan-drivers`), one build without burn's fusion/autotune features (the default) and
+    # one with both, same shapes. Small step counts: a software Vulkan device is slow.
+    OUT=bench/results/wgpu
+    mkdir -p "$OUT"
+    GGUF=www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    for F in plain fusion,autotune; do
+      if [ "$F" = plain ]; then cargo build --release --bin burnish >&2; else cargo build --release --bin burnish --features "$F" >&2; fi
+      cp "$BIN" "$OUT/.burnish-$F"
+      "$OUT/.burnish-$F" bench --device gpu --model "$MODEL" --batch-size 16 --max-len 64 --steps "${STEPS:-3}" --warmup 1 > "$OUT/minilm-$F.json"
+      "$OUT/.burnish-$F" bench --device gpu --model "$GGUF" --strategy lora --batch-size 4 --max-len 64 --steps "${STEPS:-3}" --warmup 1 \
+        --gen-tokens 16 > "$OUT/smollm2-lora-$F.json"
+      rm -f "$OUT/.burnish-$F"
+    done
+    cargo build --release --bin burnish >&2 # leave the default build in place
+    python3 - <<'PY'
+import json
+d = "bench/results/wgpu"
+rows = ["| build | adapter | MiniLM step 16 × 64 (s) | MiniLM forward (samples/s) | SmolLM2 LoRA step 4 × 64 (s) | SmolLM2 generation (tokens/s) |", "|---|---|---|---|---|---|"]
+for f in ("plain", "fusion,autotune"):
+    m = json.load(open(f"{d}/minilm-{f}.json")); s = json.load(open(f"{d}/smollm2-lora-{f}.json"))
+    rows.append(f"| {f} | {m['backend'].get('adapter', '?')} | {m['median_step_s']:.2f} | {m['forward']['samples_per_s']:.2f} | {s['training']['median_step_s']:.2f} | {s['generation_tokens_per_s']:.1f} |")
+open(f"{d}/wgpu.md", "w").write("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY
+    ;;
+  *) echo "usage: bench/run.sh speed|quality|compare|domain|decoder|browser|wgpu" >&2; exit 2 ;;
 esac
