@@ -119,7 +119,7 @@ PY
     OUT=bench/results/wgpu
     mkdir -p "$OUT"
     GGUF=www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf
-    for F in plain fusion,autotune; do
+    for F in ${FEATURES:-plain fusion,autotune}; do
       if [ "$F" = plain ]; then cargo build --release --bin burnish >&2; else cargo build --release --bin burnish --features "$F" >&2; fi
       cp "$BIN" "$OUT/.burnish-$F"
       "$OUT/.burnish-$F" bench --device gpu --model "$MODEL" --batch-size 16 --max-len 64 --steps "${STEPS:-3}" --warmup 1 > "$OUT/minilm-$F.json"
@@ -127,14 +127,18 @@ PY
         --gen-tokens 16 > "$OUT/smollm2-lora-$F.json"
       rm -f "$OUT/.burnish-$F"
     done
-    cargo build --release --bin burnish >&2 # leave the default build in place
     python3 - <<'PY'
 import json
 d = "bench/results/wgpu"
 rows = ["| build | adapter | MiniLM step 16 × 64 (s) | MiniLM forward (samples/s) | SmolLM2 LoRA step 4 × 64 (s) | SmolLM2 generation (tokens/s) |", "|---|---|---|---|---|---|"]
+import os
+load = lambda p: json.load(open(p)) if os.path.exists(p) and os.path.getsize(p) else None
 for f in ("plain", "fusion,autotune"):
-    m = json.load(open(f"{d}/minilm-{f}.json")); s = json.load(open(f"{d}/smollm2-lora-{f}.json"))
-    rows.append(f"| {f} | {m['backend'].get('adapter', '?')} | {m['median_step_s']:.2f} | {m['forward']['samples_per_s']:.2f} | {s['training']['median_step_s']:.2f} | {s['generation_tokens_per_s']:.1f} |")
+    m = load(f"{d}/minilm-{f}.json"); s = load(f"{d}/smollm2-lora-{f}.json")
+    if not m:
+        continue
+    sm = f"{s['training']['median_step_s']:.2f} | {s['generation_tokens_per_s']:.1f}" if s else "not measured | not measured"
+    rows.append(f"| {f} | {m['backend'].get('adapter', '?')} | {m['median_step_s']:.2f} | {m['forward']['samples_per_s']:.2f} | {sm} |")
 open(f"{d}/wgpu.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
