@@ -128,10 +128,9 @@ PY
       rm -f "$OUT/.burnish-$F"
     done
     python3 - <<'PY'
-import json
+import json, os
 d = "bench/results/wgpu"
 rows = ["| build | adapter | MiniLM step 16 × 64 (s) | MiniLM forward (samples/s) | SmolLM2 LoRA step 4 × 64 (s) | SmolLM2 generation (tokens/s) |", "|---|---|---|---|---|---|"]
-import os
 load = lambda p: json.load(open(p)) if os.path.exists(p) and os.path.getsize(p) else None
 for f in ("plain", "fusion,autotune"):
     m = load(f"{d}/minilm-{f}.json"); s = load(f"{d}/smollm2-lora-{f}.json")
