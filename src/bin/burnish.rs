@@ -18,8 +18,23 @@ use serde_json::json;
 // op, and glibc hands each large one (an embedding gradient, AdamW's moments, attention scores)
 // to mmap and back to the kernel on free, so every op paid page faults on memory it had just
 // released (a MiniLM step spent a third of its time faulting). mimalloc keeps freed pages.
+// Its default returns freed pages to the kernel 10 ms after they empty, which a training step
+// (hundreds of ms between the same allocations) still pays in faults; one second keeps a step's
+// working set mapped and still gives memory back once a run ends or shrinks. The environment
+// (MIMALLOC_PURGE_DELAY) overrides it.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49 names only
+/// v2's options; v3 is what it builds by default).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one integer option; mimalloc reads it on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "burnish", version, about = "Fine-tune BERT-family models (HF format in and out)")]
@@ -1352,6 +1367,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

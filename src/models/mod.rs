@@ -18,11 +18,6 @@ use burn::tensor::module::linear;
 pub(crate) fn lora_linear(l: &Linear, x: Tensor<3>, dropout: &Dropout) -> Tensor<3> {
     let Some(ad) = l.weight.adapter() else { return l.forward(x) };
     let y = linear(x.clone(), l.weight.base(), l.bias.as_ref().map(|b| b.val()));
-    let x = if dropout.prob > 0.0 && dropout.training.is_enabled() && x.device().is_autodiff() {
-        dropout.forward(x)
-    } else {
-        x
-    };
-    let low = linear(linear(x, ad.a.val(), None), ad.b.val(), None); // [batch, seq, out]
+    let low = linear(linear(dropout.forward(x), ad.a.val(), None), ad.b.val(), None); // [batch, seq, out]
     y + low.mul_scalar(ad.scale)
 }
