@@ -13,7 +13,8 @@
 # copy that scripts/serve.mjs sends to browsers that accept it, and manifest.json with both
 # sizes (the worker's download progress bar and the browser benchmark read it).
 # BURNISH_WASM_OPT=0 skips wasm-opt, BURNISH_WASM_OPT_LEVEL=-O2 (etc.) sets its level (-O3);
-# BURNISH_WASM_THREADS=0 skips the threaded module.
+# BURNISH_WASM_THREADS=0 skips the threaded module; BURNISH_WASM_GPU_FEATURES=fusion,autotune builds
+# www/pkg with burn's fusion and autotune (BENCHMARKS.md measured it; manifest.json records it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/burnish/target}"
@@ -52,13 +53,15 @@ finish() {
   gzip -9 -k -f "$wasm"
   local raw gz
   raw=$(stat -c %s "$wasm"); gz=$(stat -c %s "$wasm.gz")
-  printf '{"wasm_bytes": %s, "wasm_gzip_bytes": %s, "wasm_opt": %s}\n' "$raw" "$gz" "$opt_json" > "$dir/manifest.json"
+  printf '{"wasm_bytes": %s, "wasm_gzip_bytes": %s, "wasm_opt": %s, "features": %s}\n' "$raw" "$gz" "$opt_json" "${FEATURES_JSON:-\"threads\"}" > "$dir/manifest.json"
   echo "[build] $wasm: $raw bytes, $gz gzipped" >&2
 }
 
 echo "[build] www/pkg: wasm-pack build --profile wasm-release (cold: ~15 min on 2 cores)" >&2
-wasm-pack build --target web --out-dir www/pkg --out-name burnish --profile wasm-release --no-pack --no-typescript . >&2
-finish www/pkg
+GPU_FEATURES="${BURNISH_WASM_GPU_FEATURES:-}"
+wasm-pack build --target web --out-dir www/pkg --out-name burnish --profile wasm-release --no-pack --no-typescript . \
+  ${GPU_FEATURES:+-- --features "$GPU_FEATURES"} >&2
+FEATURES_JSON="\"$GPU_FEATURES\"" finish www/pkg
 
 if [ "${BURNISH_WASM_THREADS:-1}" = 1 ]; then
   if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then

@@ -135,3 +135,47 @@ fn one_adamw_step_matches_pytorch() {
         assert!(d < 1e-4, "{name}: {got:?} vs {after:?}");
     }
 }
+
+/// AdamW on the CPU backend runs as one fused pass (vendor/burn-optim `AdamW::step_flex`); it must
+/// give bit for bit what burn's tensor-op formula gives (the formula spelled out here with burn's
+/// ops, as `AdaptiveMomentumW::transform` and `AdamW::step` compute it), over several steps,
+/// with weight decay and a learning rate that changes per step.
+#[test]
+fn fused_adamw_equals_the_tensor_formula_bit_for_bit() {
+    use burn::nn::LinearConfig;
+    use burn::tensor::Distribution;
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let mut model = LinearConfig::new(37, 19).init(&device);
+    let (b1, b2, eps, wd) = (0.9f32, 0.999f32, 1e-8f32, 0.01f32);
+    let mut optim = AdamWConfig::new().with_weight_decay(wd).with_epsilon(eps).init();
+    let mut w = model.weight.val().inner();
+    let mut moments: Option<(Tensor<2>, Tensor<2>)> = None;
+    let bits = |t: Tensor<2>| -> Vec<u32> { t.into_data().try_to_vec::<f32>().unwrap().iter().map(|x| x.to_bits()).collect() };
+    let start = bits(w.clone());
+    let fused_before = burn_optim::adamw_fused_updates();
+    for t in 1..=4i32 {
+        let x = Tensor::<2>::random([5, 37], Distribution::Normal(0.0, 1.0), &device);
+        let loss = model.forward(x).powi_scalar(2).mean();
+        let raw = loss.backward();
+        let g = model.weight.val().grad(&raw).expect("the weight has a gradient");
+        let grads = GradientsParams::from_grads(raw, &model);
+        let lr = 1e-2 * t as f64;
+        model = optim.step(lr, model, grads);
+
+        let (m, v) = match moments.take() {
+            None => (g.clone().mul_scalar(1.0 - b1), g.clone().square().mul_scalar(1.0 - b2)),
+            Some((m, v)) => (m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)), v.mul_scalar(b2).add(g.square().mul_scalar(1.0 - b2))),
+        };
+        let delta = m.clone().div_scalar(1f32 - b1.powi(t)).div(v.clone().div_scalar(1f32 - b2.powi(t)).sqrt().add_scalar(eps));
+        w = w.mul_scalar(1.0 - lr * wd as f64) - delta.mul_scalar(lr);
+        moments = Some((m, v));
+        let (got, want) = (bits(model.weight.val().inner()), bits(w.clone()));
+        let differing = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+        assert_eq!(differing, 0, "step {t}: {differing} of {} weights differ from the tensor formula", want.len());
+    }
+    // Weight and bias, four steps each (other tests may add theirs meanwhile).
+    assert!(burn_optim::adamw_fused_updates() >= fused_before + 8, "the fused AdamW path did not run");
+    let changed = bits(model.weight.val().inner()).iter().zip(&start).filter(|(a, b)| a != b).count();
+    assert!(changed > start.len() / 2, "only {changed} of {} weights moved in four steps", start.len());
+}

@@ -63,6 +63,139 @@ pub struct AdamWState<const D: usize> {
     pub momentum: AdaptiveMomentumState<D>,
 }
 
+/// Burnish patch: the same update as the tensor path below (`AdaptiveMomentumW::transform`, then
+/// the decoupled decay and the step), for f32 parameters on burn's flex CPU backend, as one pass
+/// over the parameter, its gradient and both moments, in place where the buffers are not shared
+/// (flex's `into_data` hands a uniquely owned buffer over without copying) and split over rayon's
+/// pool with the `rayon` feature. The tensor path makes ~15 single-threaded passes, each writing
+/// a fresh tensor. Every element goes through the same f32 operations in the same order as the
+/// tensor path (flex runs each of those ops as plain IEEE f32 arithmetic), so the results are
+/// bit-identical to it (Burnish's test suite checks this), and optimizer records are unchanged.
+#[cfg(feature = "fused-flex")]
+impl AdamW {
+    #[allow(clippy::type_complexity)]
+    fn step_flex<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamWState<D>>,
+    ) -> Result<(Tensor<D>, Option<AdamWState<D>>), (Tensor<D>, Tensor<D>, Option<AdamWState<D>>)> {
+        use burn::tensor::{DType, TensorData};
+        let flex = Device::flex();
+        let on_flex = |t: &Tensor<D>| t.dtype() == DType::F32 && !t.device().is_autodiff() && t.device() == flex;
+        let applies = !self.momentum.amsgrad
+            && !self.cautious_weight_decay
+            && on_flex(&tensor)
+            && on_flex(&grad)
+            && tensor.shape() == grad.shape()
+            && state.as_ref().is_none_or(|s| {
+                s.momentum.max_moment_2.is_none() && on_flex(&s.momentum.moment_1) && on_flex(&s.momentum.moment_2)
+            });
+        if !applies {
+            return Err((tensor, grad, state));
+        }
+        let device = tensor.device();
+        let shape = tensor.shape();
+        let mut p = tensor.into_data();
+        let g = grad.into_data();
+        let (mut m, mut v, time, first) = match state {
+            Some(s) => (s.momentum.moment_1.into_data(), s.momentum.moment_2.into_data(), s.momentum.time + 1, false),
+            None => (TensorData::zeros::<f32, _>(shape.clone()), TensorData::zeros::<f32, _>(shape.clone()), 1, true),
+        };
+        let k = Kernel {
+            beta_1: self.momentum.beta_1,
+            beta_2: self.momentum.beta_2,
+            factor_1: 1.0 - self.momentum.beta_1,
+            factor_2: 1.0 - self.momentum.beta_2,
+            correction_1: 1f32 - self.momentum.beta_1.powi(time as i32),
+            correction_2: 1f32 - self.momentum.beta_2.powi(time as i32),
+            epsilon: self.momentum.epsilon,
+            decay: {
+                let rate = lr * (self.weight_decay as f64);
+                (rate != 0.0).then_some((1.0 - rate) as f32)
+            },
+            lr: lr as f32,
+            first,
+        };
+        {
+            let (Ok(p), Ok(g), Ok(m), Ok(v)) = (p.as_mut_slice::<f32>(), g.as_slice::<f32>(), m.as_mut_slice::<f32>(), v.as_mut_slice::<f32>()) else {
+                unreachable!("f32 tensors checked above give f32 slices");
+            };
+            const CHUNK: usize = 1 << 14;
+            #[cfg(feature = "rayon")]
+            {
+                use rayon::prelude::*;
+                p.par_chunks_mut(CHUNK)
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .zip(g.par_chunks(CHUNK))
+                    .for_each(|(((p, m), v), g)| k.run(p, g, m, v));
+            }
+            #[cfg(not(feature = "rayon"))]
+            for (((p, m), v), g) in p.chunks_mut(CHUNK).zip(m.chunks_mut(CHUNK)).zip(v.chunks_mut(CHUNK)).zip(g.chunks(CHUNK)) {
+                k.run(p, g, m, v);
+            }
+        }
+        FUSED_UPDATES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        let state = AdamWState {
+            momentum: AdaptiveMomentumState::new(time, Tensor::from_data(m, &device), Tensor::from_data(v, &device)),
+        };
+        Ok((Tensor::from_data(p, &device), Some(state)))
+    }
+}
+
+/// Burnish patch: how many parameter updates took the fused path (tests check that it ran).
+#[cfg(feature = "fused-flex")]
+static FUSED_UPDATES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Burnish patch: the number of parameter updates [`AdamW`] has made through its fused CPU path
+/// in this process.
+#[cfg(feature = "fused-flex")]
+pub fn adamw_fused_updates() -> usize {
+    FUSED_UPDATES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Burnish patch: the per-element AdamW update of [`AdamW::step_flex`].
+#[cfg(feature = "fused-flex")]
+struct Kernel {
+    beta_1: f32,
+    beta_2: f32,
+    factor_1: f32,
+    factor_2: f32,
+    correction_1: f32,
+    correction_2: f32,
+    epsilon: f32,
+    decay: Option<f32>,
+    lr: f32,
+    first: bool,
+}
+
+#[cfg(feature = "fused-flex")]
+impl Kernel {
+    #[inline]
+    fn run(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            // The tensor path's ops, one by one: m·β1 + g·(1-β1); v·β2 + (g·g)·(1-β2) (the
+            // first step starts from g·(1-β1) and (g·g)·(1-β2)); bias corrections; the
+            // delta m̂ / (√v̂ + ε); p·(1 - lr·λ) - delta·lr.
+            let (nm, nv) = if self.first {
+                (g * self.factor_1, (g * g) * self.factor_2)
+            } else {
+                (*m * self.beta_1 + g * self.factor_1, *v * self.beta_2 + (g * g) * self.factor_2)
+            };
+            *m = nm;
+            *v = nv;
+            let delta = (nm / self.correction_1) / ((nv / self.correction_2).sqrt() + self.epsilon);
+            let decayed = match self.decay {
+                Some(d) => *p * d,
+                None => *p,
+            };
+            *p = decayed - delta * self.lr;
+        }
+    }
+}
+
 impl Optimizer for AdamW {
     type State<const D: usize> = AdamWState<D>;
 
@@ -78,6 +211,11 @@ impl Optimizer for AdamW {
         // State of the optimizer.
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        #[cfg(feature = "fused-flex")]
+        let (tensor, grad, state) = match self.step_flex(lr, tensor, grad, state) {
+            Ok(done) => return done,
+            Err(inputs) => inputs,
+        };
         let (raw_delta, momentum_state) = self.momentum.transform(grad, state.map(|s| s.momentum));
 
         let decay_rate = lr * (self.weight_decay as f64);
