@@ -8,8 +8,9 @@ export BURNISH_NEED_BROWSER=1
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 
-echo "[test] native: cargo test --release" >&2
-cargo test --release -- --test-threads=1
+echo "[test] native: cargo test --profile ci (release speed, no LTO: Cargo.toml)" >&2
+cargo test --profile ci -- --test-threads=1
+BIN="$CARGO_TARGET_DIR/ci/burnish"
 
 echo "[test] browser: build wasm, then node --test tests/browser" >&2
 bash scripts/build_wasm.sh
@@ -19,30 +20,30 @@ node --test --test-concurrency=1 tests/browser/
 if python3 -c "import transformers, torch" 2>/dev/null; then
   echo "[test] transformers is installed: verifying an exported folder loads with the same logits" >&2
   OUT="$(mktemp -d)"
-  "$CARGO_TARGET_DIR/release/burnish" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
+  "$BIN" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
     --epochs 1 --batch-size 4 --max-len 32 --eval-fraction 0.34 --out "$OUT" >/dev/null
-  python3 scripts/verify_export.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+  python3 scripts/verify_export.py --model "$OUT" --burnish "$BIN"
 
   # Masked-LM domain adaptation: the BertForMaskedLM folder loads in transformers and fills
   # masks with the same tokens and scores.
   echo "[test] transformers: a domain-adapted BertForMaskedLM folder fills masks identically" >&2
   OUT="$(mktemp -d)"
-  "$CARGO_TARGET_DIR/release/burnish" train --task masked-lm --model tests/fixtures/tiny-bert \
+  "$BIN" train --task masked-lm --model tests/fixtures/tiny-bert \
     --train tests/data/domain-reviews.txt --epochs 2 --lr 5e-3 --batch-size 8 --max-len 32 --out "$OUT" >/dev/null
-  python3 scripts/verify_mlm.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+  python3 scripts/verify_mlm.py --model "$OUT" --burnish "$BIN"
 
   # Causal LMs: an instruction-tuned Llama (from sharded weights) and a GPT-2 tuned on plain
   # text load in transformers as AutoModelForCausalLM and generate the same tokens.
   echo "[test] transformers: fine-tuned decoders (Llama, GPT-2) generate identically" >&2
   OUT="$(mktemp -d)"
-  "$CARGO_TARGET_DIR/release/burnish" train --task instruct --model tests/fixtures/tiny-llama \
+  "$BIN" train --task instruct --model tests/fixtures/tiny-llama \
     --train tests/data/instruct-pairs.jsonl --prompt-template question-answering --epochs 3 --lr 5e-3 \
     --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
-  python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+  python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN"
   OUT="$(mktemp -d)"
-  "$CARGO_TARGET_DIR/release/burnish" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
+  "$BIN" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
     --train tests/data/domain-reviews.txt --epochs 2 --lr 3e-3 --batch-size 4 --max-len 32 --out "$OUT" >/dev/null
-  python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish"
+  python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN"
 
   # LoRA: the PEFT adapter folder loads with peft on top of the base model, same logits.
   if ! python3 -c "import peft" 2>/dev/null; then
@@ -51,24 +52,24 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
   if python3 -c "import peft" 2>/dev/null; then
     echo "[test] peft: loading a LoRA run's adapter folder on the base model" >&2
     OUT="$(mktemp -d)"
-    "$CARGO_TARGET_DIR/release/burnish" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
+    "$BIN" train --model tests/fixtures/tiny-bert --train tests/data/quirks.csv \
       --epochs 2 --batch-size 4 --max-len 32 --eval-fraction 0.34 --strategy lora --lora-rank 4 \
       --lora-targets query,value,output --lr 0.01 --out "$OUT" >/dev/null
-    python3 scripts/verify_peft.py --export "$OUT" --base tests/fixtures/tiny-bert --burnish "$CARGO_TARGET_DIR/release/burnish"
+    python3 scripts/verify_peft.py --export "$OUT" --base tests/fixtures/tiny-bert --burnish "$BIN"
     # Decoders: LoRA on a Llama (every projection; chat data in its chat template) and on GPT-2
     # (fused c_attn, Conv1D fan_in_fan_out): merged folder and PEFT adapter agree.
     echo "[test] peft: LoRA decoders (Llama on chat data, GPT-2) load merged and as PEFT adapters" >&2
     OUT="$(mktemp -d)"
-    "$CARGO_TARGET_DIR/release/burnish" train --task instruct --model tests/fixtures/tiny-llama \
+    "$BIN" train --task instruct --model tests/fixtures/tiny-llama \
       --train tests/data/chat.jsonl --strategy lora --lora-rank 4 --lora-targets query,key,value,attention_output,intermediate,output \
       --epochs 3 --lr 2e-2 --batch-size 4 --max-len 96 --out "$OUT" >/dev/null
-    python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish" --peft-base tests/fixtures/tiny-llama \
+    python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN" --peft-base tests/fixtures/tiny-llama \
       --prompt "user: Say hello.
 assistant: "
     OUT="$(mktemp -d)"
-    "$CARGO_TARGET_DIR/release/burnish" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
+    "$BIN" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
       --train tests/data/domain-reviews.txt --strategy lora --lora-targets query,attention_output,intermediate,output \
       --epochs 2 --lr 2e-2 --batch-size 4 --max-len 32 --out "$OUT" >/dev/null
-    python3 scripts/verify_causal.py --model "$OUT" --burnish "$CARGO_TARGET_DIR/release/burnish" --peft-base tests/fixtures/tiny-gpt2
+    python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN" --peft-base tests/fixtures/tiny-gpt2
   fi
 fi
