@@ -79,11 +79,7 @@ pub fn cpu() -> (Device, BackendInfo) {
 /// Threads the CPU backend splits its work over: rayon's pool natively and in the threaded
 /// wasm module (its size set by the page's `initThreadPool`), one in the plain wasm module.
 pub fn cpu_threads() -> usize {
-    // Natively the flex backend and the fused AdamW split over rayon's global pool, which
-    // RAYON_NUM_THREADS sizes; report that pool, not the core count.
-    #[cfg(not(target_arch = "wasm32"))]
-    return rayon::current_num_threads();
-    #[cfg(all(target_arch = "wasm32", feature = "threads"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     return rayon::current_num_threads();
     #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     return 1;

@@ -1357,9 +1357,7 @@ fn run(cli: Cli) -> Result<()> {
                 v
             };
             v["framework"] = json!("burnish");
-            // rayon's pool size: RAYON_NUM_THREADS when set, else every core.
-            let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<usize>().ok()).filter(|&t| t > 0);
-            v["threads"] = json!(threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+            v["threads"] = json!(backend::cpu_threads());
             print_json(&v);
         }
     }
