@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::models::gpt2::{Gpt2Config, Gpt2ConfigFile, Gpt2LmHead, gpt2_buffer, gpt2_optional};
 use crate::models::llama::{LlamaConfig, LlamaConfigFile, LlamaForCausalLm, llama_buffer, llama_optional};
 use crate::tokenize::TextTokenizer;
-use crate::train::LoraTarget;
+use crate::recipe::LoraTarget;
 use crate::weights::{LoadReport, ParamSource, read_f32};
 
 pub const SUPPORTED_DECODERS: &str =

@@ -3,21 +3,23 @@
 //! wasm-bindgen layer for the page's worker and `bin/burnish.rs` the native CLI.
 
 pub mod backend;
+pub mod bench;
 pub mod causal;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod embed;
+pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod infer;
 pub mod lm;
 pub mod metrics;
 pub mod mlm;
-pub mod multitask;
 pub mod models;
+pub mod recipe;
 pub mod tokenize;
-pub mod train;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
@@ -29,4 +31,5 @@ pub mod web_decoder;
 
 pub use checkpoint::Checkpoint;
 pub use error::{Error, Result};
-pub use train::{Recipe, TrainSession};
+pub use engine::classifier::TrainSession;
+pub use recipe::Recipe;

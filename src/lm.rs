@@ -7,19 +7,20 @@
 //! held-out rows after every epoch.
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use web_time::Instant;
 
 use crate::causal::{CausalLm, CausalModel, next_token_loss};
 use crate::error::{Error, Result};
 use crate::tokenize::TextTokenizer;
-use crate::train::{MemoryEstimate, Recipe, Stepper, Strategy, clip_global_norm, read_step};
-use crate::weights::{LoadReport, read_f32};
+use crate::engine::causal_lm::LmEval;
+use crate::engine::classifier::MemoryEstimate;
+use crate::recipe::{Recipe, Strategy};
+use crate::weights::read_f32;
 
 /// One training row: token ids and a loss weight per token (1: learn to predict it, 0: context
 /// or padding).
@@ -96,7 +97,7 @@ pub fn prompt_ids(tok: &TextTokenizer, prompt: &str, chat: bool) -> Result<Vec<u
 /// - `instruct` otherwise: prompt → completion pairs in the prompt template.
 pub fn rows_for_task(cm: &CausalModel, table: &crate::data::Table, r: &Recipe) -> Result<(Vec<LmRow>, Vec<EvalPrompt>)> {
     let eos = cm.eos.first().copied();
-    match r.task.as_str() {
+    match r.task.name() {
         "instruct" if table.columns.contains(&r.messages_column) => {
             let template = cm.chat_template.as_ref().ok_or_else(|| {
                 Error::data(format!(
@@ -185,7 +186,7 @@ pub fn instruction_rows(tok: &TextTokenizer, pairs: &[(String, String)], templat
 
 /// A right-padded batch: ids `[batch, seq]` (padding with `pad`; causal attention never lets a
 /// real token see a later pad) and the rows, for the loss.
-fn batch(rows: &[&LmRow], pad: u32, device: &Device) -> Tensor<2, Int> {
+pub fn batch(rows: &[&LmRow], pad: u32, device: &Device) -> Tensor<2, Int> {
     let seq = rows.iter().map(|r| r.ids.len()).max().unwrap_or(1);
     let mut ids = vec![pad as i64; rows.len() * seq];
     for (b, r) in rows.iter().enumerate() {
@@ -196,7 +197,7 @@ fn batch(rows: &[&LmRow], pad: u32, device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(ids, [rows.len(), seq]), device)
 }
 
-fn loss_of(model: &CausalLm, rows: &[&LmRow], pad: u32, device: &Device) -> Result<Tensor<1>> {
+pub fn loss_of(model: &CausalLm, rows: &[&LmRow], pad: u32, device: &Device) -> Result<Tensor<1>> {
     let logits = model.forward(batch(rows, pad, device), None); // [batch, seq, vocab]
     let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
     let w: Vec<Vec<f32>> = rows.iter().map(|r| r.weights.clone()).collect();
@@ -204,400 +205,8 @@ fn loss_of(model: &CausalLm, rows: &[&LmRow], pad: u32, device: &Device) -> Resu
 }
 
 /// Tokens a row teaches (targets with weight > 0, the first token predicts nothing).
-fn learnt(r: &LmRow) -> f32 {
+pub fn learnt(r: &LmRow) -> f32 {
     r.weights.iter().skip(1).sum()
-}
-
-/// Held-out next-token loss and perplexity.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LmEval {
-    pub step: usize,
-    pub epoch: usize,
-    pub loss: f64,
-    pub perplexity: f64,
-    pub tokens: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LmReport {
-    pub step: usize,
-    pub total_steps: usize,
-    pub epoch: usize,
-    pub epochs: usize,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub tokens_per_s: f64,
-    pub elapsed_s: f64,
-    pub done: bool,
-    pub eval: Option<LmEval>,
-}
-
-pub struct LmSession {
-    model: Option<CausalLm>,
-    /// HF module names inside each layer that carry LoRA adapters (empty: full fine-tuning).
-    pub lora_modules: Vec<&'static str>,
-    /// Parameters that get gradients (all of them, or the LoRA factors).
-    pub trainable: usize,
-    optim: ModuleOptimizer,
-    pub recipe: Recipe,
-    train: Vec<LmRow>,
-    eval: Vec<LmRow>,
-    pub load_report: LoadReport,
-    pad: u32,
-    device: Device,
-    base_device: Device,
-    rng: StdRng,
-    /// Epoch shuffles drawn from `rng` so far (a resumed run replays them).
-    shuffles: usize,
-    order: Vec<usize>,
-    cursor: usize,
-    pub step: usize,
-    pub epoch: usize,
-    pub total_steps: usize,
-    warmup_steps: usize,
-    pub losses: Vec<f64>,
-    /// Held-out scores before training and after every epoch.
-    pub history: Vec<LmEval>,
-    started: Option<Instant>,
-    pub train_seconds: f64,
-    tokens_seen: usize,
-}
-
-impl LmSession {
-    /// A full fine-tuning run over `train` (rows from `pack_texts` or `instruction_rows`) with
-    /// the recipe's epochs, lr, batch size, warm-up, schedule, weight decay, clipping, gradient
-    /// accumulation and seed.
-    pub fn new(cm: &CausalModel, train: Vec<LmRow>, eval: Vec<LmRow>, recipe: Recipe, device: &Device) -> Result<Self> {
-        recipe.validate(cm.config.max_positions())?;
-        if train.is_empty() {
-            return Err(Error::data("no training rows"));
-        }
-        if let Some(r) = train.iter().chain(&eval).find(|r| r.ids.len() > cm.config.max_positions()) {
-            return Err(Error::data(format!("a row has {} tokens; this model takes at most {}", r.ids.len(), cm.config.max_positions())));
-        }
-        let modules = match recipe.strategy {
-            Strategy::Full => Vec::new(),
-            Strategy::Lora => crate::causal::lora_modules(&cm.config, &recipe.lora_targets),
-            other => {
-                return Err(Error::Recipe(format!(
-                    "strategy \"{}\" is for classifiers; a causal LM trains every weight (\"full\") or LoRA adapters (\"lora\")",
-                    serde_json::to_value(other).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-                )));
-            }
-        };
-        let ad = device.clone().autodiff();
-        ad.seed(recipe.seed);
-        let (mut model, load_report) = cm.load(recipe.seed, &ad)?;
-        if recipe.strategy == Strategy::Lora {
-            model = model.with_lora(&modules, recipe.lora_rank, recipe.lora_alpha, recipe.lora_dropout);
-        }
-        let trainable = crate::train::count_trainable(&model);
-        let per_epoch = train.len().div_ceil(recipe.batch_size).div_ceil(recipe.grad_accum.max(1));
-        let total_steps = per_epoch * recipe.epochs;
-        Ok(LmSession {
-            model: Some(model),
-            lora_modules: modules,
-            trainable,
-            optim: AdamWConfig::new().with_weight_decay(recipe.weight_decay as f32).with_epsilon(1e-8).init(),
-            warmup_steps: (total_steps as f64 * recipe.warmup_ratio).ceil() as usize,
-            rng: StdRng::seed_from_u64(recipe.seed),
-            shuffles: 0,
-            recipe,
-            train,
-            eval,
-            load_report,
-            pad: cm.eos.first().copied().unwrap_or(0),
-            device: ad,
-            base_device: device.clone(),
-            order: Vec::new(),
-            cursor: 0,
-            step: 0,
-            epoch: 0,
-            total_steps,
-            losses: Vec::new(),
-            history: Vec::new(),
-            started: None,
-            train_seconds: 0.0,
-            tokens_seen: 0,
-        })
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.step >= self.total_steps
-    }
-
-    pub fn train_count(&self) -> usize {
-        self.train.len()
-    }
-
-    pub fn eval_count(&self) -> usize {
-        self.eval.len()
-    }
-
-    fn model(&self) -> Result<&CausalLm> {
-        self.model.as_ref().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))
-    }
-
-    /// The current weights in eval mode (dropout off; LoRA adapters merged into the weights),
-    /// for generation and scoring.
-    pub fn inference_model(&self) -> Result<CausalLm> {
-        Ok(self.model()?.valid().materialize())
-    }
-
-    pub fn base_device(&self) -> &Device {
-        &self.base_device
-    }
-
-    /// Next-token loss and perplexity over `rows` (weighted tokens only), in eval mode.
-    pub async fn score(&self, rows: &[LmRow]) -> Result<LmEval> {
-        let model = self.inference_model()?;
-        score(&model, rows, self.pad, self.recipe.batch_size, &self.base_device, self.step, self.epoch).await
-    }
-
-    /// `score` on the held-out rows.
-    pub async fn evaluate(&self) -> Result<LmEval> {
-        if self.eval.is_empty() {
-            return Err(Error::data("no held-out rows to evaluate on"));
-        }
-        self.score(&self.eval).await
-    }
-
-    /// One optimizer step on the next batch(es).
-    pub async fn step(&mut self) -> Result<LmReport> {
-        if self.is_done() {
-            return Err(Error::Other("this run is already finished".into()));
-        }
-        if self.history.is_empty() && !self.eval.is_empty() {
-            let before = self.evaluate().await?;
-            self.history.push(before);
-        }
-        let t0 = Instant::now();
-        if self.started.is_none() {
-            self.started = Some(t0);
-        }
-        if self.cursor >= self.order.len() {
-            self.order = (0..self.train.len()).collect();
-            self.order.shuffle(&mut self.rng);
-            self.shuffles += 1;
-            self.cursor = 0;
-        }
-        let mut micro: Vec<Vec<usize>> = Vec::new();
-        while micro.len() < self.recipe.grad_accum.max(1) && self.cursor < self.order.len() {
-            let end = (self.cursor + self.recipe.batch_size).min(self.order.len());
-            micro.push(self.order[self.cursor..end].to_vec());
-            self.cursor = end;
-        }
-        let total: f32 = micro.iter().flatten().map(|&i| learnt(&self.train[i])).sum();
-        let tokens: usize = micro.iter().flatten().map(|&i| self.train[i].ids.len()).sum();
-        self.device.seed(self.recipe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(self.step as u64));
-        let lr = self.recipe.schedule.lr(self.recipe.lr, self.step, self.warmup_steps, self.total_steps);
-        let model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
-        // Every learnt token weighs the same, as in one big batch.
-        let mut acc = GradientsAccumulator::<CausalLm>::new();
-        let mut loss: Option<Tensor<1>> = None;
-        for idx in &micro {
-            let rows: Vec<&LmRow> = idx.iter().map(|&i| &self.train[i]).collect();
-            let share: f32 = rows.iter().map(|r| learnt(r)).sum::<f32>() / total.max(1.0);
-            if share == 0.0 {
-                continue;
-            }
-            let part = loss_of(&model, &rows, self.pad, &self.device)?.mul_scalar(share);
-            acc.accumulate(&model, GradientsParams::from_grads(part.backward(), &model));
-            let part = part.detach();
-            loss = Some(match loss.take() {
-                Some(l) => l + part,
-                None => part,
-            });
-        }
-        let Some(loss) = loss else {
-            self.model = Some(model);
-            return Err(Error::data("a batch without any token to learn (every completion is empty)"));
-        };
-        let mut grads = acc.grads();
-        let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
-        self.model = Some(self.optim.step(lr, model, grads));
-        let (loss_v, grad_norm) = read_step(loss, norm, self.step, "language-model loss", "lower the learning rate and start again").await?;
-        self.step += 1;
-        self.losses.push(loss_v);
-        self.tokens_seen += tokens;
-        self.train_seconds += t0.elapsed().as_secs_f64();
-        let mut eval = None;
-        if self.cursor >= self.order.len() {
-            self.epoch += 1;
-            if !self.eval.is_empty() {
-                let e = self.evaluate().await?;
-                self.history.push(e.clone());
-                eval = Some(e);
-            }
-        }
-        Ok(LmReport {
-            step: self.step,
-            total_steps: self.total_steps,
-            epoch: self.epoch,
-            epochs: self.recipe.epochs,
-            loss: loss_v,
-            lr,
-            grad_norm,
-            tokens_per_s: self.tokens_seen as f64 / self.train_seconds.max(1e-9),
-            elapsed_s: self.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
-            done: self.is_done(),
-            eval,
-        })
-    }
-
-    /// The fine-tuned model as an HF folder: config.json (as loaded), tokenizer.json,
-    /// tokenizer_config.json and chat_template.jinja when the model came with them (a GGUF brings a
-    /// tokenizer_config.json), model.safetensors (HF names, LoRA merged in; a tied head is not stored, as transformers
-    /// does), and after a LoRA run the PEFT adapter under `peft/` (`base_name` is what its
-    /// `adapter_config.json` names as the base model).
-    pub async fn export(&self, cm: &CausalModel, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut files = vec![
-            ("config.json".to_string(), cm.config_bytes.clone()),
-            ("tokenizer.json".to_string(), cm.tokenizer.raw().to_vec()),
-            ("model.safetensors".to_string(), crate::weights::export_causal_safetensors(self.model()?).await?),
-        ];
-        if let Some(tc) = &cm.tokenizer_config {
-            files.push(("tokenizer_config.json".to_string(), tc.clone()));
-        }
-        if let Some(t) = &cm.chat_template_file {
-            files.push(("chat_template.jinja".to_string(), t.clone().into_bytes()));
-        }
-        if !self.lora_modules.is_empty() {
-            files.extend(self.export_peft(cm, base_name).await?);
-        }
-        Ok(files)
-    }
-
-    /// The PEFT adapter folder (`peft/adapter_config.json`, `peft/adapter_model.safetensors`)
-    /// that `peft.PeftModel.from_pretrained` loads on top of the base `AutoModelForCausalLM`.
-    pub async fn export_peft(&self, cm: &CausalModel, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let r = &self.recipe;
-        let layers = if matches!(cm.config, crate::causal::DecoderConfig::Gpt2(_)) { "h" } else { "layers" };
-        let names: Vec<String> = self.lora_modules.iter().map(|m| m.replace('.', "\\.")).collect();
-        let target = format!(".*\\.{layers}\\.\\d+\\.({})", names.join("|"));
-        // GPT-2's Conv1D stores its weight [in, out].
-        let config = crate::train::peft_adapter_config(r, "CAUSAL_LM", base_name, &target, serde_json::Value::Null, layers == "h");
-        let model = self.model()?;
-        Ok(vec![
-            ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
-            ("peft/adapter_model.safetensors".to_string(), crate::weights::export_lora_adapters(&model.lora_linears(&self.lora_modules)).await?),
-        ])
-    }
-}
-
-/// Everything of a decoder run besides tensors, as stored in a checkpoint.
-#[derive(Serialize, Deserialize)]
-struct LmState {
-    format: u32,
-    recipe: Recipe,
-    train_count: usize,
-    train_fingerprint: u64,
-    step: usize,
-    epoch: usize,
-    order: Vec<usize>,
-    cursor: usize,
-    shuffles: usize,
-    /// f64 bit patterns, so a resumed curve is the same to the last bit.
-    losses: Vec<u64>,
-    history: Vec<LmEval>,
-    train_seconds: f64,
-    tokens_seen: usize,
-}
-
-/// FNV-1a over the training rows (ids and weights): a resumed run must see the same rows.
-fn rows_fingerprint(rows: &[LmRow]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u64| {
-        for b in x.to_le_bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for r in rows {
-        eat(r.ids.len() as u64);
-        for (&id, &w) in r.ids.iter().zip(&r.weights) {
-            eat(id as u64);
-            eat(w.to_bits() as u64);
-        }
-    }
-    h
-}
-
-impl LmSession {
-    /// The whole run as bytes (recipe, data order and position, RNG draws, curve, held-out
-    /// scores, weights with LoRA adapters, AdamW state), every tensor read asynchronously so it
-    /// works on WebGPU too. `resume` continues it.
-    pub async fn checkpoint(&self) -> Result<Vec<u8>> {
-        let state = LmState {
-            format: 1,
-            recipe: self.recipe.clone(),
-            train_count: self.train.len(),
-            train_fingerprint: rows_fingerprint(&self.train),
-            step: self.step,
-            epoch: self.epoch,
-            order: self.order.clone(),
-            cursor: self.cursor,
-            shuffles: self.shuffles,
-            losses: self.losses.iter().map(|l| l.to_bits()).collect(),
-            history: self.history.clone(),
-            train_seconds: self.train_seconds,
-            tokens_seen: self.tokens_seen,
-        };
-        let state = serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?;
-        let model = crate::train::module_record_bytes(self.model()?).await?;
-        let optim = crate::train::optimizer_record_bytes(&self.optim).await?;
-        Ok(crate::train::pack(&[&state, &model, &optim]))
-    }
-
-    /// Continues the run saved by `checkpoint` with the same model and rows (checked): the
-    /// saved recipe, weights, AdamW state, data order and RNG, so the rest of the run is the
-    /// one the uninterrupted run would have had.
-    pub fn resume(cm: &CausalModel, train: Vec<LmRow>, eval: Vec<LmRow>, checkpoint: &[u8], device: &Device) -> Result<Self> {
-        let parts = crate::train::unpack(checkpoint)?;
-        let [state, model, optim] = parts.as_slice() else {
-            return Err(Error::Other("this is not a decoder training checkpoint (it has the wrong parts)".into()));
-        };
-        let st: LmState = serde_json::from_slice(state).map_err(|e| Error::Other(format!("the checkpoint's run state cannot be read: {e}")))?;
-        if st.format != 1 {
-            return Err(Error::Other(format!("checkpoint format {} is not supported by this version", st.format)));
-        }
-        if train.len() != st.train_count || rows_fingerprint(&train) != st.train_fingerprint {
-            return Err(Error::data(format!(
-                "the training data is not the data this checkpoint was trained on ({} rows now, {} then): resume needs the same file, columns, template and split",
-                train.len(),
-                st.train_count
-            )));
-        }
-        let mut s = LmSession::new(cm, train, eval, st.recipe, device)?;
-        let m = s.model.take().ok_or_else(|| Error::Other("no model".into()))?;
-        s.model = Some(crate::train::load_module(m, model)?);
-        s.optim = crate::train::load_optimizer(s.optim.clone(), optim, &s.device)?;
-        for _ in 0..st.shuffles {
-            let mut v: Vec<usize> = (0..s.train.len()).collect();
-            v.shuffle(&mut s.rng);
-        }
-        s.shuffles = st.shuffles;
-        s.step = st.step;
-        s.epoch = st.epoch;
-        s.order = st.order;
-        s.cursor = st.cursor;
-        s.losses = st.losses.into_iter().map(f64::from_bits).collect();
-        s.history = st.history;
-        s.train_seconds = st.train_seconds;
-        s.tokens_seen = st.tokens_seen;
-        Ok(s)
-    }
-}
-
-impl Stepper for LmSession {
-    type Report = LmReport;
-    fn finished(&self) -> bool {
-        self.is_done()
-    }
-    async fn next_step(&mut self) -> Result<LmReport> {
-        self.step().await
-    }
 }
 
 /// Weighted next-token loss and perplexity of `model` over `rows`.
@@ -689,7 +298,7 @@ pub fn estimate_memory(model: &CausalLm, cfg: &crate::causal::DecoderConfig, rec
 pub struct DecoderBench {
     pub strategy: Strategy,
     pub trainable: usize,
-    pub training: crate::train::BenchResult,
+    pub training: crate::bench::BenchResult,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub generation_s: f64,
@@ -722,7 +331,7 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
     let lo = 256.min(vocab / 2);
     let rows: Vec<LmRow> = (0..batch).map(|_| LmRow { ids: (0..len).map(|_| rng.random_range(lo..vocab)).collect(), weights: vec![1.0; len] }).collect();
     let r = Recipe { epochs: warmup + steps, grad_accum: 1, warmup_ratio: 0.0, ..recipe.clone() };
-    let mut s = LmSession::new(cm, rows.clone(), Vec::new(), r, device)?;
+    let mut s = crate::engine::causal_lm::LmSession::new(cm, rows.clone(), Vec::new(), r, device)?;
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let t0 = Instant::now();
@@ -731,7 +340,7 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
             times.push(t0.elapsed().as_secs_f64());
         }
     }
-    let training = crate::train::BenchResult::new(batch, len, times);
+    let training = crate::bench::BenchResult::new(batch, len, times);
     let model = s.inference_model()?;
     let prompt: Vec<u32> = rows[0].ids.iter().take(16.min(len)).copied().collect();
     let positions = cm.config.max_positions();
@@ -757,7 +366,7 @@ pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warm
     };
     Ok(DecoderBench {
         strategy: recipe.strategy,
-        trainable: s.trainable,
+        trainable: s.objective.trainable,
         training,
         prompt_tokens: prompt.len(),
         generated_tokens: g.generated().len(),

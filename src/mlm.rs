@@ -6,20 +6,16 @@
 //! head with the decoder tied to the word embeddings. Like `TrainSession`, a step-able state
 //! machine whose tensor reads are all asynchronous (WebGPU-safe).
 
-use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use web_time::Instant;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::Table;
 use crate::error::{Error, Result};
 use crate::models::bert::{BertInput, MaskedLm};
-use crate::train::{Recipe, Stepper, clip_global_norm, cross_entropy, read_step};
 use crate::weights::{LoadReport, ParamSource, read_f32};
 
 /// One sequence after masking: the model's input and the (position, original id) it must predict.
@@ -46,7 +42,7 @@ impl MaskRule {
         Ok(MaskRule { special: ckpt.tokenizer.special_ids(), mask_id, vocab: ckpt.tokenizer.vocab_size(), probability })
     }
 
-    fn maskable(&self, id: u32) -> bool {
+    pub fn maskable(&self, id: u32) -> bool {
         self.special.binary_search(&id).is_err()
     }
 
@@ -100,303 +96,8 @@ pub fn split_texts(texts: &[String], eval_fraction: f64, seed: u64) -> (Vec<Stri
     (train, eval)
 }
 
-/// Held-out masked-LM scores.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MlmEval {
-    pub step: usize,
-    pub epoch: usize,
-    /// Mean cross-entropy over the masked tokens.
-    pub loss: f64,
-    /// exp(loss).
-    pub perplexity: f64,
-    /// Share of masked tokens whose original token is the model's top prediction.
-    pub masked_accuracy: f64,
-    pub masked_tokens: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct MlmReport {
-    pub stage: &'static str,
-    pub step: usize,
-    pub total_steps: usize,
-    pub epoch: usize,
-    pub epochs: usize,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub masked_tokens: usize,
-    pub tokens_per_s: f64,
-    pub elapsed_s: f64,
-    pub done: bool,
-    /// Held-out scores at the end of an epoch.
-    pub eval: Option<MlmEval>,
-}
-
-pub struct MlmSession {
-    model: Option<MaskedLm>,
-    optim: ModuleOptimizer,
-    pub recipe: Recipe,
-    pub epochs: usize,
-    pub lr: f64,
-    rule: MaskRule,
-    train: Vec<Vec<u32>>,
-    /// Held-out texts masked once with a fixed seed, so every evaluation scores the same task.
-    eval: Vec<Masked>,
-    pub load_report: LoadReport,
-    device: Device,
-    base_device: Device,
-    pad_id: u32,
-    rng: StdRng,
-    order: Vec<usize>,
-    cursor: usize,
-    pub step: usize,
-    pub epoch: usize,
-    pub total_steps: usize,
-    warmup_steps: usize,
-    pub losses: Vec<f64>,
-    /// Held-out scores before training and after every epoch.
-    pub history: Vec<MlmEval>,
-    started: Option<Instant>,
-    pub train_seconds: f64,
-    tokens_seen: usize,
-}
-
-impl MlmSession {
-    /// A masked-LM run of `epochs` at peak rate `lr` on the domain texts, with the recipe's
-    /// batch size, max length, warm-up, schedule, weight decay, clipping, seed and masking
-    /// probability. Every weight trains.
-    pub fn new(ckpt: &mut Checkpoint, train: &[String], eval: &[String], recipe: &Recipe, epochs: usize, lr: f64, device: &Device) -> Result<Self> {
-        recipe.validate(ckpt.config.max_position_embeddings)?;
-        if epochs == 0 {
-            return Err(Error::Recipe("masked-LM adaptation needs at least one epoch".into()));
-        }
-        let rule = MaskRule::of(ckpt, recipe.mlm_probability)?;
-        let mut train_ids = Vec::with_capacity(train.len());
-        for t in train {
-            let ids = ckpt.tokenizer.encode(t, recipe.max_len)?;
-            if ids.iter().any(|&id| rule.maskable(id)) {
-                train_ids.push(ids);
-            }
-        }
-        if train_ids.is_empty() {
-            return Err(Error::data("the domain text has no tokens to mask (every line is empty or unknown to the tokenizer)"));
-        }
-        let mut eval_rng = StdRng::seed_from_u64(recipe.seed ^ 0x6576_616c_6d61_736b);
-        let mut eval_masked = Vec::with_capacity(eval.len());
-        for t in eval {
-            let ids = ckpt.tokenizer.encode(t, recipe.max_len)?;
-            if ids.iter().any(|&id| rule.maskable(id)) {
-                eval_masked.push(rule.apply(&ids, &mut eval_rng, true));
-            }
-        }
-        let ad = device.clone().autodiff();
-        ad.seed(recipe.seed);
-        let (model, load_report) = load_masked_lm_seeded(ckpt, &ad, recipe.seed)?;
-        let per_epoch = train_ids.len().div_ceil(recipe.batch_size).div_ceil(recipe.grad_accum.max(1));
-        let total_steps = per_epoch * epochs;
-        Ok(MlmSession {
-            model: Some(model),
-            optim: AdamWConfig::new().with_weight_decay(recipe.weight_decay as f32).with_epsilon(1e-8).init(),
-            recipe: recipe.clone(),
-            epochs,
-            lr,
-            rule,
-            train: train_ids,
-            eval: eval_masked,
-            load_report,
-            device: ad,
-            base_device: device.clone(),
-            pad_id: ckpt.tokenizer.pad_id,
-            rng: StdRng::seed_from_u64(recipe.seed ^ 0x6d61_736b),
-            order: Vec::new(),
-            cursor: 0,
-            step: 0,
-            epoch: 0,
-            total_steps,
-            warmup_steps: (total_steps as f64 * recipe.warmup_ratio).ceil() as usize,
-            losses: Vec::new(),
-            history: Vec::new(),
-            started: None,
-            train_seconds: 0.0,
-            tokens_seen: 0,
-        })
-    }
-
-    pub fn base_device(&self) -> &Device {
-        &self.base_device
-    }
-
-    pub fn train_count(&self) -> usize {
-        self.train.len()
-    }
-
-    pub fn eval_count(&self) -> usize {
-        self.eval.len()
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.step >= self.total_steps
-    }
-
-    fn model(&self) -> Result<&MaskedLm> {
-        self.model.as_ref().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))
-    }
-
-    pub fn lr_at(&self, step: usize) -> f64 {
-        self.recipe.schedule.lr(self.lr, step, self.warmup_steps, self.total_steps)
-    }
-
-    /// Masked-LM loss, perplexity and masked-token accuracy on the held-out texts (eval mode).
-    pub async fn evaluate(&self) -> Result<MlmEval> {
-        if self.eval.is_empty() {
-            return Err(Error::data("no held-out domain text to evaluate on (give at least two lines)"));
-        }
-        let model = self.model()?.valid();
-        let (mut loss_sum, mut correct, mut count) = (0.0f64, 0.0f64, 0usize);
-        for chunk in self.eval.chunks(self.recipe.batch_size.max(32)) {
-            let (input, positions, targets, n) = batch(chunk, self.pad_id, &self.base_device);
-            let logits = model.logits_at(&input, positions); // [n, vocab]
-            let hits = logits.clone().argmax(1).reshape([n]).equal(targets.clone()).float().sum();
-            let loss = cross_entropy(logits, targets);
-            loss_sum += read_f32(loss).await?.first().copied().unwrap_or(f32::NAN) as f64 * n as f64;
-            correct += read_f32(hits).await?.first().copied().unwrap_or(0.0) as f64;
-            count += n;
-        }
-        let loss = loss_sum / count.max(1) as f64;
-        Ok(MlmEval {
-            step: self.step,
-            epoch: self.epoch,
-            loss,
-            perplexity: loss.exp(),
-            masked_accuracy: correct / count.max(1) as f64,
-            masked_tokens: count,
-        })
-    }
-
-    /// One optimizer step on the next batch (freshly masked every time it is drawn).
-    pub async fn step(&mut self) -> Result<MlmReport> {
-        if self.is_done() {
-            return Err(Error::Other("domain adaptation is already finished".into()));
-        }
-        if self.history.is_empty() && !self.eval.is_empty() {
-            let before = self.evaluate().await?;
-            self.history.push(before);
-        }
-        let t0 = Instant::now();
-        if self.started.is_none() {
-            self.started = Some(t0);
-        }
-        if self.cursor >= self.order.len() {
-            self.order = (0..self.train.len()).collect();
-            self.order.shuffle(&mut self.rng);
-            self.cursor = 0;
-        }
-        let mut batches: Vec<Vec<Masked>> = Vec::new();
-        while batches.len() < self.recipe.grad_accum.max(1) && self.cursor < self.order.len() {
-            let end = (self.cursor + self.recipe.batch_size).min(self.order.len());
-            let mut b: Vec<Masked> = Vec::with_capacity(end - self.cursor);
-            for &i in &self.order[self.cursor..end] {
-                b.push(self.rule.apply(&self.train[i], &mut self.rng, false));
-            }
-            if b.iter().all(|m| m.targets.is_empty()) {
-                // Nothing drawn in the whole micro-batch: score one token rather than none.
-                let i = self.order[self.cursor];
-                b[0] = self.rule.apply(&self.train[i], &mut self.rng, true);
-            }
-            batches.push(b);
-            self.cursor = end;
-        }
-        let masked: usize = batches.iter().flatten().map(|m| m.targets.len()).sum();
-        let tokens: usize = batches.iter().flatten().map(|m| m.input.len()).sum();
-        self.device.seed(self.recipe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x6d6c_6d00 + self.step as u64));
-        let lr = self.lr_at(self.step);
-        let model = self.model.take().ok_or_else(|| Error::Other("the model was lost after a failed step".into()))?;
-        // Every masked token weighs the same, as in one big batch.
-        let mut acc = GradientsAccumulator::<MaskedLm>::new();
-        let mut loss: Option<Tensor<1>> = None;
-        for b in &batches {
-            let (input, positions, targets, n) = batch(b, self.pad_id, &self.device);
-            let part = cross_entropy(model.logits_at(&input, positions), targets).mul_scalar(n as f64 / masked as f64);
-            acc.accumulate(&model, GradientsParams::from_grads(part.backward(), &model));
-            let part = part.detach();
-            loss = Some(match loss.take() {
-                Some(l) => l + part,
-                None => part,
-            });
-        }
-        let loss = loss.ok_or_else(|| Error::Other("no domain text left in the epoch".into()))?;
-        let mut grads = acc.grads();
-        let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
-        self.model = Some(self.optim.step(lr, model, grads));
-        let (loss_v, grad_norm) = read_step(loss, norm, self.step, "masked-LM loss", "lower the adaptation learning rate and start again").await?;
-        self.step += 1;
-        self.losses.push(loss_v);
-        self.tokens_seen += tokens;
-        self.train_seconds += t0.elapsed().as_secs_f64();
-        let mut eval = None;
-        if self.cursor >= self.order.len() {
-            self.epoch += 1;
-            if !self.eval.is_empty() {
-                let e = self.evaluate().await?;
-                self.history.push(e.clone());
-                eval = Some(e);
-            }
-        }
-        Ok(MlmReport {
-            stage: "mlm",
-            step: self.step,
-            total_steps: self.total_steps,
-            epoch: self.epoch,
-            epochs: self.epochs,
-            loss: loss_v,
-            lr,
-            grad_norm,
-            masked_tokens: masked,
-            tokens_per_s: self.tokens_seen as f64 / self.train_seconds.max(1e-9),
-            elapsed_s: self.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
-            done: self.is_done(),
-            eval,
-        })
-    }
-
-    /// HF `BertForMaskedLM` folder files: config.json, tokenizer files, model.safetensors.
-    pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut files = vec![("config.json".to_string(), crate::config::export_mlm_config(&ckpt.config_file)?)];
-        files.extend(ckpt.tokenizer_files());
-        files.push(("model.safetensors".to_string(), crate::weights::export_mlm_safetensors(self.model()?).await?));
-        Ok(files)
-    }
-
-    /// The adapted encoder as a checkpoint to fine-tune a classifier from (stage two).
-    pub async fn adapted_checkpoint(&self, ckpt: &Checkpoint) -> Result<Checkpoint> {
-        let weights = crate::weights::export_mlm_safetensors(self.model()?).await?;
-        Ok(Checkpoint {
-            config_file: ckpt.config_file.clone(),
-            config: ckpt.config.clone(),
-            tokenizer: crate::tokenize::TextTokenizer::from_bytes(ckpt.tokenizer.raw())?,
-            weights,
-            tokenizer_config: ckpt.tokenizer_config.clone(),
-        })
-    }
-
-    /// The current weights in eval mode, for fill-mask.
-    pub fn inference_model(&self) -> Result<MaskedLm> {
-        Ok(self.model()?.valid())
-    }
-}
-
-impl Stepper for MlmSession {
-    type Report = MlmReport;
-    fn finished(&self) -> bool {
-        self.is_done()
-    }
-    async fn next_step(&mut self) -> Result<MlmReport> {
-        self.step().await
-    }
-}
-
 /// A padded batch of masked rows: the input, the flat masked positions, their targets, count.
-fn batch(rows: &[Masked], pad_id: u32, device: &Device) -> (BertInput, Tensor<1, Int>, Tensor<1, Int>, usize) {
+pub fn batch(rows: &[Masked], pad_id: u32, device: &Device) -> (BertInput, Tensor<1, Int>, Tensor<1, Int>, usize) {
     let inputs: Vec<Vec<u32>> = rows.iter().map(|m| m.input.clone()).collect();
     let seq = inputs.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
     let input = BertInput::from_rows(&inputs, pad_id, device);
@@ -472,7 +173,7 @@ pub fn load_masked_lm(ckpt: &Checkpoint, device: &Device) -> Result<(MaskedLm, L
 }
 
 /// `load_masked_lm`, initialising a missing head from `seed`.
-fn load_masked_lm_seeded(ckpt: &Checkpoint, device: &Device, seed: u64) -> Result<(MaskedLm, LoadReport)> {
+pub fn load_masked_lm_seeded(ckpt: &Checkpoint, device: &Device, seed: u64) -> Result<(MaskedLm, LoadReport)> {
     let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, seed)?;
     let model = MaskedLm::load(&ckpt.config, &mut src, device)?;
     Ok((model, src.report()))

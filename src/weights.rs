@@ -370,14 +370,14 @@ pub async fn export_classifier_safetensors(model: &SequenceClassifier) -> Result
 /// (`base_model.model.bert.encoder.layer.N.<module>.lora_A.weight` `[rank, in]`, `lora_B`
 /// `[out, rank]`; burn keeps `A [in, rank]`, `B [rank, out]`, the transposes) and the trained head
 /// as `modules_to_save` (`base_model.model.classifier.*`, `base_model.model.bert.pooler.dense.*`).
-pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[crate::train::LoraTarget]) -> Result<Vec<u8>> {
+pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[crate::recipe::LoraTarget]) -> Result<Vec<u8>> {
     let mut m = Vec::new();
     let mut v = Vec::new();
     for (i, layer) in model.bert.layers.iter().enumerate() {
         for t in targets {
             let name = format!("base_model.model.bert.encoder.layer.{i}.{}", t.hf_name());
-            let ad = t
-                .linear(layer)
+            let ad = layer
+                .linear(*t)
                 .weight
                 .adapter()
                 .ok_or_else(|| Error::Other(format!("{name} has no LoRA adapter: was the model trained with LoRA?")))?;

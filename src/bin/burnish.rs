@@ -9,8 +9,11 @@ use burnish::checkpoint::Checkpoint;
 use burnish::data::{self, Example};
 use burnish::embed::Embedder;
 use burnish::error::{Error, Result};
-use burnish::{causal, lm, mlm, multitask};
-use burnish::train::{self, Classifier, Recipe, TrainSession};
+use burnish::engine::classifier::{self, TrainSession};
+use burnish::engine::{causal_lm, masked_lm, multitask};
+use burnish::infer::classify::{self, Classifier};
+use burnish::recipe::{self, Recipe};
+use burnish::{causal, lm, mlm};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -533,7 +536,7 @@ fn eval_decoder(model: &Path, path: &Path, mut r: Recipe, max_new_tokens: usize,
     r.max_len = r.max_len.min(cm.config.max_positions());
     let chat = table.columns.contains(&r.messages_column);
     let pairs = table.columns.contains(&r.prompt_column) && table.columns.contains(&r.completion_column);
-    r.task = if chat || pairs { "instruct" } else { "causal-lm" }.into();
+    r.task = if chat || pairs { recipe::Task::Instruct } else { recipe::Task::CausalLm };
     let (rows, prompts) = lm::rows_for_task(&cm, &table, &r)?;
     let (dev, info) = device(d);
     let (m, _) = cm.load(0, &dev)?;
@@ -613,14 +616,14 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
     eprintln!("{} training rows, {} held out ({}, {})", train_rows.len(), eval_rows.len(), cm.config.architecture(), info.adapter);
     let mut s = match &ck.resume {
         Some(bytes) => {
-            let s = lm::LmSession::resume(&cm, train_rows, eval_rows, bytes, &dev)?;
+            let s = causal_lm::LmSession::resume(&cm, train_rows, eval_rows, bytes, &dev)?;
             eprintln!("resuming at step {} of {}", s.step, s.total_steps);
             r = s.recipe.clone();
             s
         }
-        None => lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?,
+        None => causal_lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?,
     };
-    let save = |s: &lm::LmSession| -> Result<()> {
+    let save = |s: &causal_lm::LmSession| -> Result<()> {
         if let Some(p) = &ck.checkpoint {
             // Written next to the target, then renamed: a crash never leaves half a file.
             let tmp = p.with_extension("partial");
@@ -629,10 +632,10 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
         }
         Ok(())
     };
-    if s.lora_modules.is_empty() {
-        eprintln!("training every weight ({} parameters)", s.trainable);
+    if s.objective.lora_modules.is_empty() {
+        eprintln!("training every weight ({} parameters)", s.objective.trainable);
     } else {
-        eprintln!("training LoRA adapters (rank {}) on {} in every layer: {} parameters", r.lora_rank, s.lora_modules.join(", "), s.trainable);
+        eprintln!("training LoRA adapters (rank {}) on {} in every layer: {} parameters", r.lora_rank, s.objective.lora_modules.join(", "), s.objective.trainable);
     }
     let mut ran = 0usize;
     while !s.is_done() && ck.stop_after.is_none_or(|n| ran < n) {
@@ -656,14 +659,14 @@ fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: b
     let metrics = json!({
         "task": r.task,
         "architecture": cm.config.architecture(),
-        "loss": s.history.last().map(|e| e.loss),
-        "perplexity": s.history.last().map(|e| e.perplexity),
-        "history": s.history,
+        "loss": s.evaluations().last().map(|e| e.loss),
+        "perplexity": s.evaluations().last().map(|e| e.perplexity),
+        "history": s.evaluations(),
         "train_losses": s.losses,
         "train_rows": s.train_count(),
         "eval_rows": s.eval_count(),
-        "trainable_parameters": s.trainable,
-        "lora_modules": s.lora_modules,
+        "trainable_parameters": s.objective.trainable,
+        "lora_modules": s.objective.lora_modules,
         "train_seconds": s.train_seconds,
         "wall_seconds": wall.elapsed().as_secs_f64(),
         "backend": info,
@@ -722,7 +725,7 @@ fn classifier_from(ckpt: &Checkpoint, dev: &burn::tensor::Device) -> Result<Clas
     if ckpt.config.labels.len() < 2 {
         return Err(Error::Config("this model has no classification head (no id2label); fine-tune it with `burnish train` first".into()));
     }
-    let (model, report) = train::build_classifier(ckpt, &ckpt.config.labels, 0, dev)?;
+    let (model, report) = classify::build_classifier(ckpt, &ckpt.config.labels, 0, dev)?;
     if !report.initialized.is_empty() {
         return Err(Error::Weights(format!("the folder lacks trained tensors: {}", report.initialized.join(", "))));
     }
@@ -743,8 +746,8 @@ fn write_files(out: &Path, files: Vec<(String, Vec<u8>)>) -> Result<()> {
 }
 
 /// Runs masked-LM adaptation to the end, printing progress and the held-out scores.
-fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device) -> Result<mlm::MlmSession> {
-    let mut s = mlm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?;
+fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device) -> Result<masked_lm::MlmSession> {
+    let mut s = masked_lm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?;
     eprintln!(
         "masked-LM adaptation: {} training and {} held-out texts, {} steps, lr {lr:.2e}, masking {:.0} %",
         s.train_count(),
@@ -759,7 +762,7 @@ fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, e
     while !s.is_done() {
         let rep = pollster::block_on(s.step())?;
         if rep.step == 1 {
-            if let Some(e) = s.history.first() {
+            if let Some(e) = &s.before {
                 eprintln!("before: held-out MLM loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.loss, e.perplexity, e.masked_accuracy);
             }
         }
@@ -830,7 +833,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = max_grad_norm { r.max_grad_norm = v; }
             if let Some(v) = mix_weights { r.mix_weights = v; }
             if let Some(v) = mix_temperature { r.mix_temperature = v; }
-            if let Some(v) = task { r.task = v; }
+            if let Some(v) = task { r.task = v.parse()?; }
             if let Some(v) = domain_column { r.domain_text_column = v; }
             if let Some(v) = mlm_epochs { r.mlm_epochs = v; }
             if let Some(v) = mlm_lr { r.mlm_lr = v; }
@@ -839,20 +842,20 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = completion_column { r.completion_column = v; }
             if let Some(v) = prompt_template { r.prompt_template = lm::template_for(&v); }
             if let Some(v) = messages_column { r.messages_column = v; }
-            if domain.is_some() && r.mlm_epochs == 0 && r.task != "masked-lm" {
+            if domain.is_some() && r.mlm_epochs == 0 && r.task != recipe::Task::MaskedLm {
                 r.mlm_epochs = 1;
             }
             let resume_bytes = match &resume {
                 Some(p) => {
                     let b = read(p)?;
-                    let (saved, _, step) = TrainSession::checkpoint_recipe(&b).map_err(|e| Error::Other(format!("{}: {e}", p.display())))?;
+                    let (saved, _, step) = burnish::engine::checkpoint_recipe(&b).map_err(|e| Error::Other(format!("{}: {e}", p.display())))?;
                     eprintln!("resuming {} after step {step} with its recipe", p.display());
                     r = saved;
                     Some(b)
                 }
                 None => None,
             };
-            if r.task == "causal-lm" || r.task == "instruct" {
+            if r.task.is_decoder() {
                 if domain.is_some() {
                     return Err(Error::Other("--domain is for classifier runs".into()));
                 }
@@ -865,7 +868,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             r.validate(ckpt.config.max_position_embeddings)?;
             let (dev, info) = device(&d);
-            if r.task == "masked-lm" {
+            if r.task == recipe::Task::MaskedLm {
                 if resume_bytes.is_some() || checkpoint.is_some() {
                     return Err(Error::Other("--checkpoint / --resume are for classification runs; masked-LM adaptation runs in one go".into()));
                 }
@@ -881,10 +884,10 @@ fn run(cli: Cli) -> Result<()> {
                 write_files(&out, pollster::block_on(session.export(&ckpt))?)?;
                 let metrics = json!({
                     "task": "masked-lm",
-                    "loss": session.history.last().map(|e| e.loss),
-                    "perplexity": session.history.last().map(|e| e.perplexity),
-                    "masked_accuracy": session.history.last().map(|e| e.masked_accuracy),
-                    "history": session.history,
+                    "loss": session.evaluations().last().map(|e| e.loss),
+                    "perplexity": session.evaluations().last().map(|e| e.perplexity),
+                    "masked_accuracy": session.evaluations().last().map(|e| e.masked_accuracy),
+                    "history": session.evaluations(),
                     "train_losses": session.losses,
                     "train_texts": session.train_count(),
                     "eval_texts": session.eval_count(),
@@ -918,7 +921,7 @@ fn run(cli: Cli) -> Result<()> {
                 write_files(&out.join("domain-adapted"), pollster::block_on(stage.export(&ckpt))?)?;
                 adapted = json!({
                     "domain_file": p.display().to_string(),
-                    "history": stage.history,
+                    "history": stage.evaluations(),
                     "train_losses": stage.losses,
                     "train_texts": stage.train_count(),
                     "eval_texts": stage.eval_count(),
@@ -993,7 +996,7 @@ fn run(cli: Cli) -> Result<()> {
             if !session.is_done() {
                 eprintln!("stopped after step {} of {}; continue with --resume", session.step, session.total_steps);
             }
-            let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?.0) };
+            let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?) };
             write_files(&out, pollster::block_on(session.export(&ckpt, &model.display().to_string()))?)?;
             let metrics = json!({
                 "domain_adaptation": adapted,
@@ -1046,7 +1049,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let (dev, info) = device(&d);
             let mut s = multitask::MultiTaskSession::new(&mut ckpt, &data, r.clone(), &dev)?;
-            for t in &s.tasks {
+            for t in s.tasks() {
                 eprintln!(
                     "task {}: {} training and {} evaluation rows, labels {}, {} batches per epoch, {:.1} % of the steps",
                     t.name, t.train_count, t.eval_count, t.labels.join(", "), t.batches_per_epoch, 100.0 * t.share
@@ -1056,10 +1059,10 @@ fn run(cli: Cli) -> Result<()> {
             while !s.is_done() {
                 let rep = pollster::block_on(s.step())?;
                 if rep.step % every == 0 || rep.done {
-                    eprintln!("step {}/{} epoch {} task {} loss {:.4} lr {:.2e}", rep.step, rep.total_steps, rep.epoch, s.tasks[rep.task].name, rep.loss, rep.lr);
+                    eprintln!("step {}/{} epoch {} task {} loss {:.4} lr {:.2e}", rep.step, rep.total_steps, rep.epoch, s.tasks()[rep.detail.task].name, rep.loss, rep.lr);
                 }
                 if let Some(ms) = &rep.eval {
-                    for (t, m) in s.tasks.iter().zip(ms) {
+                    for (t, m) in s.tasks().iter().zip(ms) {
                         eprintln!("epoch {} task {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.epoch, t.name, m.loss, m.accuracy, m.macro_f1);
                     }
                 }
@@ -1067,7 +1070,7 @@ fn run(cli: Cli) -> Result<()> {
             let final_eval = pollster::block_on(s.evaluate())?;
             write_files(&out, pollster::block_on(s.export(&ckpt))?)?;
             let metrics = json!({
-                "tasks": s.tasks.iter().zip(&final_eval).map(|(t, m)| json!({
+                "tasks": s.tasks().iter().zip(&final_eval).map(|(t, m)| json!({
                     "name": t.name, "labels": t.labels, "train_examples": t.train_count, "eval_examples": t.eval_count,
                     "share": t.share, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "loss": m.loss, "eval": m,
                     "folder": out.join(multitask::task_name(&t.name)).display().to_string(),
@@ -1075,7 +1078,7 @@ fn run(cli: Cli) -> Result<()> {
                 "sampling": r.task_sampling,
                 "drawn": s.drawn,
                 "steps": s.step,
-                "history": s.history,
+                "history": s.history.iter().map(|h| (h.step, h.eval.clone())).collect::<Vec<_>>(),
                 "train_losses": s.losses,
                 "wall_seconds": wall.elapsed().as_secs_f64(),
                 "train_seconds": s.train_seconds,
@@ -1199,7 +1202,7 @@ fn run(cli: Cli) -> Result<()> {
             let (dev, _) = device(&d);
             let clf = classifier_from(&ckpt, &dev)?;
             let max_len = max_len.min(ckpt.config.max_position_embeddings);
-            let enc = train::encode_examples(&mut ckpt, &ex, &clf.labels, max_len, &path.display().to_string())?;
+            let enc = classify::encode_examples(&mut ckpt, &ex, &clf.labels, max_len, &path.display().to_string())?;
             let (m, _) = pollster::block_on(clf.evaluate(&enc, batch_size, &dev))?;
             print_json(&serde_json::to_value(&m).unwrap_or_default());
         }
@@ -1226,7 +1229,7 @@ fn run(cli: Cli) -> Result<()> {
             base.max_len = base.max_len.min(ckpt.config.max_position_embeddings);
             base.validate(ckpt.config.max_position_embeddings)?;
             for name in &strategies {
-                train::preset_recipe(name, &base, true, 1, 1)?;
+                recipe::preset_recipe(name, &base, true, 1, 1)?;
             }
             let mut td = training_files(&files, &base)?;
             if let Some(n) = max_train {
@@ -1238,10 +1241,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             let rows = td.train_count();
-            let steps = train::planned_steps(&base, rows);
+            let steps = recipe::planned_steps(&base, rows);
             if let Some(name) = one {
                 let (dev, info) = device(&d);
-                let mut r = train::preset_recipe(&name, &base, lr.is_some(), steps, ckpt.config.num_hidden_layers)?;
+                let mut r = recipe::preset_recipe(&name, &base, lr.is_some(), steps, ckpt.config.num_hidden_layers)?;
                 if let Some(v) = lr { r.lr = v; }
                 let wall = std::time::Instant::now();
                 let mut s = TrainSession::with_sources(&mut ckpt, &td.sources, &td.eval, td.labels.clone(), r.clone(), &dev)?;
@@ -1252,12 +1255,12 @@ fn run(cli: Cli) -> Result<()> {
                         eprintln!("{name}: step {}/{} loss {:.4} ({:.2} s/step)", rep.step, rep.total_steps, rep.loss, s.train_seconds / rep.step as f64);
                     }
                 }
-                let (m, _) = pollster::block_on(s.evaluate())?;
+                let m = pollster::block_on(s.evaluate())?;
                 let peak = peak_rss();
                 let last = s.trainable();
-                let est = train::estimate_memory(&ckpt.config, last.total_parameters, last.trainable_parameters, r.batch_size, r.max_len);
+                let est = classifier::estimate_memory(&ckpt.config, last.total_parameters, last.trainable_parameters, r.batch_size, r.max_len);
                 let tail = (s.losses.len() / 10).max(1);
-                let preset = train::PRESETS.iter().find(|p| p.name == name).map(|p| p.about).unwrap_or_default();
+                let preset = recipe::PRESETS.iter().find(|p| p.name == name).map(|p| p.about).unwrap_or_default();
                 eprintln!("{name}: accuracy {:.4}, macro-F1 {:.4}, {} of {} parameters train", m.accuracy, m.macro_f1, last.trainable_parameters, last.total_parameters);
                 print_json(&json!({
                     "strategy": name,
@@ -1324,7 +1327,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             md += "\n";
-            for p in train::PRESETS.iter().filter(|p| strategies.iter().any(|s| s == p.name)) {
+            for p in recipe::PRESETS.iter().filter(|p| strategies.iter().any(|s| s == p.name)) {
                 md += &format!("- **{}**: {}\n", p.name, p.about);
             }
             std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
@@ -1337,8 +1340,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { model, strategy, gen_tokens, batch_size, max_len, steps, warmup, device: d } => {
             let mut v = if is_decoder(&model) {
                 let cm = load_causal(&model)?;
-                let strategy: train::Strategy = serde_json::from_value(json!(strategy)).map_err(|e| Error::Recipe(format!("--strategy: {e}")))?;
-                let r = Recipe { task: "causal-lm".into(), strategy, batch_size, max_len, lr: 1e-4, ..Recipe::default() };
+                let strategy: recipe::Strategy = serde_json::from_value(json!(strategy)).map_err(|e| Error::Recipe(format!("--strategy: {e}")))?;
+                let r = Recipe { task: recipe::Task::CausalLm, strategy, batch_size, max_len, lr: 1e-4, ..Recipe::default() };
                 let (dev, info) = device(&d);
                 let b = pollster::block_on(lm::bench_decoder(&cm, &r, steps, warmup, gen_tokens, &dev))?;
                 let mut v = serde_json::to_value(&b).unwrap_or_default();
@@ -1348,9 +1351,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 let ckpt = load_checkpoint(&model)?;
                 let (dev, info) = device(&d);
-                let r = pollster::block_on(train::bench_training(&ckpt, batch_size, max_len, steps, warmup, &dev))?;
+                let r = pollster::block_on(burnish::bench::bench_training(&ckpt, batch_size, max_len, steps, warmup, &dev))?;
                 // Evaluation throughput too: forward passes only, same shape.
-                let f = pollster::block_on(train::bench_forward(&ckpt, batch_size, max_len, steps, warmup.max(1), &dev))?;
+                let f = pollster::block_on(burnish::bench::bench_forward(&ckpt, batch_size, max_len, steps, warmup.max(1), &dev))?;
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
                 v["forward"] = serde_json::to_value(&f).unwrap_or_default();
                 v["backend"] = serde_json::to_value(&info).unwrap_or_default();

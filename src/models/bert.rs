@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::lora_linear;
 use crate::config::BertConfig;
 use crate::error::Result;
+use crate::recipe::LoraTarget;
 use crate::weights::ParamSource;
 
 /// One padded batch, already on the device.
@@ -173,6 +174,19 @@ impl BertModel {
 }
 
 impl BertLayer {
+    /// The linear layer a LoRA target names.
+    pub fn linear(&self, target: LoraTarget) -> &Linear {
+        match target {
+            LoraTarget::Query => &self.attention.query,
+            LoraTarget::Key => &self.attention.key,
+            LoraTarget::Value => &self.attention.value,
+            LoraTarget::AttentionOutput => &self.attention_output,
+            LoraTarget::Intermediate => &self.intermediate,
+            LoraTarget::Output => &self.output,
+        }
+    }
+
+
     fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let d = &self.lora_dropout;
         let a = self.attention.forward(x.clone(), mask, d); // [batch, seq, hidden]

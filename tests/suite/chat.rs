@@ -8,8 +8,9 @@ use burnish::chat::{ChatTemplate, Message, chat_rows, conversations_from_table};
 use burnish::causal::{GenerateOptions, Generation};
 use burnish::data::parse_table;
 use burnish::gguf::to_causal_model;
-use burnish::lm::{LmSession, prompt_ids, rows_for_task};
-use burnish::train::Recipe;
+use burnish::engine::causal_lm::LmSession;
+use burnish::lm::{prompt_ids, rows_for_task};
+use burnish::recipe::Recipe;
 
 use super::causal::load_causal;
 use super::common::*;
@@ -63,7 +64,7 @@ fn chat_tuning_the_tiny_llama_learns_the_answers_and_exports_its_template() {
     let cm = load_causal(fixture("tiny-llama"));
     assert!(cm.chat_template.is_some(), "chat_template.jinja is read");
     let table = parse_table(&std::fs::read(root().join("tests/data/chat.jsonl")).unwrap(), "chat.jsonl").unwrap();
-    let r = Recipe { task: "instruct".into(), epochs: 30, lr: 1e-2, batch_size: 4, max_len: 64, warmup_ratio: 0.0, weight_decay: 0.0, seed: 3, ..Recipe::default() };
+    let r = Recipe { task: "instruct".parse().unwrap(), epochs: 30, lr: 1e-2, batch_size: 4, max_len: 64, warmup_ratio: 0.0, weight_decay: 0.0, seed: 3, ..Recipe::default() };
     let (rows, prompts) = rows_for_task(&cm, &table, &r).unwrap();
     assert_eq!((rows.len(), prompts.len()), (10, 10));
     assert!(prompts.iter().all(|p| p.chat));
@@ -99,7 +100,7 @@ fn bad_chat_input_is_refused_by_name() {
     assert!(err(r#"{"messages": [{"role": "user", "content": "hi"}]}"#).contains("no assistant turn"));
     // A model without a chat template cannot take conversations.
     let gpt2 = load_causal(fixture("tiny-gpt2"));
-    let r = Recipe { task: "instruct".into(), ..Recipe::default() };
+    let r = Recipe { task: "instruct".parse().unwrap(), ..Recipe::default() };
     let e = rows_for_task(&gpt2, &table(r#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}"#), &r).err().unwrap().to_string();
     assert!(e.contains("this model has no chat template"), "{e}");
     assert!(ChatTemplate::new("{% for m in messages %}", "", "").err().unwrap().to_string().contains("does not parse"));

@@ -8,7 +8,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::embed::Embedder;
 use burnish::models::bert::SequenceClassifier;
-use burnish::train::{clip_global_norm, cross_entropy};
+use burnish::engine::{clip_global_norm, cross_entropy};
 use burnish::weights::{ParamSource, read_f32};
 use super::common::*;
 
@@ -119,7 +119,7 @@ fn one_adamw_step_matches_pytorch() {
     assert!(dl < 1e-4);
 
     // Individual parameters after the step, by HF name.
-    let files = pollster::block_on(burnish::train::export_classifier(&model, &tiny(), &["negative".into(), "neutral".into(), "positive".into()])).unwrap();
+    let files = pollster::block_on(burnish::engine::classifier::export_classifier(&model, &tiny(), &["negative".into(), "neutral".into(), "positive".into()])).unwrap();
     let st_bytes = &files.iter().find(|(n, _)| n == "model.safetensors").unwrap().1;
     let st = safetensors::SafeTensors::deserialize(st_bytes).unwrap();
     for (name, spec) in r["params_after"].as_object().unwrap() {

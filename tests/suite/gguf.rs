@@ -151,8 +151,9 @@ fn broken_and_unsupported_gguf_files_are_refused_by_name() {
 
 #[test]
 fn a_short_lora_fine_tune_moves_smollm2_towards_the_training_completions() {
-    use burnish::lm::{LmSession, instruction_rows};
-    use burnish::train::{Recipe, Strategy};
+    use burnish::engine::causal_lm::LmSession;
+    use burnish::lm::instruction_rows;
+    use burnish::recipe::{Recipe, Strategy};
     let bytes = std::fs::read(smollm2_path()).expect("run scripts/fetch_assets.py for the SmolLM2 GGUF");
     let cm = to_causal_model(&bytes).unwrap();
     // Answers SmolLM2 would not give by itself.
@@ -166,7 +167,7 @@ fn a_short_lora_fine_tune_moves_smollm2_towards_the_training_completions() {
     .map(|(p, c)| (p.to_string(), c.to_string()))
     .collect();
     let r = Recipe {
-        task: "instruct".into(),
+        task: "instruct".parse().unwrap(),
         strategy: Strategy::Lora,
         prompt_template: "Question: {prompt}\nAnswer: ".into(),
         epochs: 6,
@@ -180,8 +181,8 @@ fn a_short_lora_fine_tune_moves_smollm2_towards_the_training_completions() {
     };
     let rows = instruction_rows(&cm.tokenizer, &pairs, &r.prompt_template, r.max_len, cm.eos.first().copied()).unwrap();
     let mut s = LmSession::new(&cm, rows.clone(), Vec::new(), r, &Device::flex()).unwrap();
-    assert_eq!(s.lora_modules, vec!["self_attn.q_proj", "self_attn.v_proj"], "LoRA's default targets");
-    assert!(s.trainable < 1_000_000, "{} trainable parameters", s.trainable);
+    assert_eq!(s.objective.lora_modules, vec!["self_attn.q_proj", "self_attn.v_proj"], "LoRA's default targets");
+    assert!(s.objective.trainable < 1_000_000, "{} trainable parameters", s.objective.trainable);
     let before = pollster::block_on(s.score(&rows)).unwrap();
     while !s.is_done() {
         pollster::block_on(s.step()).unwrap();

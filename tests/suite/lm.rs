@@ -9,8 +9,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::causal::{CausalModel, GenerateOptions, Generation, next_token_loss};
 use burnish::backend::BackendInfo;
-use burnish::lm::{LmSession, estimate_memory, instruction_rows, pack_texts, split_rows};
-use burnish::train::{LoraTarget, Recipe, Strategy};
+use burnish::engine::causal_lm::LmSession;
+use burnish::lm::{estimate_memory, instruction_rows, pack_texts, split_rows};
+use burnish::recipe::{LoraTarget, Recipe, Strategy};
 use burnish::weights::read_f32;
 
 use super::causal::load_causal;
@@ -88,7 +89,7 @@ fn only_completion_tokens_are_learnt() {
 }
 
 fn recipe(task: &str, epochs: usize, lr: f64) -> Recipe {
-    Recipe { task: task.into(), epochs, lr, batch_size: 4, max_len: 32, warmup_ratio: 0.0, seed: 5, weight_decay: 0.0, ..Recipe::default() }
+    Recipe { task: task.parse().unwrap(), epochs, lr, batch_size: 4, max_len: 32, warmup_ratio: 0.0, seed: 5, weight_decay: 0.0, ..Recipe::default() }
 }
 
 #[test]
@@ -103,8 +104,9 @@ fn continued_pretraining_lowers_held_out_loss() {
     while !s.is_done() {
         pollster::block_on(s.step()).unwrap();
     }
-    let (first, last) = (&s.history[0], s.history.last().unwrap());
-    assert_eq!(s.history.len(), 5, "held-out scores before and after each epoch");
+    let evals = s.evaluations();
+    let (first, last) = (&evals[0], evals.last().unwrap());
+    assert_eq!(s.evaluations().len(), 5, "held-out scores before and after each epoch");
     assert!(last.loss < first.loss - 1.0, "held-out loss {} → {}", first.loss, last.loss);
     assert!((last.perplexity - last.loss.exp()).abs() < 1e-6 * last.perplexity);
     assert!(s.losses.iter().all(|l| l.is_finite()));
@@ -175,11 +177,11 @@ fn lora_trains_only_the_adapters_and_exports_merged_weights_and_a_peft_adapter()
     let rows = instruction_rows(&cm.tokenizer, &pairs(), &r.prompt_template, r.max_len, Some(0)).unwrap();
     let (base, _) = cm.load(0, &Device::flex()).unwrap();
     let mut s = LmSession::new(&cm, rows.clone(), rows.clone(), r.clone(), &Device::flex()).unwrap();
-    assert_eq!(s.lora_modules, vec!["self_attn.q_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"]);
+    assert_eq!(s.objective.lora_modules, vec!["self_attn.q_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"]);
     // Trainable: rank·(in + out) per adapted linear, nothing else; the estimate agrees.
-    let want: usize = base.lora_linears(&s.lora_modules).iter().map(|(_, l)| 4 * l.weight.dims().iter().sum::<usize>()).sum();
-    assert_eq!(base.lora_linears(&s.lora_modules).len(), 2 * 4, "2 layers × 4 projections");
-    assert_eq!(s.trainable, want);
+    let want: usize = base.lora_linears(&s.objective.lora_modules).iter().map(|(_, l)| 4 * l.weight.dims().iter().sum::<usize>()).sum();
+    assert_eq!(base.lora_linears(&s.objective.lora_modules).len(), 2 * 4, "2 layers × 4 projections");
+    assert_eq!(s.objective.trainable, want);
     let est = estimate_memory(&base, &cm.config, &r, 4, 64);
     assert_eq!((est.trainable, est.parameters), (want, base.num_params()));
     // B starts at zero: the adapted model answers exactly like the base model.
@@ -248,7 +250,7 @@ fn decoders_refuse_classifier_strategies_and_estimate_memory() {
     // GPT-2 fuses q/k/v: any of them adapts c_attn; the PEFT config says fan_in_fan_out.
     let lora = Recipe { strategy: Strategy::Lora, lora_targets: vec![LoraTarget::Query, LoraTarget::Key, LoraTarget::Output], ..recipe("causal-lm", 1, 1e-3) };
     let s = LmSession::new(&cm, rows.clone(), Vec::new(), lora.clone(), &Device::flex()).unwrap();
-    assert_eq!(s.lora_modules, vec!["attn.c_attn", "mlp.c_proj"]);
+    assert_eq!(s.objective.lora_modules, vec!["attn.c_attn", "mlp.c_proj"]);
     let files = pollster::block_on(s.export(&cm, "gpt2")).unwrap();
     let config: serde_json::Value = serde_json::from_slice(&files.iter().find(|f| f.0 == "peft/adapter_config.json").unwrap().1).unwrap();
     assert_eq!(config["fan_in_fan_out"], true);
@@ -258,7 +260,7 @@ fn decoders_refuse_classifier_strategies_and_estimate_memory() {
     let full = estimate_memory(&base, &cm.config, &recipe("causal-lm", 1, 1e-3), 4, 32);
     let small = estimate_memory(&base, &cm.config, &lora, 4, 32);
     assert_eq!(full.trainable, full.parameters);
-    assert_eq!(small.trainable, s.trainable);
+    assert_eq!(small.trainable, s.objective.trainable);
     assert!(small.gradients < full.gradients / 4 && small.total < full.total);
     assert_eq!(full.total, full.weights + full.gradients + full.optimizer + full.activations);
     let vocab = cm.config.vocab_size() as u64;
@@ -313,11 +315,11 @@ fn a_resumed_decoder_run_equals_the_uninterrupted_one() {
     let bytes = pollster::block_on(first.checkpoint()).unwrap();
     drop(first);
     let mut second = LmSession::resume(&cm, train.clone(), eval.clone(), &bytes, &Device::flex()).unwrap();
-    assert_eq!((second.step, second.lora_modules.len()), (3, 3));
+    assert_eq!((second.step, second.objective.lora_modules.len()), (3, 3));
     run(&mut second, total - 3);
     assert!(second.is_done());
     assert_eq!(second.losses, whole.losses, "the same curve, bit for bit");
-    assert_eq!(second.history.iter().map(|e| e.loss.to_bits()).collect::<Vec<_>>(), whole.history.iter().map(|e| e.loss.to_bits()).collect::<Vec<_>>());
+    assert_eq!(second.evaluations().iter().map(|e| e.loss.to_bits()).collect::<Vec<_>>(), whole.evaluations().iter().map(|e| e.loss.to_bits()).collect::<Vec<_>>());
     assert_eq!(logits(&second.inference_model().unwrap(), &rows[0].ids), logits(&whole.inference_model().unwrap(), &rows[0].ids));
     // Other data is refused, and so is something that is not a checkpoint.
     let e = LmSession::resume(&cm, train[1..].to_vec(), eval.clone(), &bytes, &Device::flex()).err().unwrap().to_string();

@@ -8,7 +8,8 @@ use std::process::Command;
 use burn::tensor::Device;
 use burnish::data::{Example, Source};
 
-use burnish::train::{Recipe, TrainSession, mixture};
+use burnish::engine::classifier::{TrainSession, mixture};
+use burnish::recipe::Recipe;
 
 use super::common::*;
 
@@ -89,8 +90,8 @@ fn the_weights_decide_which_file_the_model_learns() {
     finish(&mut follow_a);
     let mut follow_b = session(&sources(64, 64, true), Recipe { mix_weights: vec![0.0, 1.0], ..r.clone() });
     finish(&mut follow_b);
-    let acc_a = pollster::block_on(follow_a.evaluate()).unwrap().0.accuracy;
-    let acc_b = pollster::block_on(follow_b.evaluate()).unwrap().0.accuracy;
+    let acc_a = pollster::block_on(follow_a.evaluate()).unwrap().accuracy;
+    let acc_b = pollster::block_on(follow_b.evaluate()).unwrap().accuracy;
     eprintln!("accuracy on a.csv's labelling: weights [1, 0] {acc_a:.3}, weights [0, 1] {acc_b:.3}");
     assert!(acc_a >= 0.9, "following a.csv: {acc_a}");
     assert!(acc_b <= 0.1, "following b.csv (flipped labels): {acc_b}");

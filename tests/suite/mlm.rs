@@ -4,8 +4,11 @@
 //! classifier.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use burnish::mlm::{MaskRule, MlmSession, domain_texts, load_masked_lm, split_texts};
-use burnish::train::{Recipe, TrainSession, cross_entropy};
+use burnish::engine::classifier::TrainSession;
+use burnish::engine::cross_entropy;
+use burnish::engine::masked_lm::MlmSession;
+use burnish::mlm::{MaskRule, domain_texts, load_masked_lm, split_texts};
+use burnish::recipe::Recipe;
 use burnish::weights::read_f32;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -97,7 +100,7 @@ fn domain_adaptation_lowers_held_out_loss_on_minilm() {
         pollster::block_on(s.step()).unwrap();
     }
     assert_eq!(s.step, 12);
-    let (before, after) = (&s.history[0], &s.history[1]);
+    let (before, after) = (&s.evaluations()[0], &s.evaluations()[1]);
     assert_eq!(before.masked_tokens, after.masked_tokens, "the same held-out masks are scored every time");
     assert!(before.masked_tokens > 100, "{before:?}");
     assert!(after.loss < before.loss - 1.0, "held-out MLM loss did not fall: {before:?} → {after:?}");
@@ -122,7 +125,7 @@ fn two_stage_recipe_fine_tunes_the_adapted_encoder() {
     while !s.is_done() {
         pollster::block_on(s.step()).unwrap();
     }
-    assert_eq!(s.history.len(), 3, "before + one evaluation per epoch");
+    assert_eq!(s.evaluations().len(), 3, "before + one evaluation per epoch");
     let adapted = pollster::block_on(s.adapted_checkpoint(&ckpt)).unwrap();
     let name = "bert.encoder.layer.0.attention.self.query.weight";
     assert_ne!(tensor(&adapted.weights, name), tensor(&ckpt.weights, name), "adaptation must change the encoder");
@@ -155,6 +158,6 @@ fn bad_domain_input_gets_specific_messages() {
     let r = Recipe { mlm_probability: 1.5, ..Recipe::default() };
     let e = r.validate(512).unwrap_err().to_string();
     assert!(e.contains("masking probability"), "{e}");
-    let r = Recipe { task: "masked-lm".into(), strategy: burnish::train::Strategy::Lora, ..Recipe::default() };
+    let r = Recipe { task: burnish::recipe::Task::MaskedLm, strategy: burnish::recipe::Strategy::Lora, ..Recipe::default() };
     assert!(r.validate(512).unwrap_err().to_string().contains("classifier stage"));
 }

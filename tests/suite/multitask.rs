@@ -4,8 +4,9 @@
 //! each task exports as a classifier folder that predicts exactly like the multi-task model.
 
 use burnish::data::Example;
-use burnish::multitask::{MultiTaskSession, TaskData, TaskSampling, task_name};
-use burnish::train::{Recipe, Strategy, build_classifier};
+use burnish::engine::multitask::{MultiTaskSession, TaskData, TaskSampling, task_name};
+use burnish::infer::classify::build_classifier;
+use burnish::recipe::{Recipe, Strategy};
 
 use super::common::*;
 
@@ -40,11 +41,11 @@ fn proportional_sampling_draws_each_task_by_its_size() {
     // 24 and 72 rows: 3 and 9 batches of 8 per epoch.
     let mut s = MultiTaskSession::new(&mut ckpt, &tasks(24, 72), recipe(TaskSampling::Proportional, 6, 1e-4), &dev).unwrap();
     assert_eq!(s.total_steps, 72);
-    assert_eq!((s.tasks[0].share, s.tasks[1].share), (0.25, 0.75));
+    assert_eq!((s.tasks()[0].share, s.tasks()[1].share), (0.25, 0.75));
     let mut sequence = Vec::new();
     while !s.is_done() {
         let r = pollster::block_on(s.step()).unwrap();
-        sequence.push(r.task);
+        sequence.push(r.detail.task);
         if r.step % 12 == 0 {
             let epochs = r.step / 12;
             assert_eq!(r.drawn, vec![3 * epochs, 9 * epochs], "every epoch holds each task's batches once");
@@ -66,10 +67,10 @@ fn round_robin_alternates_tasks() {
     let mut ckpt = tiny();
     let dev = burnish::backend::cpu().0;
     let mut s = MultiTaskSession::new(&mut ckpt, &tasks(24, 72), recipe(TaskSampling::RoundRobin, 2, 1e-4), &dev).unwrap();
-    assert_eq!((s.tasks[0].share, s.tasks[1].share), (0.5, 0.5));
+    assert_eq!((s.tasks()[0].share, s.tasks()[1].share), (0.5, 0.5));
     let mut sequence = Vec::new();
     while !s.is_done() {
-        sequence.push(pollster::block_on(s.step()).unwrap().task);
+        sequence.push(pollster::block_on(s.step()).unwrap().detail.task);
     }
     assert_eq!(sequence.len(), 24);
     assert!(sequence.iter().enumerate().all(|(i, &t)| t == i % 2), "{sequence:?}");
@@ -97,7 +98,7 @@ fn both_tasks_learn_and_each_exports_as_its_own_classifier() {
     assert_eq!(topic.config.labels, vec!["film", "music", "sport"]);
     let (model, report) = build_classifier(&topic, &topic.config.labels.clone(), 0, &dev).unwrap();
     assert!(report.initialized.is_empty(), "{:?}", report.initialized);
-    let clf = burnish::train::Classifier { model, labels: topic.config.labels.clone(), pad_id: topic.tokenizer.pad_id };
+    let clf = burnish::infer::classify::Classifier { model, labels: topic.config.labels.clone(), pad_id: topic.tokenizer.pad_id };
     let texts = ["a new song", "a late race", "a short movie"];
     let rows: Vec<Vec<u32>> = texts.iter().map(|t| topic.tokenizer.encode(t, 24).unwrap()).collect();
     let exported = pollster::block_on(clf.logits(&rows, 8, &dev)).unwrap();

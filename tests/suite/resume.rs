@@ -8,7 +8,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use burnish::data::Example;
 use burnish::models::bert::SequenceClassifier;
-use burnish::train::{EvalMetric, Recipe, Strategy, TrainSession};
+use burnish::engine::classifier::TrainSession;
+use burnish::recipe::{EvalMetric, Recipe, Strategy};
 use burnish::weights::read_f32;
 
 use super::common::*;
@@ -140,7 +141,10 @@ fn asynchronously_written_records_equal_burns_own() {
     use burn::optim::{AdamWConfig, GradientsParams};
     use burn::tensor::{Int, TensorData};
     use burnish::models::bert::BertInput;
-    use burnish::train::{build_classifier, cross_entropy, module_record_bytes, optimizer_record_bytes, with_lora};
+    use burnish::engine::classifier::with_lora;
+    use burnish::engine::codec::{module_record_bytes, optimizer_record_bytes};
+    use burnish::engine::cross_entropy;
+    use burnish::infer::classify::build_classifier;
 
     let dev = Device::flex().autodiff();
     let ckpt = tiny();

@@ -9,7 +9,9 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use burnish::data::Example;
 use burnish::models::bert::SequenceClassifier;
-use burnish::train::{LoraTarget, Recipe, Schedule, Strategy, TrainSession, constant_schedule, cosine_schedule, layer_groups, param_ids, planned_parameters};
+use burnish::engine::classifier::{TrainSession, layer_groups, planned_parameters};
+use burnish::engine::param_ids;
+use burnish::recipe::{LoraTarget, Recipe, Schedule, Strategy, constant_schedule, cosine_schedule};
 use burnish::weights::read_f32;
 
 use super::common::*;
@@ -204,7 +206,7 @@ fn gradient_accumulation_equals_one_big_batch() {
 
 #[test]
 fn early_stopping_stops_and_restores_the_best_weights() {
-    use burnish::train::EvalMetric;
+    use burnish::recipe::EvalMetric;
     // A learning rate too small to change any prediction: accuracy never improves after the
     // first evaluation, so patience 2 stops at step 3 and keeps step 1's weights.
     let r = Recipe { lr: 1e-9, eval_every: 1, early_stopping_patience: 2, early_stopping_metric: EvalMetric::Accuracy, epochs: 3, ..recipe() };
@@ -229,7 +231,7 @@ fn adapter_ids(m: &SequenceClassifier, targets: &[LoraTarget]) -> Vec<ParamId> {
     let mut ids = Vec::new();
     for layer in &m.bert.layers {
         for t in targets {
-            let ad = t.linear(layer).weight.adapter().expect("adapter attached");
+            let ad = layer.linear(*t).weight.adapter().expect("adapter attached");
             ids.extend([ad.a.id, ad.b.id]);
         }
     }
@@ -251,7 +253,7 @@ fn lora_trains_only_adapters_and_head_and_exports_merged_and_peft() {
     // B starts at zero: the adapted model computes exactly what the base model does.
     let mut ckpt = tiny();
     let labels = vec!["negative".to_string(), "positive".to_string()];
-    let (base, _) = burnish::train::build_classifier(&ckpt, &labels, r.seed, &Device::flex()).unwrap();
+    let (base, _) = burnish::infer::classify::build_classifier(&ckpt, &labels, r.seed, &Device::flex()).unwrap();
     let rows = vec![ckpt.tokenizer.encode("the film was good", 16).unwrap()];
     let input = burnish::models::bert::BertInput::from_rows(&rows, ckpt.tokenizer.pad_id, &Device::flex());
     let (y0, y1) = (pollster::block_on(read_f32(base.forward(&input))).unwrap(), pollster::block_on(read_f32(before.forward(&input))).unwrap());
@@ -286,10 +288,10 @@ fn lora_trains_only_adapters_and_head_and_exports_merged_and_peft() {
     let scale = 8.0 / 4.0;
     for (li, layer) in before.bert.layers.iter().enumerate() {
         for t in &targets {
-            let lin = t.linear(layer);
+            let lin = layer.linear(*t);
             let w0 = pollster::block_on(read_f32(lin.weight.base())).unwrap(); // [in, out]
             let [d_in, d_out] = lin.weight.base().dims();
-            let ad = t.linear(&after.bert.layers[li]).weight.adapter().unwrap().clone();
+            let ad = after.bert.layers[li].linear(*t).weight.adapter().unwrap().clone();
             let (av, bv) = (pollster::block_on(read_f32(ad.a.val())).unwrap(), pollster::block_on(read_f32(ad.b.val())).unwrap());
             let name = format!("bert.encoder.layer.{li}.{}", t.hf_name());
             let (shape, merged) = safetensors_f32(&files["model.safetensors"], &format!("{name}.weight"));

@@ -7,7 +7,9 @@
 use burn::tensor::Device;
 use burnish::Checkpoint;
 use burnish::data::Example;
-use burnish::train::{Classifier, Recipe, TrainSession, build_classifier, estimate_memory, linear_schedule};
+use burnish::engine::classifier::{TrainSession, estimate_memory};
+use burnish::infer::classify::{Classifier, build_classifier};
+use burnish::recipe::{Recipe, linear_schedule};
 use super::common::*;
 
 /// A sentiment task a small model can learn: the label is carried by the adjective.
@@ -36,13 +38,13 @@ fn run(r: Recipe) -> TrainSession {
 fn loss_falls_and_the_split_is_learned() {
     let mut ckpt = tiny();
     let s0 = TrainSession::new(&mut ckpt, &learnable(64, 0), &learnable(32, 1000), labels(), recipe(), &Device::flex()).unwrap();
-    let (before, _) = pollster::block_on(s0.evaluate()).unwrap();
+    let (before, _) = pollster::block_on(s0.evaluate_all()).unwrap();
     let s = run(recipe());
     assert_eq!(s.step, 120);
     assert_eq!(s.history.len(), 15);
     let first: f64 = s.losses[..8].iter().sum::<f64>() / 8.0;
     let last: f64 = s.losses[112..].iter().sum::<f64>() / 8.0;
-    let (after, preds) = pollster::block_on(s.evaluate()).unwrap();
+    let (after, preds) = pollster::block_on(s.evaluate_all()).unwrap();
     eprintln!("loss {first:.4} → {last:.4}; eval accuracy {:.3} → {:.3}", before.accuracy, after.accuracy);
     assert!(last < first * 0.5, "loss did not fall enough: {first} → {last}");
     assert!(after.accuracy >= 0.9, "accuracy {}", after.accuracy);
@@ -108,11 +110,11 @@ fn bad_recipes_are_refused_with_the_reason() {
     assert!(bad(Recipe { batch_size: 0, ..recipe() }, &mut ckpt).contains("batch size"));
     assert!(bad(Recipe { max_len: 4096, ..recipe() }, &mut ckpt).contains("64 positions"));
     assert!(bad(Recipe { epochs: 0, ..recipe() }, &mut ckpt).contains("epochs"));
-    let e = bad(Recipe { task: "summarization".into(), ..recipe() }, &mut ckpt);
+    let e = serde_json::from_str::<Recipe>(r#"{"task": "summarization"}"#).unwrap_err().to_string();
     assert!(e.contains("task \"summarization\" is not supported (supported: text-classification, masked-lm, causal-lm, instruct)"), "{e}");
-    let e = bad(Recipe { task: "instruct".into(), ..recipe() }, &mut ckpt);
+    let e = bad(Recipe { task: burnish::recipe::Task::Instruct, ..recipe() }, &mut ckpt);
     assert!(e.contains("causal-lm and instruct fine-tune a decoder"), "{e}");
-    let e = bad(Recipe { task: "masked-lm".into(), ..recipe() }, &mut ckpt);
+    let e = bad(Recipe { task: burnish::recipe::Task::MaskedLm, ..recipe() }, &mut ckpt);
     assert!(e.contains("masked-lm runs as domain adaptation"), "{e}");
     let mut eval = learnable(4, 100);
     eval[0].label = "neutral".into();
@@ -221,12 +223,12 @@ fn a_pending_evaluation_scores_the_snapshot_taken_at_its_start() {
     let eval = learnable(40, 1000);
     let r = Recipe { batch_size: 4, ..recipe() }; // eval batches of 32: two of them for 40 rows
     let mut s = TrainSession::new(&mut ckpt, &learnable(32, 0), &eval, labels(), r, &Device::flex()).unwrap();
-    let (whole, whole_preds) = pollster::block_on(s.evaluate()).unwrap();
+    let (whole, whole_preds) = pollster::block_on(s.evaluate_all()).unwrap();
     let mut pending = s.pending_evaluation().unwrap();
     for _ in 0..3 {
         pollster::block_on(s.step()).unwrap();
     }
-    let (moved, _) = pollster::block_on(s.evaluate()).unwrap();
+    let (moved, _) = pollster::block_on(s.evaluate_all()).unwrap();
     assert_ne!(moved.loss, whole.loss, "the steps changed the weights");
     // A budget of 0 ms scores one batch per call: 32 rows, then the last 8.
     assert!(pollster::block_on(pending.advance(0.0)).unwrap().is_none(), "metrics before every row was scored");
@@ -234,6 +236,6 @@ fn a_pending_evaluation_scores_the_snapshot_taken_at_its_start() {
     assert_eq!(metrics.loss, whole.loss);
     assert_eq!(metrics.accuracy, whole.accuracy);
     assert_eq!(metrics.confusion, whole.confusion);
-    let logits = |p: &[burnish::train::Prediction]| p.iter().map(|p| p.logits.clone()).collect::<Vec<_>>();
+    let logits = |p: &[burnish::infer::classify::Prediction]| p.iter().map(|p| p.logits.clone()).collect::<Vec<_>>();
     assert_eq!(logits(&preds), logits(&whole_preds));
 }

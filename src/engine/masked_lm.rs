@@ -1,0 +1,234 @@
+//! The masked-LM objective (domain adaptation): BERT's pre-training loss on plain domain text,
+//! every weight trained, texts masked afresh each time they are drawn (transformers'
+//! `DataCollatorForLanguageModeling`), held-out texts masked once so every evaluation scores the
+//! same task.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Checkpoint;
+use crate::engine::{Fnv, Objective, Run, cross_entropy, shuffled_batches};
+use crate::error::{Error, Result};
+use crate::mlm::{MaskRule, Masked, batch, load_masked_lm_seeded};
+use crate::models::bert::MaskedLm;
+use crate::recipe::{EvalMetric, Recipe, Strategy, Task};
+use crate::weights::read_f32;
+
+/// A masked-LM run.
+pub type MlmSession = Run<MaskedLmTask>;
+pub type MlmReport = crate::engine::StepReport<MlmEval, MlmDetail>;
+
+/// Held-out masked-LM scores.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MlmEval {
+    pub step: usize,
+    pub epoch: usize,
+    /// Mean cross-entropy over the masked tokens.
+    pub loss: f64,
+    /// exp(loss).
+    pub perplexity: f64,
+    /// Share of masked tokens whose original token is the model's top prediction.
+    pub masked_accuracy: f64,
+    pub masked_tokens: usize,
+}
+
+/// A masked-LM step's extra report fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct MlmDetail {
+    pub stage: &'static str,
+    pub masked_tokens: usize,
+}
+
+pub struct MaskedLmTask {
+    rule: MaskRule,
+    train: Vec<Vec<u32>>,
+    eval: Vec<Masked>,
+    pad_id: u32,
+    eval_batch: usize,
+    rng: StdRng,
+}
+
+impl Objective for MaskedLmTask {
+    type Model = MaskedLm;
+    type Batch = Vec<Masked>;
+    type Eval = MlmEval;
+    type Detail = MlmDetail;
+    const NAME: &'static str = "masked-lm";
+    const LOSS: &'static str = "masked-LM loss";
+    const ADVICE: &'static str = "lower the adaptation learning rate and start again";
+    const SEED_SALT: u64 = 0x6d6c_6d00;
+    const EVAL_BEFORE: bool = true;
+    const NOTHING_TO_LEARN: &'static str = "no domain text left to mask";
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+    fn has_eval(&self) -> bool {
+        !self.eval.is_empty()
+    }
+    fn batches_per_epoch(&self, batch_size: usize) -> usize {
+        self.train.len().div_ceil(batch_size.max(1))
+    }
+    fn epoch(&mut self, _draw: usize, batch_size: usize) -> Vec<Vec<usize>> {
+        shuffled_batches(&mut self.rng, self.train.len(), batch_size)
+    }
+    /// Masks the rows afresh; a micro-batch that drew no position at all gets one in its first row.
+    fn prepare(&self, rows: &[usize], rng: &mut StdRng) -> Vec<Masked> {
+        let mut b: Vec<Masked> = rows.iter().map(|&i| self.rule.apply(&self.train[i], rng, false)).collect();
+        if b.iter().all(|m| m.targets.is_empty()) {
+            if let Some(&i) = rows.first() {
+                b[0] = self.rule.apply(&self.train[i], rng, true);
+            }
+        }
+        b
+    }
+    fn weight(&self, batch: &Vec<Masked>) -> f64 {
+        batch.iter().map(|m| m.targets.len()).sum::<usize>() as f64
+    }
+    fn tokens(&self, batch: &Vec<Masked>) -> usize {
+        batch.iter().map(|m| m.input.len()).sum()
+    }
+    fn loss(&self, model: &MaskedLm, rows: &Vec<Masked>, device: &Device) -> Result<Tensor<1>> {
+        let (input, positions, targets, _) = batch(rows, self.pad_id, device);
+        Ok(cross_entropy(model.logits_at(&input, positions), targets))
+    }
+    fn detail(&self, batches: &[Vec<Masked>]) -> MlmDetail {
+        MlmDetail { stage: "mlm", masked_tokens: batches.iter().map(|b| self.weight(b) as usize).sum() }
+    }
+    /// Masked-LM loss, perplexity and masked-token accuracy on the held-out texts (eval mode).
+    async fn evaluate(&self, model: &MaskedLm, step: usize, epoch: usize, device: &Device) -> Result<MlmEval> {
+        let model = model.valid();
+        let (mut loss_sum, mut correct, mut count) = (0.0f64, 0.0f64, 0usize);
+        for chunk in self.eval.chunks(self.eval_batch) {
+            let (input, positions, targets, n) = batch(chunk, self.pad_id, device);
+            let logits = model.logits_at(&input, positions); // [n, vocab]
+            let hits = logits.clone().argmax(1).reshape([n]).equal(targets.clone()).float().sum();
+            let loss = cross_entropy(logits, targets);
+            loss_sum += read_f32(loss).await?.first().copied().unwrap_or(f32::NAN) as f64 * n as f64;
+            correct += read_f32(hits).await?.first().copied().unwrap_or(0.0) as f64;
+            count += n;
+        }
+        let loss = loss_sum / count.max(1) as f64;
+        Ok(MlmEval { step, epoch, loss, perplexity: loss.exp(), masked_accuracy: correct / count.max(1) as f64, masked_tokens: count })
+    }
+    fn watch(eval: &MlmEval, metric: EvalMetric) -> Option<f64> {
+        match metric {
+            EvalMetric::Loss => Some(eval.loss),
+            EvalMetric::Accuracy => Some(eval.masked_accuracy),
+            EvalMetric::MacroF1 => None,
+        }
+    }
+    fn supports(metric: EvalMetric) -> bool {
+        metric != EvalMetric::MacroF1
+    }
+    fn fingerprint(&self) -> u64 {
+        let mut h = Fnv::default();
+        for ids in &self.train {
+            h.eat(ids.len() as u64);
+            for &id in ids {
+                h.eat(id as u64);
+            }
+        }
+        h.finish()
+    }
+}
+
+impl MaskedLmTask {
+    fn build(ckpt: &mut Checkpoint, train: &[String], eval: &[String], recipe: &Recipe, device: &Device) -> Result<(Self, MaskedLm, crate::weights::LoadReport)> {
+        recipe.validate(ckpt.config.max_position_embeddings)?;
+        let rule = MaskRule::of(ckpt, recipe.mlm_probability)?;
+        let mut train_ids = Vec::with_capacity(train.len());
+        for t in train {
+            let ids = ckpt.tokenizer.encode(t, recipe.max_len)?;
+            if ids.iter().any(|&id| rule.maskable(id)) {
+                train_ids.push(ids);
+            }
+        }
+        if train_ids.is_empty() {
+            return Err(Error::data("the domain text has no tokens to mask (every line is empty or unknown to the tokenizer)"));
+        }
+        let mut eval_rng = StdRng::seed_from_u64(recipe.seed ^ 0x6576_616c_6d61_736b);
+        let mut eval_masked = Vec::with_capacity(eval.len());
+        for t in eval {
+            let ids = ckpt.tokenizer.encode(t, recipe.max_len)?;
+            if ids.iter().any(|&id| rule.maskable(id)) {
+                eval_masked.push(rule.apply(&ids, &mut eval_rng, true));
+            }
+        }
+        let ad = device.clone().autodiff();
+        ad.seed(recipe.seed);
+        let (model, report) = load_masked_lm_seeded(ckpt, &ad, recipe.seed)?;
+        let task = MaskedLmTask {
+            rule,
+            train: train_ids,
+            eval: eval_masked,
+            pad_id: ckpt.tokenizer.pad_id,
+            eval_batch: recipe.batch_size.max(32),
+            rng: StdRng::seed_from_u64(recipe.seed ^ 0x6d61_736b),
+        };
+        Ok((task, model, report))
+    }
+
+    /// The masked-LM recipe of a stage: `base` with `epochs` at peak rate `lr`, every weight trained.
+    fn stage_recipe(base: &Recipe, epochs: usize, lr: f64) -> Result<Recipe> {
+        if epochs == 0 {
+            return Err(Error::Recipe("masked-LM adaptation needs at least one epoch".into()));
+        }
+        // Early stopping and the strategy belong to the classifier stage of a two-stage recipe.
+        Ok(Recipe { task: Task::MaskedLm, epochs, lr, strategy: Strategy::Full, gradual_unfreeze: false, early_stopping_patience: 0, ..base.clone() })
+    }
+}
+
+impl Run<MaskedLmTask> {
+    /// A masked-LM run of `epochs` at peak rate `lr` on the domain texts, with the recipe's
+    /// batch size, max length, warm-up, schedule, weight decay, clipping, accumulation, seed and
+    /// masking probability. Every weight trains.
+    pub fn new(ckpt: &mut Checkpoint, train: &[String], eval: &[String], recipe: &Recipe, epochs: usize, lr: f64, device: &Device) -> Result<Self> {
+        let recipe = MaskedLmTask::stage_recipe(recipe, epochs, lr)?;
+        let (task, model, report) = MaskedLmTask::build(ckpt, train, eval, &recipe, device)?;
+        Run::start(task, model, report, recipe, device)
+    }
+
+    /// Continues a masked-LM run from `checkpoint` on the same domain texts.
+    pub fn resume(ckpt: &mut Checkpoint, train: &[String], eval: &[String], checkpoint: &[u8], device: &Device) -> Result<Self> {
+        let (recipe, _, _) = crate::engine::checkpoint_recipe(checkpoint)?;
+        let (task, model, report) = MaskedLmTask::build(ckpt, train, eval, &recipe, device)?;
+        Run::restore(task, model, report, device, checkpoint)
+    }
+
+    pub fn train_count(&self) -> usize {
+        self.objective.train.len()
+    }
+
+    pub fn eval_count(&self) -> usize {
+        self.objective.eval.len()
+    }
+
+    /// HF `BertForMaskedLM` folder files: config.json, tokenizer files, model.safetensors.
+    pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = vec![("config.json".to_string(), crate::config::export_mlm_config(&ckpt.config_file)?)];
+        files.extend(ckpt.tokenizer_files());
+        files.push(("model.safetensors".to_string(), crate::weights::export_mlm_safetensors(self.model()?).await?));
+        Ok(files)
+    }
+
+    /// The adapted encoder as a checkpoint to fine-tune a classifier from (stage two).
+    pub async fn adapted_checkpoint(&self, ckpt: &Checkpoint) -> Result<Checkpoint> {
+        let weights = crate::weights::export_mlm_safetensors(self.model()?).await?;
+        Ok(Checkpoint {
+            config_file: ckpt.config_file.clone(),
+            config: ckpt.config.clone(),
+            tokenizer: crate::tokenize::TextTokenizer::from_bytes(ckpt.tokenizer.raw())?,
+            weights,
+            tokenizer_config: ckpt.tokenizer_config.clone(),
+        })
+    }
+
+    /// The current weights in eval mode, for fill-mask.
+    pub fn inference_model(&self) -> Result<MaskedLm> {
+        Ok(self.model()?.valid())
+    }
+}
