@@ -13,7 +13,9 @@ use crate::backend::BackendInfo;
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Table};
 use crate::error::Error;
-use crate::train::{Recipe, Stepper, TrainSession};
+use crate::engine::Stepper;
+use crate::engine::classifier::TrainSession;
+use crate::recipe::Recipe;
 
 #[derive(Default)]
 struct State {
@@ -31,13 +33,13 @@ struct State {
     /// Domain text for masked-LM adaptation, the adaptation run, and the adapted encoder that
     /// the classifier stage of a two-stage recipe starts from.
     domain_table: Option<Table>,
-    mlm: Option<crate::mlm::MlmSession>,
+    mlm: Option<crate::engine::masked_lm::MlmSession>,
     adapted: Option<Checkpoint>,
     /// Multi-task training: the other tasks' files (the main training file is task 1) and the run.
     task_tables: Vec<(String, Table)>,
-    multitask: Option<crate::multitask::MultiTaskSession>,
+    multitask: Option<crate::engine::multitask::MultiTaskSession>,
     /// The starting weights being scored between training slices (the "before" metrics).
-    baseline: Option<crate::train::PendingEvaluation>,
+    baseline: Option<crate::infer::classify::PendingEvaluation>,
 }
 
 thread_local! {
@@ -75,6 +77,13 @@ pub fn start() {
 /// Uses `device` for everything built from now on (web_backend.rs chooses it).
 pub(crate) fn set_device(device: (Device, BackendInfo)) {
     STATE.with(|s| s.borrow_mut().device = Some(device));
+}
+
+/// The recipe's schema (recipe.rs `schema`): every field's kind, default, limits, choices, the
+/// tasks it applies to and its help, so the page checks what the engine checks.
+#[wasm_bindgen(js_name = recipeSchema)]
+pub fn recipe_schema() -> Result<JsValue, JsError> {
+    to_js(&crate::recipe::schema())
 }
 
 #[wasm_bindgen(js_name = loadModel)]
@@ -205,7 +214,7 @@ pub fn mixture_plan(recipe: JsValue) -> Result<JsValue, JsError> {
         let s = s.borrow();
         let td = training_data(&s, &recipe)?;
         let files: Vec<(String, usize)> = td.sources.iter().map(|x| (x.name.clone(), x.examples.len())).collect();
-        to_js(&crate::train::mixture(&files, &recipe).map_err(js_err)?)
+        to_js(&crate::engine::classifier::mixture(&files, &recipe).map_err(js_err)?)
     })
 }
 
@@ -241,8 +250,8 @@ pub fn estimate_memory(batch_size: usize, max_len: usize, recipe: JsValue, num_l
     STATE.with(|s| {
         let s = s.borrow();
         let c = s.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
-        let (all, trainable) = crate::train::planned_parameters(&c.config, &recipe, num_labels.max(2));
-        let mut est = crate::train::estimate_memory(&c.config, all, trainable, batch_size, max_len);
+        let (all, trainable) = crate::engine::classifier::planned_parameters(&c.config, &recipe, num_labels.max(2));
+        let mut est = crate::engine::classifier::estimate_memory(&c.config, all, trainable, batch_size, max_len);
         if let Some((_, info)) = &s.device {
             est.warnings = info.memory_warnings(est.total, est.largest_tensor);
         }
@@ -259,9 +268,9 @@ struct Started<'a> {
     skipped_rows: usize,
     load_report: &'a crate::weights::LoadReport,
     recipe: &'a Recipe,
-    mixture: &'a [crate::train::MixShare],
-    trainable: crate::train::TrainableState,
-    layer_groups: Vec<crate::train::LayerGroup>,
+    mixture: &'a [crate::engine::classifier::MixShare],
+    trainable: crate::engine::TrainableState,
+    layer_groups: Vec<crate::engine::classifier::LayerGroup>,
 }
 
 /// Builds a training session from the loaded model, data and `recipe` (a partial Recipe JSON).
@@ -274,7 +283,7 @@ pub fn start_training(recipe: JsValue) -> Result<JsValue, JsError> {
 /// (the same files, columns and split; the checkpoint's own recipe is used).
 #[wasm_bindgen(js_name = resumeTraining)]
 pub fn resume_training(checkpoint: &[u8]) -> Result<JsValue, JsError> {
-    let (recipe, _, _) = TrainSession::checkpoint_recipe(checkpoint).map_err(js_err)?;
+    let (recipe, _, _) = crate::engine::checkpoint_recipe(checkpoint).map_err(js_err)?;
     begin(recipe, Some(checkpoint))
 }
 
@@ -295,7 +304,7 @@ pub async fn save_checkpoint() -> Result<Vec<u8>, JsError> {
 struct Resumed<'a> {
     step: usize,
     losses: &'a [f64],
-    history: &'a [crate::train::EpochRecord],
+    history: &'a [crate::engine::classifier::EpochRecord],
     lrs: Vec<f64>,
 }
 
@@ -319,8 +328,8 @@ fn begin(recipe: Recipe, checkpoint: Option<&[u8]>) -> Result<JsValue, JsError> 
         .map_err(js_err)?;
         let out = to_js(&Started {
             total_steps: session.total_steps,
-            labels: &session.labels,
-            train_count: session.train.len(),
+            labels: session.labels(),
+            train_count: session.objective.train.len(),
             eval_count: eval.len(),
             skipped_rows: td.skipped,
             load_report: &session.load_report,
@@ -384,11 +393,11 @@ pub fn start_adaptation(recipe: JsValue, adapt_only: Option<bool>) -> Result<JsV
         let texts = crate::mlm::domain_texts(table, &recipe.domain_text_column).map_err(js_err)?;
         let (train, eval) = crate::mlm::split_texts(&texts, recipe.eval_fraction, recipe.seed);
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        let session = crate::mlm::MlmSession::new(ckpt, &train, &eval, &recipe, recipe.mlm_epochs, recipe.mlm_lr, &device).map_err(js_err)?;
+        let session = crate::engine::masked_lm::MlmSession::new(ckpt, &train, &eval, &recipe, recipe.mlm_epochs, recipe.mlm_lr, &device).map_err(js_err)?;
         let out = to_js(&AdaptationStarted {
             total_steps: session.total_steps,
-            epochs: session.epochs,
-            lr: session.lr,
+            epochs: session.recipe.epochs,
+            lr: session.recipe.lr,
             train_count: session.train_count(),
             eval_count: session.eval_count(),
             domain_file: &table.name,
@@ -401,11 +410,11 @@ pub fn start_adaptation(recipe: JsValue, adapt_only: Option<bool>) -> Result<JsV
     })
 }
 
-fn take_mlm() -> Result<crate::mlm::MlmSession, JsError> {
+fn take_mlm() -> Result<crate::engine::masked_lm::MlmSession, JsError> {
     STATE.with(|s| s.borrow_mut().mlm.take()).ok_or_else(|| JsError::new("no domain adaptation run: press Start first"))
 }
 
-fn put_mlm(session: crate::mlm::MlmSession) {
+fn put_mlm(session: crate::engine::masked_lm::MlmSession) {
     STATE.with(|s| s.borrow_mut().mlm = Some(session));
 }
 
@@ -415,7 +424,7 @@ fn put_mlm(session: crate::mlm::MlmSession) {
 pub async fn adapt_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut session = take_mlm()?;
     let result = session.run_for(budget_ms).await;
-    let history = session.history.clone();
+    let history = session.evaluations();
     put_mlm(session);
     let reports = result.map_err(js_err)?;
     let out = to_js(&reports)?;
@@ -430,7 +439,7 @@ pub async fn adapt_steps(budget_ms: f64) -> Result<JsValue, JsError> {
 pub async fn finish_adaptation() -> Result<JsValue, JsError> {
     let session = take_mlm()?;
     let result = with_checkpoint(async |c| session.adapted_checkpoint(c).await).await;
-    let history = session.history.clone();
+    let history = session.evaluations();
     put_mlm(session);
     let adapted = result.map_err(js_err)?;
     STATE.with(|s| s.borrow_mut().adapted = Some(adapted));
@@ -467,8 +476,8 @@ pub fn add_task(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
     let out = inspection(&table)?;
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        let base = crate::multitask::task_name(file_name);
-        let taken = |n: &str, s: &State| s.task_tables.iter().any(|t| t.0 == n) || s.train_table.as_ref().is_some_and(|t| crate::multitask::task_name(&t.name) == n);
+        let base = crate::engine::multitask::task_name(file_name);
+        let taken = |n: &str, s: &State| s.task_tables.iter().any(|t| t.0 == n) || s.train_table.as_ref().is_some_and(|t| crate::engine::multitask::task_name(&t.name) == n);
         let mut name = base.clone();
         let mut k = 2;
         while taken(&name, &s) {
@@ -499,7 +508,7 @@ struct TaskColumns {
 
 #[derive(Serialize)]
 struct MultitaskStarted<'a> {
-    tasks: &'a [crate::multitask::TaskInfo],
+    tasks: &'a [crate::engine::multitask::TaskInfo],
     total_steps: usize,
     recipe: &'a Recipe,
 }
@@ -522,23 +531,23 @@ pub fn start_multitask(recipe: JsValue, columns: JsValue) -> Result<JsValue, JsE
         if columns.len() != st.task_tables.len() {
             return Err(JsError::new("choose the text and label columns of every added task"));
         }
-        let mut tasks = vec![crate::multitask::task_from_table(&crate::multitask::task_name(&main.name), main, st.eval_table.as_ref(), &recipe.text_column, &recipe.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?];
+        let mut tasks = vec![crate::engine::multitask::task_from_table(&crate::engine::multitask::task_name(&main.name), main, st.eval_table.as_ref(), &recipe.text_column, &recipe.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?];
         for ((name, table), c) in st.task_tables.iter().zip(&columns) {
-            tasks.push(crate::multitask::task_from_table(name, table, None, &c.text_column, &c.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?);
+            tasks.push(crate::engine::multitask::task_from_table(name, table, None, &c.text_column, &c.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?);
         }
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        let session = crate::multitask::MultiTaskSession::new(ckpt, &tasks, recipe, &device).map_err(js_err)?;
-        let out = to_js(&MultitaskStarted { tasks: &session.tasks, total_steps: session.total_steps, recipe: &session.recipe })?;
+        let session = crate::engine::multitask::MultiTaskSession::new(ckpt, &tasks, recipe, &device).map_err(js_err)?;
+        let out = to_js(&MultitaskStarted { tasks: session.tasks(), total_steps: session.total_steps, recipe: &session.recipe })?;
         st.multitask = Some(session);
         Ok(out)
     })
 }
 
-fn take_multitask() -> Result<crate::multitask::MultiTaskSession, JsError> {
+fn take_multitask() -> Result<crate::engine::multitask::MultiTaskSession, JsError> {
     STATE.with(|s| s.borrow_mut().multitask.take()).ok_or_else(|| JsError::new("no multi-task run: press its Start first"))
 }
 
-fn put_multitask(session: crate::multitask::MultiTaskSession) {
+fn put_multitask(session: crate::engine::multitask::MultiTaskSession) {
     STATE.with(|s| s.borrow_mut().multitask = Some(session));
 }
 
@@ -582,7 +591,7 @@ pub async fn multitask_export() -> Result<JsValue, JsError> {
 /// The strategy presets the comparison view offers (name, one-line description, usual lr).
 #[wasm_bindgen(js_name = strategyPresets)]
 pub fn strategy_presets() -> Result<JsValue, JsError> {
-    to_js(&crate::train::PRESETS)
+    to_js(&crate::recipe::PRESETS)
 }
 
 #[derive(Serialize)]
@@ -591,7 +600,7 @@ struct CompareRun<'a> {
     about: &'a str,
     recipe: &'a Recipe,
     total_steps: usize,
-    trainable: crate::train::TrainableState,
+    trainable: crate::engine::TrainableState,
 }
 
 #[derive(Serialize)]
@@ -618,12 +627,12 @@ pub fn start_comparison(recipe: JsValue, presets: Vec<String>) -> Result<JsValue
         let st = &mut *guard;
         let (device, td) = prepare(st, &base)?;
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        let steps = crate::train::planned_steps(&base, td.train_count());
+        let steps = crate::recipe::planned_steps(&base, td.train_count());
         let layers = ckpt.config.num_hidden_layers;
         st.compare.clear();
         let mut runs = Vec::new();
         for name in &presets {
-            let r = crate::train::preset_recipe(name, &base, false, steps, layers).map_err(js_err)?;
+            let r = crate::recipe::preset_recipe(name, &base, false, steps, layers).map_err(js_err)?;
             let session = TrainSession::with_sources(ckpt, &td.sources, &td.eval, td.labels.clone(), r, &device).map_err(js_err)?;
             runs.push((name.clone(), session));
         }
@@ -635,7 +644,7 @@ pub fn start_comparison(recipe: JsValue, presets: Vec<String>) -> Result<JsValue
                 .iter()
                 .map(|(name, s)| CompareRun {
                     name,
-                    about: crate::train::PRESETS.iter().find(|p| p.name == name.as_str()).map(|p| p.about).unwrap_or_default(),
+                    about: crate::recipe::PRESETS.iter().find(|p| p.name == name.as_str()).map(|p| p.about).unwrap_or_default(),
                     recipe: &s.recipe,
                     total_steps: s.total_steps,
                     trainable: s.trainable(),
@@ -679,7 +688,7 @@ pub async fn compare_steps(budget_ms: f64) -> Result<JsValue, JsError> {
 struct CompareResult {
     name: String,
     metrics: crate::metrics::Metrics,
-    trainable: crate::train::TrainableState,
+    trainable: crate::engine::TrainableState,
     seconds_per_step: f64,
     steps: usize,
 }
@@ -692,7 +701,7 @@ pub async fn compare_evaluate() -> Result<JsValue, JsError> {
     let mut failure = None;
     for (name, session) in &runs {
         match session.evaluate().await {
-            Ok((metrics, _)) => out.push(CompareResult {
+            Ok(metrics) => out.push(CompareResult {
                 name: name.clone(),
                 metrics,
                 trainable: session.trainable(),
@@ -749,14 +758,14 @@ struct Evaluation {
 #[wasm_bindgen]
 pub async fn evaluate() -> Result<JsValue, JsError> {
     let session = take_session()?;
-    let result = session.evaluate().await;
+    let result = session.evaluate_all().await;
     let texts = STATE.with(|s| s.borrow().eval_texts.clone());
     put_session(session);
     let (metrics, preds) = result.map_err(js_err)?;
     to_js(&evaluation(metrics, preds, texts))
 }
 
-fn evaluation(metrics: crate::metrics::Metrics, preds: Vec<crate::train::Prediction>, texts: Vec<(String, String)>) -> Evaluation {
+fn evaluation(metrics: crate::metrics::Metrics, preds: Vec<crate::infer::classify::Prediction>, texts: Vec<(String, String)>) -> Evaluation {
     let predictions = texts
         .into_iter()
         .zip(preds)
@@ -859,8 +868,8 @@ pub(crate) fn exported_files(files: Vec<(String, Vec<u8>)>) -> Result<JsValue, J
 
 #[derive(Serialize)]
 struct ClassifierBench {
-    training: crate::train::BenchResult,
-    forward: crate::train::BenchResult,
+    training: crate::bench::BenchResult,
+    forward: crate::bench::BenchResult,
     backend: Option<BackendInfo>,
 }
 
@@ -870,8 +879,8 @@ struct ClassifierBench {
 pub async fn bench_classifier(batch: usize, len: usize, steps: usize, warmup: usize) -> Result<JsValue, JsError> {
     let device = current_device().ok_or_else(|| JsError::new("the backend is not initialised yet"))?;
     let (training, forward) = with_checkpoint(async |c| {
-        let training = crate::train::bench_training(c, batch, len, steps, warmup, &device).await?;
-        let forward = crate::train::bench_forward(c, batch, len, steps, warmup.max(1), &device).await?;
+        let training = crate::bench::bench_training(c, batch, len, steps, warmup, &device).await?;
+        let forward = crate::bench::bench_forward(c, batch, len, steps, warmup.max(1), &device).await?;
         Ok((training, forward))
     })
     .await

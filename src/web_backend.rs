@@ -17,7 +17,7 @@ use crate::backend::{self, BackendInfo};
 use crate::causal::CausalLm;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::train::{ForwardProbe, median};
+use crate::bench::{ForwardProbe, median};
 
 /// How the page asked for the backend (`?backend=` in its URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

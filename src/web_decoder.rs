@@ -16,9 +16,11 @@ use crate::models::q8::Q8Llama;
 use std::sync::Arc;
 use crate::data::{self, Table};
 use crate::error::Error;
-use crate::lm::{EvalPrompt, LmEval, LmReport, LmSession};
+use crate::engine::causal_lm::{LmEval, LmReport, LmSession};
+use crate::lm::EvalPrompt;
 use crate::tokenize::TextTokenizer;
-use crate::train::{Recipe, Stepper};
+use crate::engine::Stepper;
+use crate::recipe::Recipe;
 
 #[derive(Default)]
 struct DecoderState {
@@ -193,7 +195,7 @@ fn prepare(d: &DecoderState, recipe: &Recipe) -> Result<(Vec<crate::lm::LmRow>, 
     let (rows, prompts) = crate::lm::rows_for_task(cm, table, recipe).map_err(err)?;
     // The same seeded split for rows and their prompts (one prompt per row for instruct).
     let (train, eval, eval_idx) = crate::lm::split_rows(&rows, recipe.eval_fraction, recipe.seed);
-    let eval_prompts: Vec<EvalPrompt> = if recipe.task == "instruct" {
+    let eval_prompts: Vec<EvalPrompt> = if recipe.task == crate::recipe::Task::Instruct {
         eval_idx.iter().take(3).filter_map(|&i| prompts.get(i).cloned()).collect()
     } else {
         prompts.into_iter().take(3).collect()
@@ -214,12 +216,12 @@ fn started(d: &DecoderState, session: &LmSession, eval_prompts: Vec<EvalPrompt>)
         total_steps: session.total_steps,
         epochs: session.recipe.epochs,
         eval_prompts,
-        trainable: session.trainable,
+        trainable: session.objective.trainable,
         parameters: d.base.as_ref().map_or(0, |b| b.num_params()),
-        lora_modules: session.lora_modules.clone(),
+        lora_modules: session.objective.lora_modules.clone(),
         step: session.step,
         losses: session.losses.clone(),
-        history: session.history.clone(),
+        history: session.evaluations(),
         recipe: session.recipe.clone(),
     })
 }
@@ -278,7 +280,7 @@ struct LmProgress {
 pub async fn lm_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("no fine-tuning run: press Start first"))?;
     let r = s.run_for(budget_ms).await;
-    let history = s.history.clone();
+    let history = s.evaluations();
     DEC.with(|d| {
         let mut d = d.borrow_mut();
         d.session = Some(s);
@@ -449,8 +451,8 @@ pub fn generation_metrics(pairs: JsValue) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = benchDecoder)]
 pub async fn bench_decoder(strategy: String, batch: usize, len: usize, steps: usize, warmup: usize, gen_tokens: usize) -> Result<JsValue, JsError> {
     let dev = device()?;
-    let strategy: crate::train::Strategy = serde_json::from_value(serde_json::json!(strategy)).map_err(|e| JsError::new(&format!("strategy: {e}")))?;
-    let recipe = Recipe { task: "causal-lm".into(), strategy, batch_size: batch, max_len: len, lr: 1e-4, ..Recipe::default() };
+    let strategy: crate::recipe::Strategy = serde_json::from_value(serde_json::json!(strategy)).map_err(|e| JsError::new(&format!("strategy: {e}")))?;
+    let recipe = Recipe { task: crate::recipe::Task::CausalLm, strategy, batch_size: batch, max_len: len, lr: 1e-4, ..Recipe::default() };
     let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| JsError::new("load a decoder first"))?;
     let result = crate::lm::bench_decoder(&cm, &recipe, steps, warmup, gen_tokens, &dev).await;
     DEC.with(|d| d.borrow_mut().model = Some(cm));

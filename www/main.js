@@ -290,6 +290,7 @@ function showWasmProgress({ loaded, total, wire }) {
 // ?threads=N sets the CPU's thread count (1: the single-threaded module); default: every core.
 const threadsWanted = Math.max(0, Math.min(16, Number.parseInt(params.get('threads') ?? '0', 10) || 0));
 const backendReady = request(IN.INIT, { mode: backendMode, threads: threadsWanted }).then((info) => {
+  applySchema(info.recipe_schema);
   showBackend(info);
   return info;
 });
@@ -668,35 +669,65 @@ const ensureModel = () => (modelKey === currentModelKey() && state.model ? null 
 $('load-model').addEventListener('click', guarded('model', loadModel));
 
 // ---------------------------------------------------------------- recipe
+// The recipe's form fields: recipe key → input id (and the name messages use). Kinds, limits,
+// choices and help come from the engine's schema (recipe.rs `FIELDS`, `recipeSchema()`), so the
+// page, the CLI and the engine check the same limits.
 const RECIPE_FIELDS = {
-  epochs: { id: 'epochs', int: true, min: 1, max: 1000 },
-  lr: { id: 'lr', gt: 0, lt: 1 },
-  batch_size: { id: 'batch-size', int: true, min: 1, max: 4096 },
-  max_len: { id: 'max-len', int: true, min: 4 },
-  warmup_ratio: { id: 'warmup-ratio', min: 0, lt: 1 },
-  weight_decay: { id: 'weight-decay', min: 0 },
-  seed: { id: 'seed', int: true, min: 0 },
-  eval_fraction: { id: 'eval-fraction', gt: 0, lt: 0.9, name: 'Evaluation share' },
-  eval_every: { id: 'eval-every', int: true, min: 0 },
-  top_layers: { id: 'top-layers', int: true, min: 1 },
-  unfreeze_every: { id: 'unfreeze-every', int: true, min: 0 },
-  layer_lr_decay: { id: 'layer-lr-decay', gt: 0, max: 1 },
-  grad_accum: { id: 'grad-accum', int: true, min: 1, max: 1024, name: 'Gradient accumulation' },
-  early_stopping_patience: { id: 'early-stopping-patience', int: true, min: 0, name: 'Early stopping patience' },
-  max_grad_norm: { id: 'max-grad-norm', min: 0 },
-  lora_rank: { id: 'lora-rank', int: true, min: 1, max: 256 },
-  lora_alpha: { id: 'lora-alpha', gt: 0 },
-  lora_dropout: { id: 'lora-dropout', min: 0, lt: 1 },
-  mix_temperature: { id: 'mix-temperature', gt: 0, max: 100, name: 'Mixing temperature' },
-  mlm_epochs: { id: 'mlm-epochs', int: true, min: 0, max: 1000, name: 'Adaptation epochs' },
-  mlm_lr: { id: 'mlm-lr', gt: 0, lt: 1, name: 'Adaptation learning rate' },
-  mlm_probability: { id: 'mlm-probability', gt: 0, lt: 1, name: 'Masking share' },
+  epochs: { id: 'epochs' },
+  lr: { id: 'lr' },
+  batch_size: { id: 'batch-size' },
+  max_len: { id: 'max-len' },
+  warmup_ratio: { id: 'warmup-ratio' },
+  weight_decay: { id: 'weight-decay' },
+  seed: { id: 'seed' },
+  eval_fraction: { id: 'eval-fraction', name: 'Evaluation share' },
+  eval_every: { id: 'eval-every' },
+  top_layers: { id: 'top-layers' },
+  unfreeze_every: { id: 'unfreeze-every' },
+  layer_lr_decay: { id: 'layer-lr-decay' },
+  grad_accum: { id: 'grad-accum', name: 'Gradient accumulation' },
+  early_stopping_patience: { id: 'early-stopping-patience', name: 'Early stopping patience' },
+  max_grad_norm: { id: 'max-grad-norm' },
+  lora_rank: { id: 'lora-rank' },
+  lora_alpha: { id: 'lora-alpha' },
+  lora_dropout: { id: 'lora-dropout' },
+  mix_temperature: { id: 'mix-temperature', name: 'Mixing temperature' },
+  mlm_epochs: { id: 'mlm-epochs', name: 'Adaptation epochs' },
+  mlm_lr: { id: 'mlm-lr', name: 'Adaptation learning rate' },
+  mlm_probability: { id: 'mlm-probability', name: 'Masking share' },
 };
+/** The engine's recipe schema ({fields: [{name, kind, default, min, max, min_exclusive, …}]}), set when the engine loads. */
+let recipeSchema = null;
+function schemaField(key) {
+  const f = recipeSchema?.fields.find((x) => x.name === key);
+  if (!f) throw new Error(recipeSchema ? `internal: the engine's recipe has no field "${key}"` : 'The training engine is still loading; try again in a moment.');
+  return f;
+}
+/** `fieldNumber` limits of recipe field `key`: {int, min | gt, max | lt} from the schema. */
+function schemaLimits(key) {
+  const f = schemaField(key);
+  const out = { int: f.kind === 'integer' };
+  if (f.min !== null) out[f.min_exclusive ? 'gt' : 'min'] = f.min;
+  if (f.max !== null) out[f.max_exclusive ? 'lt' : 'max'] = f.max;
+  return out;
+}
+/** Puts the schema's limits and help on the recipe inputs (min/max attributes, tooltips). */
+function applySchema(schema) {
+  recipeSchema = schema;
+  for (const [key, { id }] of Object.entries(RECIPE_FIELDS)) {
+    const f = schemaField(key);
+    const input = $(id);
+    if (f.min !== null) input.min = String(f.min);
+    if (f.max !== null) input.max = String(f.max);
+    if (f.help && !input.title) input.title = f.help;
+  }
+}
 const LORA_TARGETS = ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'];
 const loraTargetBoxes = () => [...document.querySelectorAll('input[name="lora-target"]')];
 const RECIPE_CHOICES = { strategy: 'strategy', schedule: 'schedule', early_stopping_metric: 'early-stopping-metric', task_sampling: 'task-sampling' }; // <select>s
 const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze: 'gradual-unfreeze' }; // checkboxes
-const RECIPE_KEYS = ['task', ...Object.keys(RECIPE_FIELDS), ...Object.keys(RECIPE_CHOICES), ...Object.keys(RECIPE_FLAGS), 'lora_targets', 'mix_weights', 'text_column', 'label_column', 'domain_text_column'];
+/** Every recipe key the engine knows (a recipe.json of any task, from the CLI or the page). */
+const recipeKeys = () => recipeSchema.fields.map((f) => f.name);
 
 /** LoRA's own fields show only with the LoRA strategy. */
 function showStrategyFields() {
@@ -732,7 +763,8 @@ function clearFieldErrors() {
 function readRecipe() {
   clearFieldErrors();
   const recipe = { task: $('task').value };
-  for (const [key, spec] of Object.entries(RECIPE_FIELDS)) {
+  for (const [key, field] of Object.entries(RECIPE_FIELDS)) {
+    const spec = { ...field, ...schemaLimits(key) };
     const input = $(spec.id);
     const name = spec.name ?? (input.labels[0]?.textContent.trim() || key);
     const raw = input.value.trim();
@@ -768,6 +800,28 @@ function readRecipe() {
   return recipe;
 }
 
+/** Fills the generative-model section from a decoder recipe (causal-lm or instruct). */
+function applyDecoderRecipe(recipe, source) {
+  const set = (id, v) => { if (v !== undefined) $(id).value = String(v); };
+  set('lm-task', recipe.task);
+  set('lm-epochs', recipe.epochs);
+  set('lm-lr', recipe.lr);
+  set('lm-batch', recipe.batch_size);
+  set('lm-max-len', recipe.max_len);
+  if (recipe.strategy === 'full' || recipe.strategy === 'lora') $('lm-strategy').value = recipe.strategy;
+  set('lm-lora-rank', recipe.lora_rank);
+  set('lm-lora-alpha', recipe.lora_alpha);
+  set('lm-lora-dropout', recipe.lora_dropout);
+  if (Array.isArray(recipe.lora_targets)) {
+    const option = [...$('lm-lora-targets').options].find((o) => o.value === recipe.lora_targets.join(','));
+    if (option) $('lm-lora-targets').value = option.value;
+    else log(`${source}: LoRA targets ${recipe.lora_targets.join(', ')} are not one of the page's choices; keeping ${$('lm-lora-targets').value}.`);
+  }
+  if (recipe.prompt_template !== undefined) $('lm-template-text').value = recipe.prompt_template;
+  $('lm-strategy').dispatchEvent(new Event('change'));
+  log(`Decoder recipe loaded from ${source} into the generative-model section.`);
+}
+
 /** Fills the form from a recipe JSON text (the page's download, or the CLI's recipe.json). */
 function applyRecipeText(text, source) {
   let recipe;
@@ -777,22 +831,35 @@ function applyRecipeText(text, source) {
     failWith('recipe', `${source} is not valid JSON: ${err.message}`);
   }
   if (!recipe || typeof recipe !== 'object' || Array.isArray(recipe)) failWith('recipe', `${source} must be a JSON object like {"epochs": 3, "lr": 5e-5}.`);
-  const unknown = Object.keys(recipe).filter((k) => !RECIPE_KEYS.includes(k));
-  if (unknown.length) failWith('recipe', `${source}: unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${RECIPE_KEYS.join(', ')}).`);
-  if (recipe.task !== undefined && ![...$('task').options].some((o) => o.value === recipe.task)) {
-    failWith('recipe', `${source}: task "${recipe.task}" is not supported (supported: ${[...$('task').options].map((o) => o.value).join(', ')}).`);
+  const known = recipeKeys();
+  const unknown = Object.keys(recipe).filter((k) => !known.includes(k));
+  if (unknown.length) failWith('recipe', `${source}: unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')}).`);
+  const tasks = schemaField('task').choices;
+  if (recipe.task !== undefined && !tasks.includes(recipe.task)) {
+    failWith('recipe', `${source}: task "${recipe.task}" is not supported (supported: ${tasks.join(', ')}).`);
   }
   for (const [key, spec] of Object.entries(RECIPE_FIELDS)) {
     if (recipe[key] === undefined) continue;
     if (typeof recipe[key] !== 'number') failWith('recipe', `${source}: "${key}" must be a number (got ${JSON.stringify(recipe[key])}).`);
   }
-  for (const [key, id] of Object.entries(RECIPE_CHOICES)) {
+  for (const key of Object.keys(RECIPE_CHOICES)) {
     if (recipe[key] === undefined) continue;
-    const options = [...$(id).options].map((o) => o.value);
+    const options = schemaField(key).choices;
     if (!options.includes(recipe[key])) failWith('recipe', `${source}: "${key}" must be one of ${options.join(', ')} (got ${JSON.stringify(recipe[key])}).`);
   }
   for (const key of Object.keys(RECIPE_FLAGS)) {
     if (recipe[key] !== undefined && typeof recipe[key] !== 'boolean') failWith('recipe', `${source}: "${key}" must be true or false (got ${JSON.stringify(recipe[key])}).`);
+  }
+  if (recipe.task === 'causal-lm' || recipe.task === 'instruct') {
+    applyDecoderRecipe(recipe, source);
+    return;
+  }
+  if (recipe.task === 'masked-lm') {
+    // A masked-LM run (burnish train --task masked-lm) is the page's domain-adaptation stage.
+    recipe = { ...recipe, mlm_epochs: recipe.epochs ?? 1, mlm_lr: recipe.lr ?? 1e-4, task: 'text-classification' };
+    delete recipe.epochs;
+    delete recipe.lr;
+    log(`${source} is a masked-LM recipe: its epochs and learning rate are set as the domain-adaptation stage (Adapt only runs it alone).`);
   }
   const targets = recipe.lora_targets;
   if (targets !== undefined && (!Array.isArray(targets) || targets.some((x) => !LORA_TARGETS.includes(x)))) {
@@ -1981,11 +2048,15 @@ async function loadDecoderFromFiles(files) {
 }
 
 /** The number in field `id`, or a message next to it naming the allowed range. */
-function fieldNumber(id, name, { int = false, min = 0, max = Infinity } = {}) {
+/** The number in input `id`, within the limits (`min`/`max` inclusive, `gt`/`lt` exclusive; min 0 unless `gt`). */
+function fieldNumber(id, name, { int = false, gt, lt, min = gt === undefined ? 0 : undefined, max = Infinity } = {}) {
   const raw = $(id).value.trim();
   const v = Number(raw);
-  if (raw === '' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max) {
-    failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'} from ${min}${max < Infinity ? ` to ${max}` : ''} (got ${raw || 'nothing'}).`);
+  const ok = raw !== '' && Number.isFinite(v) && (!int || Number.isInteger(v)) &&
+    (min === undefined || v >= min) && (gt === undefined || v > gt) && v <= max && (lt === undefined || v < lt);
+  if (!ok) {
+    const range = [min !== undefined && `from ${min}`, gt !== undefined && `above ${gt}`, max < Infinity && `to ${max}`, lt !== undefined && `below ${lt}`].filter(Boolean).join(' ');
+    failWith(`field:${id}`, `${name} must be ${int ? 'a whole number' : 'a number'}${range ? ` ${range}` : ''} (got ${raw || 'nothing'}).`);
   }
   return v;
 }
@@ -2081,10 +2152,10 @@ function lmRecipe() {
   const text = state.lmData?.columns.includes('text') ? 'text' : state.lmData?.columns[0];
   return {
     task, prompt_template: template, text_column: text ?? 'text',
-    epochs: fieldNumber('lm-epochs', 'Epochs', { int: true, min: 1, max: 1000 }),
-    lr: fieldNumber('lm-lr', 'Learning rate', { min: 1e-12, max: 1 }),
-    batch_size: fieldNumber('lm-batch', 'Batch size', { int: true, min: 1, max: 512 }),
-    max_len: fieldNumber('lm-max-len', 'Max length', { int: true, min: 2, max: state.decoder?.max_positions ?? 1e9 }),
+    epochs: fieldNumber('lm-epochs', 'Epochs', schemaLimits('epochs')),
+    lr: fieldNumber('lm-lr', 'Learning rate', schemaLimits('lr')),
+    batch_size: fieldNumber('lm-batch', 'Batch size', schemaLimits('batch_size')),
+    max_len: fieldNumber('lm-max-len', 'Max length', { ...schemaLimits('max_len'), max: state.decoder?.max_positions ?? 1e9 }),
     warmup_ratio: 0, weight_decay: 0, eval_fraction: 0.2, seed: 42,
     ...lmStrategy(true),
   };
@@ -2094,12 +2165,12 @@ function lmRecipe() {
 function lmStrategy(strict) {
   const strategy = $('lm-strategy').value;
   if (strategy !== 'lora') return { strategy };
-  const num = (id, name, opts, fallback) => (strict ? fieldNumber(id, name, opts) : (Number.isFinite(Number($(id).value)) && $(id).value !== '' ? Number($(id).value) : fallback));
+  const num = (id, name, key, fallback) => (strict ? fieldNumber(id, name, schemaLimits(key)) : (Number.isFinite(Number($(id).value)) && $(id).value !== '' ? Number($(id).value) : fallback));
   return {
     strategy,
-    lora_rank: num('lm-lora-rank', 'LoRA rank', { int: true, min: 1, max: 256 }, 8),
-    lora_alpha: num('lm-lora-alpha', 'LoRA alpha', { min: 1e-9 }, 16),
-    lora_dropout: num('lm-lora-dropout', 'LoRA dropout', { min: 0, max: 0.99 }, 0.05),
+    lora_rank: num('lm-lora-rank', 'LoRA rank', 'lora_rank', 8),
+    lora_alpha: num('lm-lora-alpha', 'LoRA alpha', 'lora_alpha', 16),
+    lora_dropout: num('lm-lora-dropout', 'LoRA dropout', 'lora_dropout', 0.05),
     lora_targets: $('lm-lora-targets').value.split(','),
   };
 }

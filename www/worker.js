@@ -377,7 +377,8 @@ const handlers = {
     wasmLoading ??= importWasm(String(mode), Number(threads) || 0);
     const m = await wasmLoading;
     backend ??= { ...(await exclusive(() => m.initBackend(String(mode)))), engine: engine.dir, threadsNote: engine.threadsNote };
-    return backend;
+    // The recipe's fields, limits and help, from the engine itself (recipe.rs).
+    return { ...backend, recipe_schema: m.recipeSchema() };
   },
 
   async [IN.LOAD_MODEL]({ config, tokenizer, weights, tokenizerConfig }) {
