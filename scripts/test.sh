@@ -11,6 +11,8 @@ cd "$ROOT"
 echo "[test] native: cargo test --profile ci (release speed, no LTO: Cargo.toml)" >&2
 cargo test --profile ci -- --test-threads=1
 BIN="$CARGO_TARGET_DIR/ci/burnish"
+# The browser tests compare the page with this CLI build (tests/browser/harness.mjs).
+export BURNISH_BIN="$BIN"
 
 echo "[test] browser: build wasm, then node --test tests/browser" >&2
 bash scripts/build_wasm.sh

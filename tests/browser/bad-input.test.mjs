@@ -6,7 +6,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { DATA, REPO, TINY, TINY_FILES, messageIn, openPage, waitForState } from './harness.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI, DATA, REPO, TINY, TINY_FILES, messageIn, openPage, waitForState } from './harness.mjs';
 
 let session;
 let page;
@@ -182,8 +184,49 @@ test('recipe: a recipe file with an unknown field', async () => {
 
 test('recipe: a recipe file for a task that is not supported', async () => {
   await upload('#recipe-file', await file('recipe.json', JSON.stringify({ task: 'summarization' })));
-  await messageIn(page, '#recipe-error', /task "summarization" is not supported \(supported: text-classification\)/);
+  await messageIn(page, '#recipe-error', /task "summarization" is not supported \(supported: text-classification, masked-lm, causal-lm, instruct\)/);
 });
+
+// One recipe for every task: a recipe.json the CLI wrote after a real run of each task loads in
+// the page without a complaint and fills the section of that task (recipe.rs is the one schema).
+const FIX = (name) => path.join(REPO, 'tests', 'fixtures', name);
+const cliRuns = {
+  'text-classification': ['--model', TINY, '--train', DATA('studio-train.csv'), '--epochs', '1', '--lr', '0.0003', '--batch-size', '12', '--max-len', '24'],
+  'masked-lm': ['--task', 'masked-lm', '--model', TINY, '--train', DATA('domain-reviews.txt'), '--epochs', '2', '--lr', '0.004', '--batch-size', '8', '--max-len', '32'],
+  'causal-lm': ['--task', 'causal-lm', '--model', FIX('tiny-gpt2'), '--train', DATA('domain-reviews.txt'), '--epochs', '2', '--lr', '0.003', '--batch-size', '4', '--max-len', '32'],
+  instruct: ['--task', 'instruct', '--model', FIX('tiny-llama'), '--train', DATA('instruct-pairs.jsonl'), '--epochs', '3', '--lr', '0.005', '--batch-size', '4', '--max-len', '48', '--strategy', 'lora', '--lora-rank', '4'],
+};
+for (const [task, args] of Object.entries(cliRuns)) {
+  test(`recipe: the CLI's recipe.json of a ${task} run loads in the page`, { timeout: 120_000 }, async () => {
+    const out = path.join(dir, `cli-${task}`);
+    await promisify(execFile)(CLI, ['train', ...args, '--out', out]);
+    const written = JSON.parse(await readFile(path.join(out, 'recipe.json'), 'utf8'));
+    assert.equal(written.task, task);
+    await upload('#recipe-file', path.join(out, 'recipe.json'));
+    const log = page.locator('#log');
+    if (task === 'causal-lm' || task === 'instruct') {
+      await log.filter({ hasText: 'Decoder recipe loaded' }).waitFor({ timeout: 10_000 });
+      assert.equal(await page.inputValue('#lm-task'), task);
+      assert.equal(Number(await page.inputValue('#lm-epochs')), written.epochs);
+      assert.equal(Number(await page.inputValue('#lm-lr')), written.lr);
+      assert.equal(Number(await page.inputValue('#lm-batch')), written.batch_size);
+      assert.equal(Number(await page.inputValue('#lm-max-len')), written.max_len);
+      assert.equal(await page.inputValue('#lm-strategy'), written.strategy);
+      if (task === 'instruct') assert.equal(Number(await page.inputValue('#lm-lora-rank')), 4);
+    } else {
+      await log.filter({ hasText: 'Recipe loaded from recipe.json' }).last().waitFor({ timeout: 10_000 });
+      if (task === 'masked-lm') {
+        assert.equal(Number(await page.inputValue('#mlm-epochs')), written.epochs);
+        assert.equal(Number(await page.inputValue('#mlm-lr')), written.lr);
+      } else {
+        assert.equal(Number(await page.inputValue('#epochs')), written.epochs);
+        assert.equal(Number(await page.inputValue('#lr')), written.lr);
+        assert.equal(Number(await page.inputValue('#batch-size')), written.batch_size);
+      }
+    }
+    assert.equal(await page.locator('#recipe-error').isVisible(), false, 'no recipe error');
+  });
+}
 
 test('try-it and export before any training', async () => {
   await page.fill('#try-text', 'hello');

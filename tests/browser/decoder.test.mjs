@@ -7,15 +7,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, WEBGPU_ARGS, download, messageIn, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, WEBGPU_ARGS, download, messageIn, openPage, safetensorsHeader, waitForState, CLI } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 const LLAMA = path.join(REPO, 'tests', 'fixtures', 'tiny-llama');
-const BIN = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+const BIN = CLI;
 const cli = async (args) => JSON.parse((await promisify(execFile)(BIN, args)).stdout);
 
 async function decoderFlow(t, { name, args, query, kind, timeout }) {

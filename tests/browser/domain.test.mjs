@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, TINY, WEBGPU_ARGS, download, loadStudioData, messageIn, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY, WEBGPU_ARGS, download, loadStudioData, messageIn, openPage, safetensorsHeader, waitForState, CLI } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
@@ -94,7 +93,7 @@ async function twoStage({ name, args, query, kind, timeout, t, full }) {
       const recipe = JSON.parse(await readFile(recipeFile, 'utf8'));
       assert.equal(recipe.mlm_epochs, 3);
       assert.equal(recipe.domain_text_column, 'text');
-      const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+      const bin = CLI;
       const cli = await promisify(execFile)(bin, [
         'train', '--model', TINY, '--train', DATA('studio-train.csv'), '--domain', DATA('domain-reviews.txt'), '--recipe', recipeFile,
         '--out', path.join(out, 'cli'),

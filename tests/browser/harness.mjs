@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 // request that leaves the test server. Tests differ only in Chromium flags and expectations.
 
 import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -113,6 +114,9 @@ export async function messageIn(page, selector, re, timeout = 20_000) {
 
 export const TINY = path.join(REPO, 'tests', 'fixtures', 'tiny-bert');
 export const TINY_FILES = ['config.json', 'tokenizer.json', 'model.safetensors'].map((f) => path.join(TINY, f));
+/** The CLI the page's results are compared with: the test command's build (scripts/test.sh sets
+ * BURNISH_BIN; otherwise the `ci` profile's binary that `cargo test --profile ci` builds). */
+export const CLI = process.env.BURNISH_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'ci', 'burnish');
 export const DATA = (name) => path.join(REPO, 'tests', 'data', name);
 
 /** Clicks `selector` and saves the download it starts under `dir`; returns the file path. */

@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, TINY, download, loadStudioData, messageIn, openPage, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, TINY, download, loadStudioData, messageIn, openPage, waitForState, CLI } from './harness.mjs';
 
 test('data mixing: shares shown, weights applied, batches drawn as configured, same as the CLI', { timeout: 150_000 }, async (t) => {
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
@@ -55,7 +54,7 @@ test('data mixing: shares shown, weights applied, batches drawn as configured, s
     const recipeFile = await download(page, '#recipe-download', path.join(ARTIFACTS, 'mixing'));
     const recipe = JSON.parse(await readFile(recipeFile, 'utf8'));
     assert.deepEqual(recipe.mix_weights, [1, 3]);
-    const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+    const bin = CLI;
     const cli = await promisify(execFile)(bin, [
       'train', '--model', TINY, '--train', DATA('studio-train.csv'), '--train', DATA('mix-extra.csv'), '--recipe', recipeFile,
       '--out', path.join(ARTIFACTS, 'mixing', 'cli'),

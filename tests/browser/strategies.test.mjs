@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, TINY, download, loadStudioData, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY, download, loadStudioData, openPage, safetensorsHeader, waitForState, CLI } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
@@ -57,7 +56,7 @@ test('top layers + gradual unfreezing + layer-wise LR + cosine, shown and done',
       { s: recipe.strategy, k: recipe.top_layers, g: recipe.gradual_unfreeze, u: recipe.unfreeze_every, d: recipe.layer_lr_decay, c: recipe.schedule },
       { s: 'top', k: 1, g: true, u: 3, d: 0.5, c: 'cosine' },
     );
-    const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+    const bin = CLI;
     const cli = await promisify(execFile)(bin, ['train', '--model', TINY, '--train', DATA('studio-train.csv'), '--recipe', recipeFile, '--out', path.join(ARTIFACTS, 'strategies', 'cli')]);
     const metrics = JSON.parse(cli.stdout);
     assert.deepEqual(metrics.trainable.training, second.training);
@@ -142,7 +141,7 @@ test('LoRA: adapters on chosen layers, estimate = what trains, merged + PEFT exp
       await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
       await writeFile(path.join(dir, name), bytes);
     }
-    const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+    const bin = CLI;
     // Where peft is installed: it loads the page's adapter on the base model with Burnish's logits.
     const peft = await promisify(execFile)('python3', ['-c', 'import peft']).then(() => true, () => false);
     if (peft) {

@@ -8,11 +8,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, TINY_FILES, WEBGPU_ARGS, download, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY_FILES, WEBGPU_ARGS, download, openPage, safetensorsHeader, waitForState, CLI } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -213,7 +212,7 @@ async function studioFlow({ name, args, query, expectBackend, modelVia, timeoutM
     }
 
     // The recipe the page wrote is accepted by the CLI (same Recipe type, --recipe).
-    const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/burnish/target'), 'release', 'burnish');
+    const bin = CLI;
     const cli = await promisify(execFile)(bin, ['train', '--model', path.dirname(TINY_FILES[0]), '--train', DATA('studio-train.csv'), '--recipe', recipeFile, '--epochs', '1', '--out', path.join(out, 'cli')]);
     const cliMetrics = JSON.parse(cli.stdout);
     assert.equal(cliMetrics.recipe.eval_every, 3);

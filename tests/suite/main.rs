@@ -8,6 +8,7 @@ mod cli;
 mod common;
 
 mod data_parsing;
+mod engine;
 mod fidelity;
 mod gguf;
 mod lm;
