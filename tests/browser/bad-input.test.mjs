@@ -191,7 +191,7 @@ test('recipe: a recipe file for a task that is not supported', async () => {
 // the page without a complaint and fills the section of that task (recipe.rs is the one schema).
 const FIX = (name) => path.join(REPO, 'tests', 'fixtures', name);
 const cliRuns = {
-  'text-classification': ['--model', TINY, '--train', DATA('studio-train.csv'), '--epochs', '1', '--lr', '0.0003', '--batch-size', '12', '--max-len', '24'],
+  'text-classification': ['--model', TINY, '--train', DATA('quirks.csv'), '--eval-fraction', '0.34', '--epochs', '1', '--lr', '0.0003', '--batch-size', '4', '--max-len', '24'],
   'masked-lm': ['--task', 'masked-lm', '--model', TINY, '--train', DATA('domain-reviews.txt'), '--epochs', '2', '--lr', '0.004', '--batch-size', '8', '--max-len', '32'],
   'causal-lm': ['--task', 'causal-lm', '--model', FIX('tiny-gpt2'), '--train', DATA('domain-reviews.txt'), '--epochs', '2', '--lr', '0.003', '--batch-size', '4', '--max-len', '32'],
   instruct: ['--task', 'instruct', '--model', FIX('tiny-llama'), '--train', DATA('instruct-pairs.jsonl'), '--epochs', '3', '--lr', '0.005', '--batch-size', '4', '--max-len', '48', '--strategy', 'lora', '--lora-rank', '4'],
