@@ -132,3 +132,10 @@ async fn gpu() -> (Device, BackendInfo) {
         }
     }
 }
+
+/// Reads a float tensor to the host without blocking (the only kind of read allowed on wasm).
+pub async fn read_f32<const D: usize>(t: burn::tensor::Tensor<D>) -> crate::error::Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| crate::error::Error::Backend(format!("reading a tensor failed: {e:?}")))?;
+    data.convert::<f32>().try_to_vec::<f32>().map_err(|e| crate::error::Error::Backend(format!("tensor data: {e:?}")))
+}
+

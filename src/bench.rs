@@ -8,12 +8,15 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 use web_time::Instant;
 
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::engine::{clip_global_norm, cross_entropy};
 use crate::error::{Error, Result};
 use crate::infer::classify::build_classifier;
+use crate::data::text::LmRow;
 use crate::models::bert::{BertInput, SequenceClassifier};
-use crate::weights::read_f32;
+use crate::models::causal::CausalModel;
+use crate::recipe::{Recipe, Strategy};
+use crate::backend::read_f32;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
@@ -135,4 +138,89 @@ pub async fn bench_forward(ckpt: &Checkpoint, batch: usize, len: usize, passes: 
         }
     }
     Ok(BenchResult::new(batch, len, times))
+}
+
+/// Decoder speed: training steps (forward, masked loss, backward, clip, AdamW under the
+/// recipe's strategy) on a fixed `[batch, len]` batch of seeded random token ids, then greedy
+/// generation with the KV cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecoderBench {
+    pub strategy: Strategy,
+    pub trainable: usize,
+    pub training: crate::bench::BenchResult,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub generation_s: f64,
+    pub generation_tokens_per_s: f64,
+    /// The same greedy generation on 8-bit weights (`models/q8.rs`), for Llama/Qwen2: tokens/s,
+    /// how many of its first tokens equal the f32 model's, and the weights' size.
+    pub int8: Option<Int8Bench>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Int8Bench {
+    pub generation_s: f64,
+    pub generation_tokens_per_s: f64,
+    pub same_tokens_as_f32: usize,
+    pub weight_bytes: usize,
+    pub quantize_s: f64,
+}
+
+/// Times `steps` training steps after `warmup` untimed ones (each step's loss is read back, so
+/// it has finished on the device), then `gen_tokens` greedy tokens after a 16-token prompt (end
+/// of sequence ignored, so exactly that many).
+pub async fn bench_decoder(cm: &CausalModel, recipe: &Recipe, steps: usize, warmup: usize, gen_tokens: usize, device: &Device) -> Result<DecoderBench> {
+    use rand::Rng;
+    let (batch, len) = (recipe.batch_size, recipe.max_len);
+    if steps == 0 || batch == 0 || len < 2 || len > cm.config.max_positions() || gen_tokens == 0 {
+        return Err(Error::Recipe("bench needs steps ≥ 1, batch ≥ 1, tokens ≥ 1 and 2 ≤ max-len ≤ the model's positions".into()));
+    }
+    let mut rng = StdRng::seed_from_u64(0);
+    let vocab = cm.tokenizer.vocab_size().min(cm.config.vocab_size()) as u32;
+    let lo = 256.min(vocab / 2);
+    let rows: Vec<LmRow> = (0..batch).map(|_| LmRow { ids: (0..len).map(|_| rng.random_range(lo..vocab)).collect(), weights: vec![1.0; len] }).collect();
+    let r = Recipe { epochs: warmup + steps, grad_accum: 1, warmup_ratio: 0.0, ..recipe.clone() };
+    let mut s = crate::engine::causal_lm::LmSession::new(cm, rows.clone(), Vec::new(), r, device)?;
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        s.step().await?;
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let training = crate::bench::BenchResult::new(batch, len, times);
+    let model = s.inference_model()?;
+    let prompt: Vec<u32> = rows[0].ids.iter().take(16.min(len)).copied().collect();
+    let positions = cm.config.max_positions();
+    let opts = crate::infer::generate::GenerateOptions { max_new_tokens: gen_tokens.min(positions.saturating_sub(prompt.len())).max(1), ..Default::default() };
+    let mut g = crate::infer::generate::Generation::new(&model, prompt.clone(), opts, Vec::new(), positions)?;
+    let t0 = Instant::now();
+    while g.step(&model, &cm.tokenizer).await?.is_some() {}
+    let generation_s = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let int8 = match crate::infer::generate::int8_model(&model).await? {
+        Some(q8) => {
+            let quantize_s = t0.elapsed().as_secs_f64();
+            let weight_bytes = q8.bytes();
+            let mut g8 = crate::infer::generate::Generation::new(&model, prompt.clone(), crate::infer::generate::GenerateOptions { max_new_tokens: g.generated().len().max(1), ..Default::default() }, Vec::new(), positions)?;
+            g8.use_int8(std::sync::Arc::new(q8));
+            let t0 = Instant::now();
+            while g8.step(&model, &cm.tokenizer).await?.is_some() {}
+            let s = t0.elapsed().as_secs_f64();
+            let same = g8.generated().iter().zip(g.generated()).take_while(|(a, b)| a == b).count();
+            Some(Int8Bench { generation_s: s, generation_tokens_per_s: g8.generated().len() as f64 / s.max(1e-9), same_tokens_as_f32: same, weight_bytes, quantize_s })
+        }
+        None => None,
+    };
+    Ok(DecoderBench {
+        strategy: recipe.strategy,
+        trainable: s.objective.trainable,
+        training,
+        prompt_tokens: prompt.len(),
+        generated_tokens: g.generated().len(),
+        generation_s,
+        generation_tokens_per_s: g.generated().len() as f64 / generation_s.max(1e-9),
+        int8,
+    })
 }

@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
 
 /// What a run trains.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -204,14 +203,6 @@ pub enum EvalMetric {
 }
 
 impl EvalMetric {
-    pub fn of(self, m: &Metrics) -> f64 {
-        match self {
-            EvalMetric::Accuracy => m.accuracy,
-            EvalMetric::MacroF1 => m.macro_f1,
-            EvalMetric::Loss => m.loss,
-        }
-    }
-
     /// Whether `new` is an improvement on `old`.
     pub fn better(self, new: f64, old: f64) -> bool {
         if self == EvalMetric::Loss { new < old } else { new > old }

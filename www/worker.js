@@ -145,29 +145,16 @@ const generating = { active: false, stopped: false, id: 0 };
 
 /** Fine-tunes the decoder to the end (or Stop), reporting every slice; every `ckpt.every`
  * steps the run's checkpoint goes to OPFS (saved-run.js, DECODER_RUN). */
-async function lmLoop(ckpt = { every: 0, lastSaved: 0, total: 0 }) {
+async function lmLoop(ckpt = { every: 0, lastSaved: 0 }) {
   let ok = false;
   try {
     const m = await wasm();
-    let done = false;
-    while (!done && !lmRun.stopped) {
-      const { reports, history } = await exclusive(() => m.lmSteps(STEP_BUDGET_MS));
-      const last = reports[reports.length - 1];
-      if (last) done = Boolean(last.done);
-      post(OUT.LM_PROGRESS, { reports, history });
-      if (last && !done && ckpt.every > 0 && last.step - ckpt.lastSaved >= ckpt.every) {
-        try {
-          const bytes = await exclusive(() => m.saveLmCheckpoint());
-          await saveCheckpoint(bytes, { step: last.step, total_steps: last.total_steps, saved_at: new Date().toISOString() }, DECODER_RUN);
-          ckpt.lastSaved = last.step;
-          post(OUT.LM_CHECKPOINT, { step: last.step, bytes: bytes.length });
-        } catch (err) {
-          ckpt.every = 0; // report once, train on without checkpoints
-          post(OUT.ERROR, { message: `Could not save a checkpoint (training goes on without them): ${describe(err)}`, concerns: 'lm', step: null });
-        }
-      }
-      await nextTask();
-    }
+    await runSlices(lmRun, {
+      slice: () => m.lmSteps(STEP_BUDGET_MS),
+      reportsOf: (r) => r.reports,
+      post: (r) => post(OUT.LM_PROGRESS, r),
+      checkpoint: { ...ckpt, concerns: 'lm', save: () => m.saveLmCheckpoint(), store: DECODER_RUN, event: OUT.LM_CHECKPOINT },
+    });
     ok = true;
   } catch (err) {
     post(OUT.ERROR, { message: describe(err), concerns: 'lm', step: null });
@@ -213,13 +200,11 @@ async function multitaskLoop() {
   let metrics = null;
   try {
     const m = await wasm();
-    let done = false;
-    while (!done && !multitasking.stopped) {
-      const reports = await exclusive(() => m.multitaskSteps(STEP_BUDGET_MS));
-      if (reports.length) done = Boolean(reports[reports.length - 1].done);
-      post(OUT.MT_PROGRESS, { reports });
-      await nextTask();
-    }
+    await runSlices(multitasking, {
+      slice: () => m.multitaskSteps(STEP_BUDGET_MS),
+      reportsOf: (reports) => reports,
+      post: (reports) => post(OUT.MT_PROGRESS, { reports }),
+    });
     metrics = await exclusive(() => m.multitaskEvaluate());
     ok = true;
   } catch (err) {
@@ -237,14 +222,17 @@ async function compareLoop(summary) {
   try {
     const m = await wasm();
     const done = summary.runs.map(() => false);
-    while (!done.every(Boolean) && !comparing.stopped) {
-      const reports = await exclusive(() => m.compareSteps(STEP_BUDGET_MS));
-      reports.forEach((list, i) => {
-        if (list.length && list[list.length - 1].done) done[i] = true;
-      });
-      post(OUT.COMPARE_PROGRESS, { reports });
-      await nextTask();
-    }
+    await runSlices(comparing, {
+      slice: () => m.compareSteps(STEP_BUDGET_MS),
+      // Each run's reports; the comparison is done when every run is.
+      isDone: (reports) => {
+        reports.forEach((list, i) => {
+          if (list.length && list[list.length - 1].done) done[i] = true;
+        });
+        return done.every(Boolean);
+      },
+      post: (reports) => post(OUT.COMPARE_PROGRESS, { reports }),
+    });
     if (summary.eval_count > 0) results = await exclusive(() => m.compareEvaluate());
     ok = true;
   } catch (err) {
@@ -260,17 +248,45 @@ async function compareLoop(summary) {
 // loop yields a macrotask between slices.
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-/** Every `every` steps, the run's checkpoint goes to OPFS (see saved-run.js). */
-async function maybeCheckpoint(m, summary, ckpt, done) {
-  if (!(ckpt.every > 0) || done || training.step - ckpt.lastSaved < ckpt.every) return;
-  try {
-    const bytes = await exclusive(() => m.saveCheckpoint());
-    await saveCheckpoint(bytes, { step: training.step, total_steps: summary.total_steps, saved_at: new Date().toISOString() });
-    ckpt.lastSaved = training.step;
-    post(OUT.CHECKPOINT, { step: training.step, bytes: bytes.length });
-  } catch (err) {
-    ckpt.every = 0; // report once, train on without checkpoints
-    post(OUT.ERROR, { message: `Could not save a checkpoint (training goes on without them): ${describe(err)}`, concerns: 'train', step: training.step });
+/**
+ * The one run loop, for every kind of run (classifier, domain adaptation, decoder, multi-task,
+ * comparison): one wasm call per slice (`slice`, steps for STEP_BUDGET_MS), its result posted,
+ * until the last report says done (`isDone` for results of another shape) or Stop; while
+ * `run.paused` it waits for `run.wake`. With `checkpoint` ({every, lastSaved, save, store, event,
+ * concerns}) the run's checkpoint goes to OPFS every `every` steps (saved-run.js); a failed save is
+ * said once and the run goes on without. `between` runs after each slice. A macrotask is yielded
+ * between slices: Pause and Stop arrive as messages, delivered only between macrotasks, and a
+ * slice on the CPU may settle without leaving the microtask queue.
+ */
+async function runSlices(run, { slice, reportsOf = (r) => r, isDone = null, post: postResult, checkpoint = null, between = null }) {
+  let done = false;
+  while (!done && !run.stopped) {
+    if (run.paused) {
+      await new Promise((resolve) => (run.wake = resolve));
+      continue;
+    }
+    const result = await exclusive(slice);
+    const reports = isDone ? [] : reportsOf(result);
+    const last = reports[reports.length - 1];
+    if (last) {
+      run.step = last.step;
+      done = Boolean(last.done);
+    }
+    if (isDone) done = isDone(result);
+    postResult(result);
+    if (checkpoint && last && !done && checkpoint.every > 0 && last.step - checkpoint.lastSaved >= checkpoint.every) {
+      try {
+        const bytes = await exclusive(checkpoint.save);
+        await saveCheckpoint(bytes, { step: last.step, total_steps: last.total_steps, saved_at: new Date().toISOString() }, checkpoint.store);
+        checkpoint.lastSaved = last.step;
+        post(checkpoint.event, { step: last.step, bytes: bytes.length });
+      } catch (err) {
+        checkpoint.every = 0; // report once, train on without checkpoints
+        post(OUT.ERROR, { message: `Could not save a checkpoint (training goes on without them): ${describe(err)}`, concerns: checkpoint.concerns, step: last.step });
+      }
+    }
+    if (between) await between();
+    await nextTask();
   }
 }
 
@@ -293,23 +309,14 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
       post(OUT.LOG, { key: 'train.before' });
       await exclusive(() => m.startBaseline());
     }
-    let done = false;
-    while (!done && !training.stopped) {
-      if (training.paused) {
-        await new Promise((resolve) => (training.wake = resolve));
-        continue;
-      }
-      const reports = await exclusive(() => m.trainSteps(STEP_BUDGET_MS));
-      if (reports.length) {
-        const last = reports[reports.length - 1];
-        training.step = last.step;
-        done = Boolean(last.done);
-      }
-      post(OUT.PROGRESS, { reports });
-      await maybeCheckpoint(m, summary, ckpt, done);
-      if (baseline) await scoreBaseline();
-      await nextTask();
-    }
+    await runSlices(training, {
+      slice: () => m.trainSteps(STEP_BUDGET_MS),
+      post: (reports) => post(OUT.PROGRESS, { reports }),
+      checkpoint: { ...ckpt, concerns: 'train', save: () => m.saveCheckpoint(), store: undefined, event: OUT.CHECKPOINT },
+      between: async () => {
+        if (baseline) await scoreBaseline();
+      },
+    });
     while (baseline) await scoreBaseline();
     if (summary.eval_count > 0) {
       post(OUT.LOG, { message: `Evaluating on ${summary.eval_count} held-out rows…` });
@@ -327,25 +334,19 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
   }
 }
 
-/** Two-stage recipe: masked-LM adaptation on the domain text, then the classifier from the
- * adapted encoder (trainLoop). Pause and Stop work in both stages. */
-/** Stage 1 (masked-LM adaptation); then, unless `adaptOnly`, the classifier run from it. */
+/** Two-stage recipe: stage 1, masked-LM adaptation on the domain text; then, unless
+ * `adaptOnly`, the classifier from the adapted encoder (trainLoop). Pause and Stop work in both. */
 async function adaptThenTrain(recipe, ckpt, adaptOnly) {
   let handedOver = false;
   let failed = false;
   try {
     const m = await wasm();
-    let done = false;
-    while (!done && !training.stopped) {
-      if (training.paused) {
-        await new Promise((resolve) => (training.wake = resolve));
-        continue;
-      }
-      const { reports, history } = await exclusive(() => m.adaptSteps(STEP_BUDGET_MS));
-      if (reports.length) done = Boolean(reports[reports.length - 1].done);
-      post(OUT.MLM_PROGRESS, { reports, history });
-      await nextTask();
-    }
+    await runSlices(training, {
+      slice: () => m.adaptSteps(STEP_BUDGET_MS),
+      reportsOf: (r) => r.reports,
+      post: (r) => post(OUT.MLM_PROGRESS, r),
+    });
+    training.step = 0; // the classifier stage counts its own steps
     if (training.stopped) {
       post(OUT.LOG, { message: 'Stopped during the domain adaptation: the classifier stage did not start.' });
     } else {

@@ -4,15 +4,16 @@
 //! the completions are learnt. Every weight trains, or LoRA adapters on the recipe's targets.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::causal::{CausalLm, CausalModel};
+use crate::data::text::{LmRow, learnt};
+use crate::models::causal::{CausalLm, CausalModel, next_token_loss};
 use crate::engine::{Fnv, NoDetail, Objective, Run, shuffled_batches};
 use crate::error::{Error, Result};
-use crate::lm::{LmRow, learnt, loss_of, score};
+use crate::backend::read_f32;
 use crate::recipe::{EvalMetric, Recipe, Strategy};
 
 /// A decoder run.
@@ -105,7 +106,7 @@ impl Objective for CausalLmTask {
 }
 
 impl CausalLmTask {
-    fn build(cm: &CausalModel, train: Vec<LmRow>, eval: Vec<LmRow>, recipe: &Recipe, device: &Device) -> Result<(Self, CausalLm, crate::weights::LoadReport)> {
+    fn build(cm: &CausalModel, train: Vec<LmRow>, eval: Vec<LmRow>, recipe: &Recipe, device: &Device) -> Result<(Self, CausalLm, crate::hf::weights::LoadReport)> {
         recipe.validate(cm.config.max_positions())?;
         if train.is_empty() {
             return Err(Error::data("no training rows"));
@@ -115,7 +116,7 @@ impl CausalLmTask {
         }
         let modules = match recipe.strategy {
             Strategy::Full => Vec::new(),
-            Strategy::Lora => crate::causal::lora_modules(&cm.config, &recipe.lora_targets),
+            Strategy::Lora => crate::models::causal::lora_modules(&cm.config, &recipe.lora_targets),
             other => {
                 return Err(Error::Recipe(format!(
                     "strategy \"{}\" is for classifiers; a causal LM trains every weight (\"full\") or LoRA adapters (\"lora\")",
@@ -185,7 +186,7 @@ impl Run<CausalLmTask> {
         let mut files = vec![
             ("config.json".to_string(), cm.config_bytes.clone()),
             ("tokenizer.json".to_string(), cm.tokenizer.raw().to_vec()),
-            ("model.safetensors".to_string(), crate::weights::export_causal_safetensors(self.model()?).await?),
+            ("model.safetensors".to_string(), crate::models::export::export_causal_safetensors(self.model()?).await?),
         ];
         if let Some(tc) = &cm.tokenizer_config {
             files.push(("tokenizer_config.json".to_string(), tc.clone()));
@@ -202,15 +203,56 @@ impl Run<CausalLmTask> {
     /// The PEFT adapter folder (`peft/adapter_config.json`, `peft/adapter_model.safetensors`)
     /// that `peft.PeftModel.from_pretrained` loads on top of the base `AutoModelForCausalLM`.
     pub async fn export_peft(&self, cm: &CausalModel, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let layers = if matches!(cm.config, crate::causal::DecoderConfig::Gpt2(_)) { "h" } else { "layers" };
+        let layers = if matches!(cm.config, crate::models::causal::DecoderConfig::Gpt2(_)) { "h" } else { "layers" };
         let names: Vec<String> = self.objective.lora_modules.iter().map(|m| m.replace('.', "\\.")).collect();
         let target = format!(".*\\.{layers}\\.\\d+\\.({})", names.join("|"));
         // GPT-2's Conv1D stores its weight [in, out].
-        let config = crate::engine::classifier::peft_adapter_config(&self.recipe, "CAUSAL_LM", base_name, &target, serde_json::Value::Null, layers == "h");
+        let config = crate::models::export::peft_adapter_config(&self.recipe, "CAUSAL_LM", base_name, &target, serde_json::Value::Null, layers == "h");
         let model = self.model()?;
         Ok(vec![
             ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
-            ("peft/adapter_model.safetensors".to_string(), crate::weights::export_lora_adapters(&model.lora_linears(&self.objective.lora_modules)).await?),
+            ("peft/adapter_model.safetensors".to_string(), crate::models::export::export_lora_adapters(&model.lora_linears(&self.objective.lora_modules)).await?),
         ])
     }
 }
+
+/// A right-padded batch: ids `[batch, seq]` (padding with `pad`; causal attention never lets a
+/// real token see a later pad) and the rows, for the loss.
+pub fn batch(rows: &[&LmRow], pad: u32, device: &Device) -> Tensor<2, Int> {
+    let seq = rows.iter().map(|r| r.ids.len()).max().unwrap_or(1);
+    let mut ids = vec![pad as i64; rows.len() * seq];
+    for (b, r) in rows.iter().enumerate() {
+        for (t, &id) in r.ids.iter().enumerate() {
+            ids[b * seq + t] = id as i64;
+        }
+    }
+    Tensor::from_data(TensorData::new(ids, [rows.len(), seq]), device)
+}
+
+pub fn loss_of(model: &CausalLm, rows: &[&LmRow], pad: u32, device: &Device) -> Result<Tensor<1>> {
+    let logits = model.forward(batch(rows, pad, device), None); // [batch, seq, vocab]
+    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
+    let w: Vec<Vec<f32>> = rows.iter().map(|r| r.weights.clone()).collect();
+    next_token_loss(logits, &ids, &w)
+}
+
+/// Weighted next-token loss and perplexity of `model` over `rows`.
+pub async fn score(model: &CausalLm, rows: &[LmRow], pad: u32, batch_size: usize, device: &Device, step: usize, epoch: usize) -> Result<LmEval> {
+    let (mut sum, mut count) = (0.0f64, 0.0f64);
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let refs: Vec<&LmRow> = chunk.iter().filter(|r| learnt(r) > 0.0).collect();
+        if refs.is_empty() {
+            continue;
+        }
+        let n: f32 = refs.iter().map(|r| learnt(r)).sum();
+        let loss = loss_of(model, &refs, pad, device)?;
+        sum += read_f32(loss).await?.first().copied().unwrap_or(f32::NAN) as f64 * n as f64;
+        count += n as f64;
+    }
+    if count == 0.0 {
+        return Err(Error::data("no token to score"));
+    }
+    let loss = sum / count;
+    Ok(LmEval { step, epoch, loss, perplexity: loss.exp(), tokens: count as usize })
+}
+

@@ -11,13 +11,14 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::data::{Example, Source};
 use crate::engine::{Fnv, NoDetail, Objective, Run, TrainableState, count_trainable, cross_entropy, param_ids, shuffled_batches};
 use crate::error::{Error, Result};
 use crate::infer::classify::{Classifier, Encoded, PendingEvaluation, build_classifier, encode_examples};
-use crate::metrics::Metrics;
+use crate::infer::metrics::Metrics;
 use crate::models::bert::{BertInput, SequenceClassifier};
+use crate::models::export::{export_classifier, export_peft};
 use crate::recipe::{EvalMetric, LoraTarget, Recipe, Strategy};
 
 /// A classifier run.
@@ -198,7 +199,7 @@ impl Objective for ClassifierTask {
         Ok(self.classifier_of(model).evaluate(&self.eval, self.eval_batch, device).await?.0)
     }
     fn watch(eval: &Metrics, metric: EvalMetric) -> Option<f64> {
-        Some(metric.of(eval))
+        Some(eval.watched(metric))
     }
     fn fingerprint(&self) -> u64 {
         let mut h = Fnv::default();
@@ -349,7 +350,7 @@ impl Run<ClassifierTask> {
 
 impl ClassifierTask {
     /// The objective and its model (on `device.autodiff()`, with the strategy applied).
-    fn build(ckpt: &mut Checkpoint, sources: &[Source], eval: &[Example], labels: Vec<String>, recipe: &Recipe, device: &Device) -> Result<(Self, SequenceClassifier, crate::weights::LoadReport)> {
+    fn build(ckpt: &mut Checkpoint, sources: &[Source], eval: &[Example], labels: Vec<String>, recipe: &Recipe, device: &Device) -> Result<(Self, SequenceClassifier, crate::hf::weights::LoadReport)> {
         recipe.validate(ckpt.config.max_position_embeddings)?;
         recipe.require_classification()?;
         let mut train = Vec::new();
@@ -514,128 +515,4 @@ pub fn with_lora(mut m: SequenceClassifier, r: &Recipe) -> SequenceClassifier {
     m
 }
 
-
-pub async fn export_classifier(model: &SequenceClassifier, ckpt: &Checkpoint, labels: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut files = vec![("config.json".to_string(), ckpt.classifier_config(labels)?)];
-    files.extend(ckpt.tokenizer_files());
-    files.push(("model.safetensors".to_string(), crate::weights::export_classifier_safetensors(model).await?));
-    Ok(files)
-}
-
-/// The PEFT adapter folder (`peft/adapter_config.json`, `peft/adapter_model.safetensors`) that
-/// `peft.PeftModel.from_pretrained` loads on top of the base model
-/// (`AutoModelForSequenceClassification` with the same labels).
-pub async fn export_peft(model: &SequenceClassifier, r: &Recipe, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
-    // A regex (PEFT full-matches it against module names) so that "output.dense" does not also
-    // catch "attention.output.dense".
-    let names: Vec<String> = r.lora_targets.iter().map(|t| t.hf_name().replace('.', "\\.")).collect();
-    let target = format!(".*\\.layer\\.\\d+\\.({})", names.join("|"));
-    let config = peft_adapter_config(r, "SEQ_CLS", base_name, &target, serde_json::json!(["classifier", "pooler"]), false);
-    Ok(vec![
-        ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
-        ("peft/adapter_model.safetensors".to_string(), crate::weights::export_peft_safetensors(model, &r.lora_targets).await?),
-    ])
-}
-
-/// PEFT's `adapter_config.json` for a LoRA run of the recipe: `task_type` ("SEQ_CLS",
-/// "CAUSAL_LM"), the regex of adapted module names, the modules saved whole, and whether the
-/// base layers store their weights [in, out] (GPT-2's Conv1D).
-pub fn peft_adapter_config(r: &Recipe, task_type: &str, base_name: &str, target_modules: &str, modules_to_save: serde_json::Value, fan_in_fan_out: bool) -> serde_json::Value {
-    serde_json::json!({
-        "peft_type": "LORA",
-        "task_type": task_type,
-        "base_model_name_or_path": base_name,
-        "r": r.lora_rank,
-        "lora_alpha": r.lora_alpha,
-        "lora_dropout": r.lora_dropout,
-        "target_modules": target_modules,
-        "modules_to_save": modules_to_save,
-        "bias": "none",
-        "fan_in_fan_out": fan_in_fan_out,
-        "inference_mode": true,
-        "init_lora_weights": true,
-        "use_rslora": false,
-        "use_dora": false,
-        "layers_to_transform": null,
-        "layers_pattern": null,
-        "rank_pattern": {},
-        "alpha_pattern": {},
-        "revision": null,
-    })
-}
-
-
-/// Rough bytes needed to fine-tune (all parameters trained, f32, AdamW), for the page's
-/// estimate before Start.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemoryEstimate {
-    pub parameters: usize,
-    /// Parameters that get gradients and AdamW state under the recipe's strategy.
-    pub trainable: usize,
-    pub weights: u64,
-    pub gradients: u64,
-    /// AdamW's two moment tensors.
-    pub optimizer: u64,
-    /// Activations kept for the backward pass of one `batch × max_len` batch.
-    pub activations: u64,
-    pub total: u64,
-    /// The biggest single tensor (bytes): it must fit in one GPU buffer.
-    pub largest_tensor: u64,
-    /// What the backend says about this size (`BackendInfo::memory_warnings`), filled in by the
-    /// caller that knows the backend.
-    pub warnings: Vec<String>,
-}
-
-/// Per token and layer, a BERT layer keeps about 10·hidden + 2·intermediate floats (Q, K, V,
-/// context, attention output, two layer norms and residuals, the FFN input and GELU output)
-/// plus 3·heads·len for the attention scores, probabilities and dropout mask.
-/// Gradients and AdamW state are only kept for the `trainable` parameters.
-pub fn estimate_memory(cfg: &crate::config::BertConfig, parameters: usize, trainable: usize, batch: usize, max_len: usize) -> MemoryEstimate {
-    let (h, i, heads, layers) = (cfg.hidden_size as u64, cfg.intermediate_size as u64, cfg.num_attention_heads as u64, cfg.num_hidden_layers as u64);
-    let tokens = (batch * max_len) as u64;
-    let per_token = layers * (10 * h + 2 * i + 3 * heads * max_len as u64) + 4 * h;
-    let (p, t) = (parameters as u64, trainable as u64);
-    let (weights, gradients, optimizer) = (4 * p, 4 * t, 8 * t);
-    let activations = 4 * tokens * per_token;
-    let largest_tensor = 4 * (cfg.vocab_size as u64 * h).max(batch as u64 * heads * (max_len * max_len) as u64).max(tokens * i);
-    MemoryEstimate {
-        parameters,
-        trainable,
-        weights,
-        gradients,
-        optimizer,
-        activations,
-        total: weights + gradients + optimizer + activations,
-        largest_tensor,
-        warnings: Vec::new(),
-    }
-}
-
-/// (all parameters, trainable parameters) of a `num_labels` classifier under the recipe's
-/// strategy, from the config alone (before any model is built). With gradual unfreezing, the
-/// most that will train.
-pub fn planned_parameters(cfg: &crate::config::BertConfig, r: &Recipe, num_labels: usize) -> (usize, usize) {
-    let (h, i, l) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers);
-    let embeddings = (cfg.vocab_size + cfg.max_position_embeddings + cfg.type_vocab_size) * h + 2 * h;
-    let layer = 4 * (h * h + h) + 2 * (2 * h) + (h * i + i) + (i * h + h);
-    let head = (h * h + h) + (h * num_labels + num_labels);
-    let base = embeddings + l * layer + head;
-    match r.strategy {
-        Strategy::Full => (base, base - if r.freeze_embeddings { embeddings } else { 0 }),
-        Strategy::Head => (base, head),
-        Strategy::Top => (base, head + r.top_layers.min(l) * layer),
-        Strategy::Lora => {
-            let per_layer: usize = r
-                .lora_targets
-                .iter()
-                .map(|t| match t {
-                    LoraTarget::Intermediate => r.lora_rank * (h + i),
-                    LoraTarget::Output => r.lora_rank * (i + h),
-                    _ => r.lora_rank * 2 * h,
-                })
-                .sum();
-            (base + l * per_layer, head + l * per_layer)
-        }
-    }
-}
 

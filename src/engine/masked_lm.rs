@@ -4,18 +4,19 @@
 //! same task.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::engine::{Fnv, Objective, Run, cross_entropy, shuffled_batches};
 use crate::error::{Error, Result};
-use crate::mlm::{MaskRule, Masked, batch, load_masked_lm_seeded};
-use crate::models::bert::MaskedLm;
+use crate::infer::fill_mask::load_masked_lm_seeded;
+use crate::models::bert::{BertInput, MaskedLm};
 use crate::recipe::{EvalMetric, Recipe, Strategy, Task};
-use crate::weights::read_f32;
+use crate::backend::read_f32;
 
 /// A masked-LM run.
 pub type MlmSession = Run<MaskedLmTask>;
@@ -137,7 +138,7 @@ impl Objective for MaskedLmTask {
 }
 
 impl MaskedLmTask {
-    fn build(ckpt: &mut Checkpoint, train: &[String], eval: &[String], recipe: &Recipe, device: &Device) -> Result<(Self, MaskedLm, crate::weights::LoadReport)> {
+    fn build(ckpt: &mut Checkpoint, train: &[String], eval: &[String], recipe: &Recipe, device: &Device) -> Result<(Self, MaskedLm, crate::hf::weights::LoadReport)> {
         recipe.validate(ckpt.config.max_position_embeddings)?;
         let rule = MaskRule::of(ckpt, recipe.mlm_probability)?;
         let mut train_ids = Vec::with_capacity(train.len());
@@ -209,19 +210,19 @@ impl Run<MaskedLmTask> {
 
     /// HF `BertForMaskedLM` folder files: config.json, tokenizer files, model.safetensors.
     pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut files = vec![("config.json".to_string(), crate::config::export_mlm_config(&ckpt.config_file)?)];
+        let mut files = vec![("config.json".to_string(), crate::hf::config::export_mlm_config(&ckpt.config_file)?)];
         files.extend(ckpt.tokenizer_files());
-        files.push(("model.safetensors".to_string(), crate::weights::export_mlm_safetensors(self.model()?).await?));
+        files.push(("model.safetensors".to_string(), crate::models::export::export_mlm_safetensors(self.model()?).await?));
         Ok(files)
     }
 
     /// The adapted encoder as a checkpoint to fine-tune a classifier from (stage two).
     pub async fn adapted_checkpoint(&self, ckpt: &Checkpoint) -> Result<Checkpoint> {
-        let weights = crate::weights::export_mlm_safetensors(self.model()?).await?;
+        let weights = crate::models::export::export_mlm_safetensors(self.model()?).await?;
         Ok(Checkpoint {
             config_file: ckpt.config_file.clone(),
             config: ckpt.config.clone(),
-            tokenizer: crate::tokenize::TextTokenizer::from_bytes(ckpt.tokenizer.raw())?,
+            tokenizer: crate::hf::tokenizer::TextTokenizer::from_bytes(ckpt.tokenizer.raw())?,
             weights,
             tokenizer_config: ckpt.tokenizer_config.clone(),
         })
@@ -232,3 +233,77 @@ impl Run<MaskedLmTask> {
         Ok(self.model()?.valid())
     }
 }
+
+/// One sequence after masking: the model's input and the (position, original id) it must predict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Masked {
+    pub input: Vec<u32>,
+    pub targets: Vec<(usize, u32)>,
+}
+
+/// What the masking rule needs to know about the tokenizer.
+#[derive(Debug, Clone)]
+pub struct MaskRule {
+    pub special: Vec<u32>,
+    pub mask_id: u32,
+    pub vocab: usize,
+    pub probability: f64,
+}
+
+impl MaskRule {
+    pub fn of(ckpt: &Checkpoint, probability: f64) -> Result<Self> {
+        let mask_id = ckpt.tokenizer.mask_id().ok_or_else(|| {
+            Error::Tokenizer("this tokenizer has no [MASK] token, which masked-LM adaptation needs".into())
+        })?;
+        Ok(MaskRule { special: ckpt.tokenizer.special_ids(), mask_id, vocab: ckpt.tokenizer.vocab_size(), probability })
+    }
+
+    pub fn maskable(&self, id: u32) -> bool {
+        self.special.binary_search(&id).is_err()
+    }
+
+    /// Masks one sequence (80 % `[MASK]`, 10 % random token, 10 % unchanged). With `at_least_one`
+    /// a sequence that drew no position gets one at random, so it always has something to score.
+    pub fn apply(&self, ids: &[u32], rng: &mut StdRng, at_least_one: bool) -> Masked {
+        let mut input = ids.to_vec();
+        let mut chosen: Vec<usize> = (0..ids.len()).filter(|&t| self.maskable(ids[t]) && rng.random::<f64>() < self.probability).collect();
+        if chosen.is_empty() && at_least_one {
+            let candidates: Vec<usize> = (0..ids.len()).filter(|&t| self.maskable(ids[t])).collect();
+            chosen.extend(candidates.choose(rng));
+        }
+        let mut targets = Vec::with_capacity(chosen.len());
+        for t in chosen {
+            targets.push((t, ids[t]));
+            let r: f64 = rng.random();
+            if r < 0.8 {
+                input[t] = self.mask_id;
+            } else if r < 0.9 {
+                input[t] = rng.random_range(0..self.vocab as u32);
+            }
+        }
+        Masked { input, targets }
+    }
+}
+
+/// A padded batch of masked rows: the input, the flat masked positions, their targets, count.
+pub fn batch(rows: &[Masked], pad_id: u32, device: &Device) -> (BertInput, Tensor<1, Int>, Tensor<1, Int>, usize) {
+    let inputs: Vec<Vec<u32>> = rows.iter().map(|m| m.input.clone()).collect();
+    let seq = inputs.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+    let input = BertInput::from_rows(&inputs, pad_id, device);
+    let mut positions = Vec::new();
+    let mut targets = Vec::new();
+    for (b, m) in rows.iter().enumerate() {
+        for &(t, id) in &m.targets {
+            positions.push((b * seq + t) as i64);
+            targets.push(id as i64);
+        }
+    }
+    let n = positions.len();
+    (
+        input,
+        Tensor::from_data(TensorData::new(positions, [n]), device),
+        Tensor::from_data(TensorData::new(targets, [n]), device),
+        n,
+    )
+}
+

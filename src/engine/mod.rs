@@ -18,6 +18,7 @@ pub mod causal_lm;
 pub mod classifier;
 pub mod codec;
 pub mod masked_lm;
+pub mod memory;
 pub mod multitask;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
@@ -34,7 +35,8 @@ use web_time::Instant;
 
 use crate::error::{Error, Result};
 use crate::recipe::{EvalMetric, Recipe};
-use crate::weights::{LoadReport, read_f32};
+use crate::hf::weights::LoadReport;
+use crate::backend::read_f32;
 
 /// What one kind of training run supplies to the engine's step loop.
 #[allow(async_fn_in_trait)] // used on one thread (the page's worker, the CLI): no Send bound needed

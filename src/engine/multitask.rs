@@ -15,15 +15,15 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::data::Example;
 use crate::engine::{Fnv, Objective, Run, cross_entropy};
 use crate::error::{Error, Result};
 use crate::infer::classify::{Classifier, Encoded, Prediction, encode_examples};
-use crate::metrics::Metrics;
+use crate::infer::metrics::Metrics;
 use crate::models::bert::{BertInput, BertModel, SequenceClassifier};
 use crate::recipe::{EvalMetric, Recipe, Strategy};
-use crate::weights::ParamSource;
+use crate::hf::weights::ParamSource;
 
 /// A multi-task run.
 pub type MultiTaskSession = Run<MultiTask>;
@@ -149,7 +149,7 @@ impl Objective for MultiTask {
     }
     /// The mean over the tasks that have evaluation rows.
     fn watch(eval: &Vec<Metrics>, metric: EvalMetric) -> Option<f64> {
-        let scored: Vec<f64> = eval.iter().filter(|m| m.count > 0).map(|m| metric.of(m)).collect();
+        let scored: Vec<f64> = eval.iter().filter(|m| m.count > 0).map(|m| m.watched(metric)).collect();
         (!scored.is_empty()).then(|| scored.iter().sum::<f64>() / scored.len() as f64)
     }
     fn fingerprint(&self) -> u64 {
@@ -170,7 +170,7 @@ impl Objective for MultiTask {
 }
 
 impl MultiTask {
-    fn build(ckpt: &mut Checkpoint, tasks: &[TaskData], recipe: &Recipe, device: &Device) -> Result<(Self, MultiTaskModel, crate::weights::LoadReport)> {
+    fn build(ckpt: &mut Checkpoint, tasks: &[TaskData], recipe: &Recipe, device: &Device) -> Result<(Self, MultiTaskModel, crate::hf::weights::LoadReport)> {
         recipe.validate(ckpt.config.max_position_embeddings)?;
         recipe.require_classification()?;
         if tasks.len() < 2 {
@@ -296,7 +296,7 @@ impl Run<MultiTask> {
         let mut files = Vec::new();
         for (t, info) in self.objective.tasks.iter().enumerate() {
             let folder = task_name(&info.name);
-            for (name, bytes) in crate::engine::classifier::export_classifier(&model.task_classifier(t), ckpt, &info.labels).await? {
+            for (name, bytes) in crate::models::export::export_classifier(&model.task_classifier(t), ckpt, &info.labels).await? {
                 files.push((format!("{folder}/{name}"), bytes));
             }
         }

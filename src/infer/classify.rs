@@ -6,12 +6,13 @@ use burn::tensor::Device;
 use serde::Serialize;
 use web_time::Instant;
 
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::data::Example;
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, classification_metrics};
+use crate::infer::metrics::{Metrics, classification_metrics};
 use crate::models::bert::{BertInput, SequenceClassifier};
-use crate::weights::{LoadReport, ParamSource, read_f32};
+use crate::hf::weights::{LoadReport, ParamSource};
+use crate::backend::read_f32;
 
 /// A tokenized example.
 #[derive(Debug, Clone)]

@@ -2,3 +2,7 @@
 //! that score them.
 
 pub mod classify;
+pub mod embed;
+pub mod fill_mask;
+pub mod generate;
+pub mod metrics;

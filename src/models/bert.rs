@@ -10,10 +10,10 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::lora_linear;
-use crate::config::BertConfig;
+use crate::hf::config::BertConfig;
 use crate::error::Result;
 use crate::recipe::LoraTarget;
-use crate::weights::ParamSource;
+use crate::hf::weights::ParamSource;
 
 /// One padded batch, already on the device.
 #[derive(Debug, Clone)]

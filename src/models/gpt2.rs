@@ -12,7 +12,7 @@ use super::bert::layer_norm;
 use super::decoder::{KvCache, causal_attention, gelu_tanh};
 use super::lora_linear;
 use crate::error::{Error, Result};
-use crate::weights::ParamSource;
+use crate::hf::weights::ParamSource;
 
 /// The fields of HF `GPT2Config` Burnish reads (others are ignored).
 #[derive(Debug, Clone, Deserialize)]

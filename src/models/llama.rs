@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::decoder::{KvCache, apply_rope, causal_attention, rope_tables};
 use super::lora_linear;
 use crate::error::{Error, Result};
-use crate::weights::ParamSource;
+use crate::hf::weights::ParamSource;
 
 /// The fields of HF `LlamaConfig` / `Qwen2Config` Burnish reads (others are ignored).
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,9 @@
 //! Model architectures, one file each, named after the Hugging Face classes they mirror.
 
 pub mod bert;
+pub mod causal;
 pub mod decoder;
+pub mod export;
 pub mod gpt2;
 pub mod llama;
 pub mod q8;

@@ -11,7 +11,7 @@
 
 use super::llama::LlamaForCausalLm;
 use crate::error::Result;
-use crate::weights::read_f32;
+use crate::backend::read_f32;
 
 /// Values per quantization block (each has its own f32 scale).
 const BLOCK: usize = 32;

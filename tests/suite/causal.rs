@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burnish::causal::{CausalModel, GenerateOptions, Generation, StopReason, next_token_loss, shard_files};
-use burnish::weights::read_f32;
+use burnish::models::causal::{CausalModel, next_token_loss, shard_files};
+use burnish::infer::generate::{GenerateOptions, Generation, StopReason};
+use burnish::backend::read_f32;
 
 use super::common::*;
 
@@ -96,7 +97,7 @@ fn int8_generation_stays_within_rounding_of_the_f32_model() {
     for name in ["tiny-llama", "tiny-qwen2"] {
         let cm = load_causal(fixture(name));
         let (model, _) = cm.load(0, &device).unwrap();
-        let q8 = pollster::block_on(burnish::causal::int8_model(&model)).unwrap().expect("Llama and Qwen2 have an 8-bit path");
+        let q8 = pollster::block_on(burnish::infer::generate::int8_model(&model)).unwrap().expect("Llama and Qwen2 have an 8-bit path");
         let mut ids = ids_of(&reference[name]["ids"][0]);
         let mut cache = q8.new_cache();
         let mut fed = 0;
@@ -127,7 +128,7 @@ fn int8_generation_stays_within_rounding_of_the_f32_model() {
     }
     // GPT-2 has no 8-bit path: generation stays on f32.
     let (gpt2, _) = load_causal(fixture("tiny-gpt2")).load(0, &device).unwrap();
-    assert!(pollster::block_on(burnish::causal::int8_model(&gpt2)).unwrap().is_none());
+    assert!(pollster::block_on(burnish::infer::generate::int8_model(&gpt2)).unwrap().is_none());
 }
 
 #[test]

@@ -4,12 +4,13 @@
 //! chat_template.jinja) and the export carrying the template; bad input refused by name.
 
 use burn::tensor::Device;
-use burnish::chat::{ChatTemplate, Message, chat_rows, conversations_from_table};
-use burnish::causal::{GenerateOptions, Generation};
+use burnish::hf::chat_template::{ChatTemplate, Message};
+use burnish::data::chat::{chat_rows, conversations_from_table};
+use burnish::infer::generate::{GenerateOptions, Generation};
 use burnish::data::parse_table;
-use burnish::gguf::to_causal_model;
+use burnish::models::causal::from_gguf;
 use burnish::engine::causal_lm::LmSession;
-use burnish::lm::{prompt_ids, rows_for_task};
+use burnish::data::decoder::{prompt_ids, rows_for_task};
 use burnish::recipe::Recipe;
 
 use super::causal::load_causal;
@@ -27,7 +28,7 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
 fn smollm2_chat_template_renders_like_transformers_and_masks_all_but_the_assistant() {
     let r = read_json(fixture("gguf_reference.json"));
     let bytes = std::fs::read(root().join("www/assets/models/SmolLM2-135M-Instruct.Q4_1.gguf")).expect("run scripts/fetch_assets.py");
-    let cm = to_causal_model(&bytes).unwrap();
+    let cm = from_gguf(&bytes).unwrap();
     let t = cm.chat_template.as_ref().expect("the GGUF carries a chat template");
     let tc: serde_json::Value = serde_json::from_slice(cm.tokenizer_config.as_ref().unwrap()).unwrap();
     assert_eq!((tc["bos_token"].as_str(), tc["eos_token"].as_str()), (Some("<|im_start|>"), Some("<|im_end|>")));

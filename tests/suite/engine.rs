@@ -9,7 +9,7 @@ use burnish::engine::causal_lm::LmSession;
 use burnish::engine::masked_lm::MlmSession;
 use burnish::engine::multitask::{MultiTaskSession, TaskData};
 use burnish::engine::{Objective, Run, Stepper};
-use burnish::lm::pack_texts;
+use burnish::data::text::pack_texts;
 use burnish::recipe::{EvalMetric, FIELDS, Kind, Recipe, Task, schema};
 
 use super::causal::load_causal;
@@ -51,7 +51,7 @@ fn resumes_bit_for_bit<O: Objective>(make: impl Fn() -> Run<O>, resume: impl Fn(
 #[test]
 fn a_masked_lm_run_accumulates_and_resumes_bit_for_bit() {
     let lines = domain_lines();
-    let (train, eval) = burnish::mlm::split_texts(&lines, 0.25, 7);
+    let (train, eval) = burnish::data::text::split_texts(&lines, 0.25, 7);
     let r = Recipe { batch_size: 4, grad_accum: 2, max_len: 32, warmup_ratio: 0.2, ..Recipe::default() };
     let make = || MlmSession::new(&mut tiny(), &train, &eval, &r, 2, 5e-3, &Device::flex()).unwrap();
     let s = make();
@@ -86,7 +86,7 @@ fn a_multitask_run_accumulates_across_tasks_and_resumes_bit_for_bit() {
 fn a_decoder_run_stops_early_and_keeps_its_best_weights() {
     let cm = load_causal(fixture("tiny-gpt2"));
     let rows = pack_texts(&cm.tokenizer, &domain_lines(), 16, Some(0)).unwrap();
-    let (train, eval, _) = burnish::lm::split_rows(&rows, 0.25, 3);
+    let (train, eval, _) = burnish::data::text::split_rows(&rows, 0.25, 3);
     // A rate far too high: the held-out loss gets worse, and patience 1 ends the run.
     let r = Recipe {
         task: Task::CausalLm,

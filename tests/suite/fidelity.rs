@@ -6,10 +6,11 @@
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burnish::embed::Embedder;
+use burnish::infer::embed::Embedder;
 use burnish::models::bert::SequenceClassifier;
 use burnish::engine::{clip_global_norm, cross_entropy};
-use burnish::weights::{ParamSource, read_f32};
+use burnish::hf::weights::ParamSource;
+use burnish::backend::read_f32;
 use super::common::*;
 
 fn tiny_classifier(device: &Device, dropout_off: bool) -> SequenceClassifier {
@@ -119,7 +120,7 @@ fn one_adamw_step_matches_pytorch() {
     assert!(dl < 1e-4);
 
     // Individual parameters after the step, by HF name.
-    let files = pollster::block_on(burnish::engine::classifier::export_classifier(&model, &tiny(), &["negative".into(), "neutral".into(), "positive".into()])).unwrap();
+    let files = pollster::block_on(burnish::models::export::export_classifier(&model, &tiny(), &["negative".into(), "neutral".into(), "positive".into()])).unwrap();
     let st_bytes = &files.iter().find(|(n, _)| n == "model.safetensors").unwrap().1;
     let st = safetensors::SafeTensors::deserialize(st_bytes).unwrap();
     for (name, spec) in r["params_after"].as_object().unwrap() {

@@ -8,9 +8,10 @@
 //! handful of instruction pairs raises the likelihood of their completions.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burnish::causal::{GenerateOptions, Generation};
-use burnish::gguf::{GgmlType, Gguf, dequantize, to_causal_model};
-use burnish::weights::read_f32;
+use burnish::infer::generate::{GenerateOptions, Generation};
+use burnish::hf::gguf::{GgmlType, Gguf, dequantize};
+use burnish::models::causal::from_gguf;
+use burnish::backend::read_f32;
 
 use super::common::*;
 
@@ -56,7 +57,7 @@ fn smollm2_from_gguf_matches_transformers() {
     let g = Gguf::parse(&bytes).unwrap();
     assert_eq!(g.version, 3);
     assert_eq!(g.tensors.len(), 272);
-    let cm = to_causal_model(&bytes).unwrap();
+    let cm = from_gguf(&bytes).unwrap();
     assert_eq!(cm.config.architecture(), "LlamaForCausalLM");
     assert_eq!(cm.eos, vec![2]);
     // The tokenizer rebuilt from the GGUF metadata gives transformers' ids.
@@ -82,7 +83,7 @@ fn smollm2_from_gguf_matches_transformers() {
             let got = last[id.as_u64().unwrap() as usize];
             assert!((got - v).abs() < 1e-3, "top logit {id}: {got} vs {v}");
         }
-        let loss = burnish::causal::next_token_loss(logits, &[ids.clone()], &[vec![1.0; n]]).unwrap();
+        let loss = burnish::models::causal::next_token_loss(logits, &[ids.clone()], &[vec![1.0; n]]).unwrap();
         let loss = pollster::block_on(read_f32(loss)).unwrap()[0];
         assert!((loss - p["loss"].as_f64().unwrap() as f32).abs() < 1e-3, "loss {loss} vs {}", p["loss"]);
         let mut g = Generation::new(&model, ids, GenerateOptions { max_new_tokens: 8, ..Default::default() }, cm.eos.clone(), 8192).unwrap();
@@ -94,7 +95,7 @@ fn smollm2_from_gguf_matches_transformers() {
         // activations (measured: 10 % and 5 % relative L2 over the 49,152 logits, the top ten
         // within 0.3–0.9 of f32's, in the same order but for neighbours 0.03 apart).
         let ids: Vec<u32> = p["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
-        let q8 = std::sync::Arc::new(pollster::block_on(burnish::causal::int8_model(&model)).unwrap().unwrap());
+        let q8 = std::sync::Arc::new(pollster::block_on(burnish::infer::generate::int8_model(&model)).unwrap().unwrap());
         let mut cache = q8.new_cache();
         let last8 = q8.forward(&ids, &mut cache);
         let rel = (last8.iter().zip(&last).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / last.iter().map(|b| b * b).sum::<f32>()).sqrt();
@@ -145,17 +146,17 @@ fn broken_and_unsupported_gguf_files_are_refused_by_name() {
     let ok = tiny_gguf(3, 0, &[0; 128]);
     assert_eq!(Gguf::parse(&ok).unwrap().tensors[0].elements(), 32);
     // A llama file without a tokenizer cannot become a model.
-    let e = to_causal_model(&ok).err().unwrap().to_string();
+    let e = from_gguf(&ok).err().unwrap().to_string();
     assert!(e.contains("tokenizer") || e.contains("no llama."), "{e}");
 }
 
 #[test]
 fn a_short_lora_fine_tune_moves_smollm2_towards_the_training_completions() {
     use burnish::engine::causal_lm::LmSession;
-    use burnish::lm::instruction_rows;
+    use burnish::data::text::instruction_rows;
     use burnish::recipe::{Recipe, Strategy};
     let bytes = std::fs::read(smollm2_path()).expect("run scripts/fetch_assets.py for the SmolLM2 GGUF");
-    let cm = to_causal_model(&bytes).unwrap();
+    let cm = from_gguf(&bytes).unwrap();
     // Answers SmolLM2 would not give by itself.
     let pairs: Vec<(String, String)> = [
         ("What colour is the sky on Burnish island?", "Bright green, every day."),
@@ -199,7 +200,7 @@ fn sentencepiece_gguf_vocabularies_tokenize_and_run_like_transformers() {
     // byte tokens, no merges list) and transformers' tokenizer ids and logits for it.
     let r = read_json(fixture("spm_reference.json"));
     let bytes = std::fs::read(fixture("tiny-spm.gguf")).unwrap();
-    let cm = to_causal_model(&bytes).unwrap();
+    let cm = from_gguf(&bytes).unwrap();
     assert_eq!(cm.tokenizer.vocab_size(), r["vocab_size"].as_u64().unwrap() as usize);
     for ((text, ids), decoded) in r["texts"].as_array().unwrap().iter().zip(r["ids"].as_array().unwrap()).zip(r["decoded"].as_array().unwrap()) {
         let want: Vec<u32> = ids.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();

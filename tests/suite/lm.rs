@@ -7,12 +7,14 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burnish::causal::{CausalModel, GenerateOptions, Generation, next_token_loss};
+use burnish::models::causal::{CausalModel, next_token_loss};
+use burnish::infer::generate::{GenerateOptions, Generation};
 use burnish::backend::BackendInfo;
 use burnish::engine::causal_lm::LmSession;
-use burnish::lm::{estimate_memory, instruction_rows, pack_texts, split_rows};
+use burnish::engine::memory::estimate_decoder_memory;
+use burnish::data::text::{instruction_rows, pack_texts, split_rows};
 use burnish::recipe::{LoraTarget, Recipe, Strategy};
-use burnish::weights::read_f32;
+use burnish::backend::read_f32;
 
 use super::causal::load_causal;
 use super::common::*;
@@ -155,7 +157,7 @@ fn tensors(bytes: &[u8]) -> std::collections::HashMap<String, (Vec<usize>, Vec<f
         .collect()
 }
 
-fn logits(model: &burnish::causal::CausalLm, ids: &[u32]) -> Vec<f32> {
+fn logits(model: &burnish::models::causal::CausalLm, ids: &[u32]) -> Vec<f32> {
     let t = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, ids.len()]), &Device::flex());
     pollster::block_on(read_f32(model.forward(t, None))).unwrap()
 }
@@ -182,7 +184,7 @@ fn lora_trains_only_the_adapters_and_exports_merged_weights_and_a_peft_adapter()
     let want: usize = base.lora_linears(&s.objective.lora_modules).iter().map(|(_, l)| 4 * l.weight.dims().iter().sum::<usize>()).sum();
     assert_eq!(base.lora_linears(&s.objective.lora_modules).len(), 2 * 4, "2 layers × 4 projections");
     assert_eq!(s.objective.trainable, want);
-    let est = estimate_memory(&base, &cm.config, &r, 4, 64);
+    let est = estimate_decoder_memory(&base, &cm.config, &r, 4, 64);
     assert_eq!((est.trainable, est.parameters), (want, base.num_params()));
     // B starts at zero: the adapted model answers exactly like the base model.
     assert_eq!(logits(&s.inference_model().unwrap(), &rows[0].ids), logits(&base, &rows[0].ids));
@@ -257,8 +259,8 @@ fn decoders_refuse_classifier_strategies_and_estimate_memory() {
     assert_eq!(config["target_modules"], r".*\.h\.\d+\.(attn\.c_attn|mlp\.c_proj)");
     // Full fine-tuning trains every parameter; LoRA a small share and keeps merged weights.
     let (base, _) = cm.load(0, &Device::flex()).unwrap();
-    let full = estimate_memory(&base, &cm.config, &recipe("causal-lm", 1, 1e-3), 4, 32);
-    let small = estimate_memory(&base, &cm.config, &lora, 4, 32);
+    let full = estimate_decoder_memory(&base, &cm.config, &recipe("causal-lm", 1, 1e-3), 4, 32);
+    let small = estimate_decoder_memory(&base, &cm.config, &lora, 4, 32);
     assert_eq!(full.trainable, full.parameters);
     assert_eq!(small.trainable, s.objective.trainable);
     assert!(small.gradients < full.gradients / 4 && small.total < full.total);

@@ -10,7 +10,7 @@ use burnish::data::Example;
 use burnish::models::bert::SequenceClassifier;
 use burnish::engine::classifier::TrainSession;
 use burnish::recipe::{EvalMetric, Recipe, Strategy};
-use burnish::weights::read_f32;
+use burnish::backend::read_f32;
 
 use super::common::*;
 

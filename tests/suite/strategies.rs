@@ -9,10 +9,11 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use burnish::data::Example;
 use burnish::models::bert::SequenceClassifier;
-use burnish::engine::classifier::{TrainSession, layer_groups, planned_parameters};
+use burnish::engine::classifier::{TrainSession, layer_groups};
+use burnish::engine::memory::planned_parameters;
 use burnish::engine::param_ids;
 use burnish::recipe::{LoraTarget, Recipe, Schedule, Strategy, constant_schedule, cosine_schedule};
-use burnish::weights::read_f32;
+use burnish::backend::read_f32;
 
 use super::common::*;
 

@@ -2,7 +2,7 @@
 //! exact match with SQuAD's normalisation, ROUGE-L F-measure from `rouge_score`, chrF from
 //! sacreBLEU (per sentence and over a corpus).
 
-use burnish::metrics::{chrf_score, chrf_stats, exact_match, generation_metrics, rouge_l};
+use burnish::infer::metrics::{chrf_score, chrf_stats, exact_match, generation_metrics, rouge_l};
 
 use super::common::*;
 

@@ -7,7 +7,8 @@
 use burn::tensor::Device;
 use burnish::Checkpoint;
 use burnish::data::Example;
-use burnish::engine::classifier::{TrainSession, estimate_memory};
+use burnish::engine::classifier::TrainSession;
+use burnish::engine::memory::estimate_memory;
 use burnish::infer::classify::{Classifier, build_classifier};
 use burnish::recipe::{Recipe, linear_schedule};
 use super::common::*;

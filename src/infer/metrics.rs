@@ -26,6 +26,18 @@ pub struct Metrics {
     pub count: usize,
 }
 
+impl Metrics {
+    /// The value of `metric` (what early stopping watches).
+    pub fn watched(&self, metric: crate::recipe::EvalMetric) -> f64 {
+        use crate::recipe::EvalMetric;
+        match metric {
+            EvalMetric::Accuracy => self.accuracy,
+            EvalMetric::MacroF1 => self.macro_f1,
+            EvalMetric::Loss => self.loss,
+        }
+    }
+}
+
 /// `gold` and `pred` are label ids; `loss` is the mean cross-entropy already computed.
 pub fn classification_metrics(gold: &[usize], pred: &[usize], labels: &[String], loss: f64) -> Metrics {
     let k = labels.len();

@@ -2,6 +2,11 @@
 //! labelled examples (text column + label column chosen by name) → label vocabulary and a
 //! seeded stratified train/eval split. Every failure names the file, line or column concerned.
 
+
+pub mod chat;
+pub mod decoder;
+pub mod text;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::SeedableRng;

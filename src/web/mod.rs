@@ -3,6 +3,10 @@
 //! they need out of it, await, and put it back, so nothing is borrowed across an await.
 //! Errors become JS `Error`s carrying the library's user-facing message.
 
+
+pub mod backend;
+pub mod decoder;
+
 use std::cell::RefCell;
 
 use burn::tensor::Device;
@@ -10,7 +14,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::backend::BackendInfo;
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::data::{self, Table};
 use crate::error::Error;
 use crate::engine::Stepper;
@@ -250,8 +254,8 @@ pub fn estimate_memory(batch_size: usize, max_len: usize, recipe: JsValue, num_l
     STATE.with(|s| {
         let s = s.borrow();
         let c = s.checkpoint.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
-        let (all, trainable) = crate::engine::classifier::planned_parameters(&c.config, &recipe, num_labels.max(2));
-        let mut est = crate::engine::classifier::estimate_memory(&c.config, all, trainable, batch_size, max_len);
+        let (all, trainable) = crate::engine::memory::planned_parameters(&c.config, &recipe, num_labels.max(2));
+        let mut est = crate::engine::memory::estimate_memory(&c.config, all, trainable, batch_size, max_len);
         if let Some((_, info)) = &s.device {
             est.warnings = info.memory_warnings(est.total, est.largest_tensor);
         }
@@ -266,7 +270,7 @@ struct Started<'a> {
     train_count: usize,
     eval_count: usize,
     skipped_rows: usize,
-    load_report: &'a crate::weights::LoadReport,
+    load_report: &'a crate::hf::weights::LoadReport,
     recipe: &'a Recipe,
     mixture: &'a [crate::engine::classifier::MixShare],
     trainable: crate::engine::TrainableState,
@@ -371,7 +375,7 @@ struct AdaptationStarted<'a> {
     train_count: usize,
     eval_count: usize,
     domain_file: &'a str,
-    load_report: &'a crate::weights::LoadReport,
+    load_report: &'a crate::hf::weights::LoadReport,
 }
 
 /// Stage one of the two-stage recipe: a masked-LM run on the domain text (`mlm_epochs` at
@@ -390,8 +394,8 @@ pub fn start_adaptation(recipe: JsValue, adapt_only: Option<bool>) -> Result<JsV
             return Err(JsError::new("set the domain adaptation epochs above 0 to adapt the model first"));
         }
         let table = st.domain_table.as_ref().ok_or_else(|| JsError::new("choose the domain text for the masked-LM adaptation (or set its epochs to 0)"))?;
-        let texts = crate::mlm::domain_texts(table, &recipe.domain_text_column).map_err(js_err)?;
-        let (train, eval) = crate::mlm::split_texts(&texts, recipe.eval_fraction, recipe.seed);
+        let texts = crate::data::text::domain_texts(table, &recipe.domain_text_column).map_err(js_err)?;
+        let (train, eval) = crate::data::text::split_texts(&texts, recipe.eval_fraction, recipe.seed);
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
         let session = crate::engine::masked_lm::MlmSession::new(ckpt, &train, &eval, &recipe, recipe.mlm_epochs, recipe.mlm_lr, &device).map_err(js_err)?;
         let out = to_js(&AdaptationStarted {
@@ -452,7 +456,7 @@ pub async fn fill_mask(text: String, top_k: usize) -> Result<JsValue, JsError> {
     let session = take_mlm()?;
     let result = with_checkpoint(async |c| {
         let model = session.inference_model()?;
-        crate::mlm::fill_mask(&model, c, &text, top_k, session.recipe.max_len, session.base_device()).await
+        crate::infer::fill_mask::fill_mask(&model, c, &text, top_k, session.recipe.max_len, session.base_device()).await
     })
     .await;
     put_mlm(session);
@@ -687,7 +691,7 @@ pub async fn compare_steps(budget_ms: f64) -> Result<JsValue, JsError> {
 #[derive(Serialize)]
 struct CompareResult {
     name: String,
-    metrics: crate::metrics::Metrics,
+    metrics: crate::infer::metrics::Metrics,
     trainable: crate::engine::TrainableState,
     seconds_per_step: f64,
     steps: usize,
@@ -750,7 +754,7 @@ struct ExamplePrediction {
 
 #[derive(Serialize)]
 struct Evaluation {
-    metrics: crate::metrics::Metrics,
+    metrics: crate::infer::metrics::Metrics,
     predictions: Vec<ExamplePrediction>,
 }
 
@@ -765,7 +769,7 @@ pub async fn evaluate() -> Result<JsValue, JsError> {
     to_js(&evaluation(metrics, preds, texts))
 }
 
-fn evaluation(metrics: crate::metrics::Metrics, preds: Vec<crate::infer::classify::Prediction>, texts: Vec<(String, String)>) -> Evaluation {
+fn evaluation(metrics: crate::infer::metrics::Metrics, preds: Vec<crate::infer::classify::Prediction>, texts: Vec<(String, String)>) -> Evaluation {
     let predictions = texts
         .into_iter()
         .zip(preds)

@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use web_time::Instant;
 
-use crate::causal::{CausalLm, CausalModel, GenerateOptions, Generation, StopReason};
+use crate::models::causal::{CausalLm, CausalModel};
+use crate::infer::generate::{GenerateOptions, Generation, StopReason};
 use crate::models::q8::Q8Llama;
 use std::sync::Arc;
 use crate::data::{self, Table};
 use crate::error::Error;
 use crate::engine::causal_lm::{LmEval, LmReport, LmSession};
-use crate::lm::EvalPrompt;
-use crate::tokenize::TextTokenizer;
+use crate::data::decoder::EvalPrompt;
+use crate::hf::tokenizer::TextTokenizer;
 use crate::engine::Stepper;
 use crate::recipe::Recipe;
 
@@ -108,7 +109,7 @@ fn install(cm: CausalModel) -> Result<JsValue, JsError> {
 pub async fn measure_decoder_backends(len: usize) -> Result<JsValue, JsError> {
     let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| JsError::new("load a decoder first"))?;
     let before = crate::web::current_backend().map(|b| b.kind);
-    let measured = crate::web_backend::measure_decoder(&cm, len).await;
+    let measured = crate::web::backend::measure_decoder(&cm, len).await;
     let moved = crate::web::current_backend().map(|b| b.kind) != before;
     let reloaded = if moved { device().and_then(|dev| cm.load(0, &dev).map_err(err)).map(|(base, _)| Some(base)) } else { Ok(None) };
     DEC.with(|d| d.borrow_mut().model = Some(cm));
@@ -121,13 +122,13 @@ pub async fn measure_decoder_backends(len: usize) -> Result<JsValue, JsError> {
             d.generation = None;
         });
     }
-    to_js(&crate::web_backend::current_report())
+    to_js(&crate::web::backend::current_report())
 }
 
 /// Loads a GGUF file (Llama / Qwen2 architectures; the tokenizer comes from its metadata).
 #[wasm_bindgen(js_name = loadDecoderGguf)]
 pub fn load_decoder_gguf(bytes: &[u8]) -> Result<JsValue, JsError> {
-    install(crate::gguf::to_causal_model(bytes).map_err(err)?)
+    install(crate::models::causal::from_gguf(bytes).map_err(err)?)
 }
 
 /// Loads HF files: config.json, tokenizer.json, and model.safetensors or every shard; with
@@ -148,7 +149,7 @@ pub fn load_decoder_files(
 /// The shard names a `model.safetensors.index.json` lists.
 #[wasm_bindgen(js_name = shardFiles)]
 pub fn shard_files(index: &[u8]) -> Result<JsValue, JsError> {
-    to_js(&crate::causal::shard_files(index).map_err(err)?)
+    to_js(&crate::models::causal::shard_files(index).map_err(err)?)
 }
 
 /// The training file (JSONL / CSV / TSV with prompt and completion columns, or plain text).
@@ -188,13 +189,13 @@ struct LmStarted {
 
 /// Rows from the data for the recipe's task, split into training and held-out rows (seeded),
 /// and up to three held-out prompts for the before/after view.
-fn prepare(d: &DecoderState, recipe: &Recipe) -> Result<(Vec<crate::lm::LmRow>, Vec<crate::lm::LmRow>, Vec<EvalPrompt>), JsError> {
+fn prepare(d: &DecoderState, recipe: &Recipe) -> Result<(Vec<crate::data::text::LmRow>, Vec<crate::data::text::LmRow>, Vec<EvalPrompt>), JsError> {
     let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
     let table = d.data.as_ref().ok_or_else(|| JsError::new("choose a training file first"))?;
     recipe.validate(cm.config.max_positions()).map_err(err)?;
-    let (rows, prompts) = crate::lm::rows_for_task(cm, table, recipe).map_err(err)?;
+    let (rows, prompts) = crate::data::decoder::rows_for_task(cm, table, recipe).map_err(err)?;
     // The same seeded split for rows and their prompts (one prompt per row for instruct).
-    let (train, eval, eval_idx) = crate::lm::split_rows(&rows, recipe.eval_fraction, recipe.seed);
+    let (train, eval, eval_idx) = crate::data::text::split_rows(&rows, recipe.eval_fraction, recipe.seed);
     let eval_prompts: Vec<EvalPrompt> = if recipe.task == crate::recipe::Task::Instruct {
         eval_idx.iter().take(3).filter_map(|&i| prompts.get(i).cloned()).collect()
     } else {
@@ -228,7 +229,7 @@ fn started(d: &DecoderState, session: &LmSession, eval_prompts: Vec<EvalPrompt>)
 
 /// Builds the run's rows from the loaded model and data, makes the session with `make` (a new
 /// run or a resumed one), installs it and returns its summary.
-fn begin(recipe: JsValue, make: impl FnOnce(&CausalModel, Vec<crate::lm::LmRow>, Vec<crate::lm::LmRow>, Recipe, &Device) -> crate::error::Result<LmSession>) -> Result<JsValue, JsError> {
+fn begin(recipe: JsValue, make: impl FnOnce(&CausalModel, Vec<crate::data::text::LmRow>, Vec<crate::data::text::LmRow>, Recipe, &Device) -> crate::error::Result<LmSession>) -> Result<JsValue, JsError> {
     let recipe = parse_recipe(&recipe)?;
     let dev = device()?;
     DEC.with(|d| {
@@ -319,10 +320,10 @@ pub async fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
         };
         let ids = if req.chat {
             let t = cm.chat_template.as_ref().ok_or_else(|| JsError::new("this model has no chat template (load its tokenizer_config.json with it)"))?;
-            let text = t.render(&[crate::chat::Message { role: "user".into(), content: req.prompt.clone() }], true).map_err(err)?;
+            let text = t.render(&[crate::hf::chat_template::Message { role: "user".into(), content: req.prompt.clone() }], true).map_err(err)?;
             cm.tokenizer.encode_plain(&text).map_err(err)?
         } else {
-            crate::lm::prompt_ids(&cm.tokenizer, &req.prompt, req.templated).map_err(err)?
+            crate::data::decoder::prompt_ids(&cm.tokenizer, &req.prompt, req.templated).map_err(err)?
         };
         let n = ids.len();
         let tok = TextTokenizer::from_bytes(cm.tokenizer.raw()).map_err(err)?;
@@ -334,7 +335,7 @@ pub async fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
     if req.options.int8 && on_cpu {
         let q8 = match cached {
             Some(q) => Some(q),
-            None => crate::causal::int8_model(&model).await.map_err(err)?.map(Arc::new),
+            None => crate::infer::generate::int8_model(&model).await.map_err(err)?.map(Arc::new),
         };
         if let Some(q8) = q8 {
             g.use_int8(q8.clone());
@@ -411,7 +412,7 @@ pub fn estimate_decoder_memory(batch_size: usize, max_len: usize, recipe: JsValu
     DEC.with(|d| {
         let d = d.borrow();
         let (cm, base) = d.model.as_ref().zip(d.base.as_ref()).ok_or_else(|| JsError::new("load a model first"))?;
-        let mut est = crate::lm::estimate_memory(base, &cm.config, &recipe, batch_size.max(1), max_len.max(1));
+        let mut est = crate::engine::memory::estimate_decoder_memory(base, &cm.config, &recipe, batch_size.max(1), max_len.max(1));
         if let Some(info) = crate::web::current_backend() {
             est.warnings = info.memory_warnings(est.total, est.largest_tensor);
         }
@@ -442,7 +443,7 @@ pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = generationMetrics)]
 pub fn generation_metrics(pairs: JsValue) -> Result<JsValue, JsError> {
     let pairs: Vec<(String, String)> = serde_wasm_bindgen::from_value(pairs).map_err(|e| JsError::new(&format!("pairs: {e}")))?;
-    to_js(&crate::metrics::generation_metrics(&pairs))
+    to_js(&crate::infer::metrics::generation_metrics(&pairs))
 }
 
 /// The browser benchmark (bench/browser.mjs): the loaded decoder's training steps under
@@ -454,7 +455,7 @@ pub async fn bench_decoder(strategy: String, batch: usize, len: usize, steps: us
     let strategy: crate::recipe::Strategy = serde_json::from_value(serde_json::json!(strategy)).map_err(|e| JsError::new(&format!("strategy: {e}")))?;
     let recipe = Recipe { task: crate::recipe::Task::CausalLm, strategy, batch_size: batch, max_len: len, lr: 1e-4, ..Recipe::default() };
     let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| JsError::new("load a decoder first"))?;
-    let result = crate::lm::bench_decoder(&cm, &recipe, steps, warmup, gen_tokens, &dev).await;
+    let result = crate::bench::bench_decoder(&cm, &recipe, steps, warmup, gen_tokens, &dev).await;
     DEC.with(|d| d.borrow_mut().model = Some(cm));
     to_js(&result.map_err(err)?)
 }

@@ -3,10 +3,11 @@
 
 use burn::tensor::Device;
 
-use crate::checkpoint::Checkpoint;
+use crate::hf::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::models::bert::{BertInput, BertModel, mean_pool_normalized};
-use crate::weights::{ParamSource, read_f32};
+use crate::hf::weights::ParamSource;
+use crate::backend::read_f32;
 
 pub struct Embedder {
     pub model: BertModel,

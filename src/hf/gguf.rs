@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::causal::CausalModel;
 use crate::error::{Error, Result};
 
 /// A metadata value.
@@ -625,14 +624,6 @@ fn unpermute(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// A GGUF Llama-family model as an in-memory HF folder: config.json (from `llama.*` /
-/// `qwen2.*` metadata), tokenizer.json (rebuilt from the vocabulary), model.safetensors (every
-/// tensor dequantized to f32 under its HF name).
-pub fn to_causal_model(bytes: &[u8]) -> Result<CausalModel> {
-    let (config, tokenizer, weights) = to_hf_files(bytes)?;
-    CausalModel::from_bytes(&config, &tokenizer, vec![weights])?.with_tokenizer_config(Some(tokenizer_config(&Gguf::parse(bytes)?)?), None)
 }
 
 /// A tokenizer_config.json from GGUF metadata: the BOS / EOS / padding tokens by name, and the

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::config::{BertConfig, HfConfigFile, export_classifier_config};
+use crate::hf::config::{BertConfig, HfConfigFile, export_classifier_config};
 use crate::error::{Error, Result};
-use crate::tokenize::TextTokenizer;
+use crate::hf::tokenizer::TextTokenizer;
 
 pub struct Checkpoint {
     pub config_file: HfConfigFile,
@@ -43,7 +43,7 @@ impl Checkpoint {
                 cfg.vocab_size
             )));
         }
-        crate::weights::validate_safetensors(&weights)?;
+        crate::hf::weights::validate_safetensors(&weights)?;
         Ok(Checkpoint { config_file, config: cfg, tokenizer: tok, weights, tokenizer_config: None })
     }
 

@@ -14,8 +14,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::backend::{self, BackendInfo};
-use crate::causal::CausalLm;
-use crate::checkpoint::Checkpoint;
+use crate::models::causal::CausalLm;
+use crate::hf::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::bench::{ForwardProbe, median};
 
@@ -213,7 +213,7 @@ pub async fn measure_backends(batch: usize, len: usize) -> std::result::Result<J
 
 /// The same for a decoder: one forward pass of `len` tokens (the shape of a prompt's prefill
 /// and, per token, of a training row) on a copy of the model built on each backend.
-pub(crate) async fn measure_decoder(cm: &crate::causal::CausalModel, len: usize) -> Result<Option<Measurement>> {
+pub(crate) async fn measure_decoder(cm: &crate::models::causal::CausalModel, len: usize) -> Result<Option<Measurement>> {
     use burn::tensor::{Int, Tensor, TensorData};
     let len = len.clamp(2, cm.config.max_positions());
     let vocab = cm.config.vocab_size().min(cm.tokenizer.vocab_size()).max(2) as i64;
@@ -223,7 +223,7 @@ pub(crate) async fn measure_decoder(cm: &crate::causal::CausalModel, len: usize)
     let pass = async |(model, d): &(CausalLm, Device)| {
         let t0 = web_time::Instant::now();
         let input = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, len]), d);
-        crate::weights::read_f32(model.last_logits(input, None)).await?;
+        crate::backend::read_f32(model.last_logits(input, None)).await?;
         Ok::<f64, Error>(t0.elapsed().as_secs_f64())
     };
     measure(what, 2, build, pass).await

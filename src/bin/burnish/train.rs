@@ -1,0 +1,364 @@
+//! `burnish train`: Fine-tune a sequence classifier and write an HF folder + metrics.json
+
+use std::path::{Path, PathBuf};
+use burnish::hf::checkpoint::Checkpoint;
+use burnish::error::{Error, Result};
+use burnish::engine::classifier::TrainSession;
+use burnish::engine::{causal_lm, masked_lm};
+use burnish::recipe::{self, Recipe};
+use clap::Args;
+use serde_json::json;
+
+use super::flags::*;
+use super::io::*;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub files: TrainFiles,
+    #[command(flatten)]
+    pub base: RecipeArgs,
+    #[command(flatten)]
+    pub tuning: RecipeFlags,
+    /// Domain text (.txt lines, or a column of a CSV/TSV/JSONL): adapt the encoder with
+    /// masked-LM training on it first, then fine-tune the classifier (two-stage recipe)
+    #[arg(long)]
+    pub domain: Option<PathBuf>,
+    /// Save a training checkpoint (weights, optimizer, schedule, data order, RNG) to this file
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Steps between checkpoints (and one at the end)
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: usize,
+    /// Continue the run saved in this checkpoint (its recipe is used; give the same data)
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps in this invocation (then checkpoint and export)
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let TrainArgs { model, files, base, tuning, domain, checkpoint, checkpoint_every, resume, stop_after, out, device: d } = args;
+
+    let wall = std::time::Instant::now();
+    // The default max length (128) is capped to what the model can take.
+    let (r, cap_max_len) = base.recipe()?;
+    let mut r = tuning.apply(r)?;
+    if domain.is_some() && r.mlm_epochs == 0 && r.task != recipe::Task::MaskedLm {
+        r.mlm_epochs = 1;
+    }
+    let resume_bytes = match &resume {
+        Some(p) => {
+            let b = read(p)?;
+            let (saved, _, step) = burnish::engine::checkpoint_recipe(&b).map_err(|e| Error::Other(format!("{}: {e}", p.display())))?;
+            eprintln!("resuming {} after step {step} with its recipe", p.display());
+            r = saved;
+            Some(b)
+        }
+        None => None,
+    };
+    if r.task.is_decoder() {
+        if domain.is_some() {
+            return Err(Error::Other("--domain is for classifier runs".into()));
+        }
+        let ck = DecoderCheckpoints { checkpoint: checkpoint.clone(), every: checkpoint_every, resume: resume_bytes, stop_after };
+        return train_decoder(&model, &files, r, cap_max_len, &out, &d, wall, ck);
+    }
+    let mut ckpt = load_checkpoint(&model)?;
+    if cap_max_len {
+        r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
+    }
+    r.validate(ckpt.config.max_position_embeddings)?;
+    let (dev, info) = device(&d);
+    if r.task == recipe::Task::MaskedLm {
+        if resume_bytes.is_some() || checkpoint.is_some() {
+            return Err(Error::Other("--checkpoint / --resume are for classification runs; masked-LM adaptation runs in one go".into()));
+        }
+        let mut texts = Vec::new();
+        for p in &files.train {
+            texts.extend(burnish::data::text::domain_texts(&load_table(p)?, &r.text_column)?);
+        }
+        let (train_t, eval_t) = match &files.eval {
+            Some(p) => (texts, burnish::data::text::domain_texts(&load_table(p)?, &r.text_column)?),
+            None => burnish::data::text::split_texts(&texts, r.eval_fraction, r.seed),
+        };
+        let session = adapt(&mut ckpt, &train_t, &eval_t, &r, r.epochs, r.lr, &dev)?;
+        write_files(&out, pollster::block_on(session.export(&ckpt))?)?;
+        let metrics = json!({
+            "task": "masked-lm",
+            "loss": session.evaluations().last().map(|e| e.loss),
+            "perplexity": session.evaluations().last().map(|e| e.perplexity),
+            "masked_accuracy": session.evaluations().last().map(|e| e.masked_accuracy),
+            "history": session.evaluations(),
+            "train_losses": session.losses,
+            "train_texts": session.train_count(),
+            "eval_texts": session.eval_count(),
+            "train_seconds": session.train_seconds,
+            "wall_seconds": wall.elapsed().as_secs_f64(),
+            "backend": info,
+            "load_report": session.load_report,
+            "recipe": r,
+        });
+        std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+        std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+        eprintln!("wrote {}", out.display());
+        print_json(&metrics);
+        return Ok(());
+    }
+    let td = training_files(&files, &r)?;
+    if td.skipped > 0 {
+        eprintln!("skipped {} rows with an empty text or label", td.skipped);
+    }
+    let (labels, skipped, eval_ex) = (td.labels.clone(), td.skipped, td.eval.clone());
+    eprintln!("{} training and {} evaluation examples; labels: {}", td.train_count(), eval_ex.len(), labels.join(", "));
+    // Stage one of the two-stage recipe: masked-LM adaptation of the encoder on the
+    // domain text; the classifier then starts from the adapted encoder. A resumed run
+    // skips it (the checkpoint holds the adapted weights).
+    let mut adapted = serde_json::Value::Null;
+    if r.mlm_epochs > 0 && resume_bytes.is_none() {
+        let p = domain.as_ref().ok_or_else(|| Error::Recipe("mlm_epochs > 0 needs domain text: give --domain FILE".into()))?;
+        let texts = burnish::data::text::domain_texts(&load_table(p)?, &r.domain_text_column)?;
+        let (train_t, eval_t) = burnish::data::text::split_texts(&texts, r.eval_fraction, r.seed);
+        let stage = adapt(&mut ckpt, &train_t, &eval_t, &r, r.mlm_epochs, r.mlm_lr, &dev)?;
+        write_files(&out.join("domain-adapted"), pollster::block_on(stage.export(&ckpt))?)?;
+        adapted = json!({
+            "domain_file": p.display().to_string(),
+            "history": stage.evaluations(),
+            "train_losses": stage.losses,
+            "train_texts": stage.train_count(),
+            "eval_texts": stage.eval_count(),
+            "train_seconds": stage.train_seconds,
+            "load_report": stage.load_report,
+            "folder": out.join("domain-adapted").display().to_string(),
+        });
+        ckpt = pollster::block_on(stage.adapted_checkpoint(&ckpt))?;
+        eprintln!("stage 2: fine-tuning the classifier from the adapted encoder");
+    } else if domain.is_some() && resume_bytes.is_some() {
+        eprintln!("resuming the classifier stage: the domain adaptation is already in the checkpoint's weights");
+    }
+    let mut session = match &resume_bytes {
+        Some(b) => TrainSession::resume_sources(&mut ckpt, &td.sources, &eval_ex, b, &dev)?,
+        None => TrainSession::with_sources(&mut ckpt, &td.sources, &eval_ex, labels.clone(), r.clone(), &dev)?,
+    };
+    if td.sources.len() > 1 {
+        for m in session.mixture() {
+            eprintln!(
+                "mixture: {} ({} rows): p = {:.3}, {:.0} examples per epoch ({:.2} passes over its rows)",
+                m.name, m.rows, m.probability, m.per_epoch, m.passes
+            );
+        }
+    }
+    let save = |session: &TrainSession| -> Result<()> {
+        if let Some(p) = &checkpoint {
+            // Written next to the target, then renamed: a crash never leaves half a file.
+            let tmp = p.with_extension("partial");
+            std::fs::write(&tmp, pollster::block_on(session.checkpoint())?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
+            std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
+        }
+        Ok(())
+    };
+    let mut ran = 0usize;
+    if !session.load_report.initialized.is_empty() {
+        eprintln!("initialised (not in the checkpoint): {}", session.load_report.initialized.join(", "));
+    }
+    let t = session.trainable();
+    eprintln!("training {} of {} parameters: {}", t.trainable_parameters, t.total_parameters, t.training.join(", "));
+    let every = (session.total_steps / 20).max(1);
+    while !session.is_done() && stop_after.is_none_or(|n| ran < n) {
+        let rep = pollster::block_on(session.step())?;
+        ran += 1;
+        if checkpoint_every > 0 && rep.step % checkpoint_every == 0 {
+            save(&session)?;
+        }
+        if rep.step % every == 0 || rep.done {
+            eprintln!(
+                "step {}/{} epoch {} loss {:.4} lr {:.2e} {:.1} ex/s",
+                rep.step, rep.total_steps, rep.epoch, rep.loss, rep.lr, rep.examples_per_s
+            );
+        }
+        if let Some(e) = &rep.early_stop {
+            eprintln!(
+                "{} at step {}: kept the weights of step {} ({:?} {:.4})",
+                if e.early { "early stopping" } else { "end of training" },
+                e.stopped_at, e.best_step, e.metric, e.best_value
+            );
+        }
+        if let Some(t) = &rep.unfrozen {
+            eprintln!("step {}: now training {} parameters: {}", t.step + 1, t.trainable_parameters, t.training.join(", "));
+        }
+        if let Some(e) = &rep.epoch_end {
+            if let Some(m) = &e.eval {
+                eprintln!("epoch {}: train loss {:.4}, eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", e.epoch, e.train_loss, m.loss, m.accuracy, m.macro_f1);
+            }
+        } else if let Some(m) = &rep.eval {
+            eprintln!("step {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.step, m.loss, m.accuracy, m.macro_f1);
+        }
+    }
+    save(&session)?;
+    if !session.is_done() {
+        eprintln!("stopped after step {} of {}; continue with --resume", session.step, session.total_steps);
+    }
+    let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?) };
+    write_files(&out, pollster::block_on(session.export(&ckpt, &model.display().to_string()))?)?;
+    let metrics = json!({
+        "domain_adaptation": adapted,
+        "accuracy": final_eval.as_ref().map(|m| m.accuracy),
+        "macro_f1": final_eval.as_ref().map(|m| m.macro_f1),
+        "loss": final_eval.as_ref().map(|m| m.loss),
+        "confusion_matrix": final_eval.as_ref().map(|m| m.confusion.clone()),
+        "eval": final_eval,
+        "history": session.history,
+        "train_losses": session.losses,
+        "labels": labels,
+        "train_examples": td.train_count(),
+        "mixture": if td.sources.len() > 1 { json!({"files": session.mixture(), "drawn": session.drawn}) } else { serde_json::Value::Null },
+        "eval_examples": eval_ex.len(),
+        "skipped_rows": skipped,
+        "wall_seconds": wall.elapsed().as_secs_f64(),
+        "train_seconds": session.train_seconds,
+        "backend": info,
+        "load_report": session.load_report,
+        "trainable": session.trainable(),
+        "early_stop": session.early_stop,
+        "layer_groups": session.layer_groups(),
+        "recipe": r,
+    });
+    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+    std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+    eprintln!("wrote {}", out.display());
+    print_json(&metrics);
+    Ok(())
+}
+
+/// `train --task causal-lm|instruct`: fine-tunes a decoder and writes its HF folder and
+/// metrics.json (held-out loss and perplexity before and after each epoch).
+/// `--checkpoint FILE [--checkpoint-every N]`, `--resume FILE`, `--stop-after N` of a decoder run.
+pub struct DecoderCheckpoints {
+    checkpoint: Option<PathBuf>,
+    every: usize,
+    resume: Option<Vec<u8>>,
+    stop_after: Option<usize>,
+}
+#[allow(clippy::too_many_arguments)]
+pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant, ck: DecoderCheckpoints) -> Result<()> {
+    let cm = load_causal(model)?;
+    if cap_max_len {
+        r.max_len = r.max_len.min(cm.config.max_positions());
+    }
+    r.validate(cm.config.max_positions())?;
+    let rows_of = |p: &Path| -> Result<Vec<burnish::data::text::LmRow>> { burnish::data::decoder::rows_for_task(&cm, &load_table(p)?, &r).map(|(rows, _)| rows) };
+    let mut train_rows = Vec::new();
+    for p in &files.train {
+        train_rows.extend(rows_of(p)?);
+    }
+    let (train_rows, eval_rows) = match &files.eval {
+        Some(p) => (train_rows, rows_of(p)?),
+        None => {
+            let (train, eval, _) = burnish::data::text::split_rows(&train_rows, r.eval_fraction, r.seed);
+            (train, eval)
+        }
+    };
+    let (dev, info) = device(d);
+    eprintln!("{} training rows, {} held out ({}, {})", train_rows.len(), eval_rows.len(), cm.config.architecture(), info.adapter);
+    let mut s = match &ck.resume {
+        Some(bytes) => {
+            let s = causal_lm::LmSession::resume(&cm, train_rows, eval_rows, bytes, &dev)?;
+            eprintln!("resuming at step {} of {}", s.step, s.total_steps);
+            r = s.recipe.clone();
+            s
+        }
+        None => causal_lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?,
+    };
+    let save = |s: &causal_lm::LmSession| -> Result<()> {
+        if let Some(p) = &ck.checkpoint {
+            // Written next to the target, then renamed: a crash never leaves half a file.
+            let tmp = p.with_extension("partial");
+            std::fs::write(&tmp, pollster::block_on(s.checkpoint())?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
+            std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
+        }
+        Ok(())
+    };
+    if s.objective.lora_modules.is_empty() {
+        eprintln!("training every weight ({} parameters)", s.objective.trainable);
+    } else {
+        eprintln!("training LoRA adapters (rank {}) on {} in every layer: {} parameters", r.lora_rank, s.objective.lora_modules.join(", "), s.objective.trainable);
+    }
+    let mut ran = 0usize;
+    while !s.is_done() && ck.stop_after.is_none_or(|n| ran < n) {
+        let rep = pollster::block_on(s.step())?;
+        ran += 1;
+        if ck.every > 0 && rep.step % ck.every == 0 {
+            save(&s)?;
+        }
+        if let Some(e) = &rep.eval {
+            eprintln!("epoch {}: held-out loss {:.4}, perplexity {:.2}", e.epoch, e.loss, e.perplexity);
+        } else if rep.step % 10 == 0 {
+            eprintln!("step {}/{}: loss {:.4}", rep.step, rep.total_steps, rep.loss);
+        }
+    }
+    save(&s)?;
+    if !s.is_done() {
+        eprintln!("stopped after step {} of {}; continue with --resume", s.step, s.total_steps);
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
+    write_files(out, pollster::block_on(s.export(&cm, &model.display().to_string()))?)?;
+    let metrics = json!({
+        "task": r.task,
+        "architecture": cm.config.architecture(),
+        "loss": s.evaluations().last().map(|e| e.loss),
+        "perplexity": s.evaluations().last().map(|e| e.perplexity),
+        "history": s.evaluations(),
+        "train_losses": s.losses,
+        "train_rows": s.train_count(),
+        "eval_rows": s.eval_count(),
+        "trainable_parameters": s.objective.trainable,
+        "lora_modules": s.objective.lora_modules,
+        "train_seconds": s.train_seconds,
+        "wall_seconds": wall.elapsed().as_secs_f64(),
+        "backend": info,
+        "load_report": s.load_report,
+        "recipe": r,
+    });
+    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
+    std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
+    eprintln!("wrote {}", out.display());
+    print_json(&metrics);
+    Ok(())
+}
+/// Runs masked-LM adaptation to the end, printing progress and the held-out scores.
+pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device) -> Result<masked_lm::MlmSession> {
+    let mut s = masked_lm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?;
+    eprintln!(
+        "masked-LM adaptation: {} training and {} held-out texts, {} steps, lr {lr:.2e}, masking {:.0} %",
+        s.train_count(),
+        s.eval_count(),
+        s.total_steps,
+        r.mlm_probability * 100.0
+    );
+    if !s.load_report.initialized.is_empty() {
+        eprintln!("initialised (not in the checkpoint): {}", s.load_report.initialized.join(", "));
+    }
+    let every = (s.total_steps / 20).max(1);
+    while !s.is_done() {
+        let rep = pollster::block_on(s.step())?;
+        if rep.step == 1 {
+            if let Some(e) = &s.before {
+                eprintln!("before: held-out MLM loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.loss, e.perplexity, e.masked_accuracy);
+            }
+        }
+        if rep.step % every == 0 || rep.done {
+            eprintln!("mlm step {}/{} epoch {} loss {:.4} lr {:.2e}", rep.step, rep.total_steps, rep.epoch, rep.loss, rep.lr);
+        }
+        if let Some(e) = &rep.eval {
+            eprintln!("mlm epoch {}: held-out loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.epoch, e.loss, e.perplexity, e.masked_accuracy);
+        }
+    }
+    Ok(s)
+}

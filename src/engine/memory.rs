@@ -1,0 +1,135 @@
+//! Memory estimates before a run starts (the page's estimate beside Start, `burnish compare`):
+//! weights, gradients and AdamW's moments for what trains, and the activations one batch keeps
+//! for the backward pass, for encoders and decoders.
+
+use burn::module::Module;
+use serde::Serialize;
+
+use crate::hf::config::BertConfig;
+use crate::models::causal::{CausalLm, DecoderConfig};
+use crate::recipe::{LoraTarget, Recipe, Strategy};
+
+/// Rough bytes needed to fine-tune (all parameters trained, f32, AdamW), for the page's
+/// estimate before Start.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryEstimate {
+    pub parameters: usize,
+    /// Parameters that get gradients and AdamW state under the recipe's strategy.
+    pub trainable: usize,
+    pub weights: u64,
+    pub gradients: u64,
+    /// AdamW's two moment tensors.
+    pub optimizer: u64,
+    /// Activations kept for the backward pass of one `batch × max_len` batch.
+    pub activations: u64,
+    pub total: u64,
+    /// The biggest single tensor (bytes): it must fit in one GPU buffer.
+    pub largest_tensor: u64,
+    /// What the backend says about this size (`BackendInfo::memory_warnings`), filled in by the
+    /// caller that knows the backend.
+    pub warnings: Vec<String>,
+}
+
+/// Per token and layer, a BERT layer keeps about 10·hidden + 2·intermediate floats (Q, K, V,
+/// context, attention output, two layer norms and residuals, the FFN input and GELU output)
+/// plus 3·heads·len for the attention scores, probabilities and dropout mask.
+/// Gradients and AdamW state are only kept for the `trainable` parameters.
+pub fn estimate_memory(cfg: &BertConfig, parameters: usize, trainable: usize, batch: usize, max_len: usize) -> MemoryEstimate {
+    let (h, i, heads, layers) = (cfg.hidden_size as u64, cfg.intermediate_size as u64, cfg.num_attention_heads as u64, cfg.num_hidden_layers as u64);
+    let tokens = (batch * max_len) as u64;
+    let per_token = layers * (10 * h + 2 * i + 3 * heads * max_len as u64) + 4 * h;
+    let (p, t) = (parameters as u64, trainable as u64);
+    let (weights, gradients, optimizer) = (4 * p, 4 * t, 8 * t);
+    let activations = 4 * tokens * per_token;
+    let largest_tensor = 4 * (cfg.vocab_size as u64 * h).max(batch as u64 * heads * (max_len * max_len) as u64).max(tokens * i);
+    MemoryEstimate {
+        parameters,
+        trainable,
+        weights,
+        gradients,
+        optimizer,
+        activations,
+        total: weights + gradients + optimizer + activations,
+        largest_tensor,
+        warnings: Vec::new(),
+    }
+}
+
+/// (all parameters, trainable parameters) of a `num_labels` classifier under the recipe's
+/// strategy, from the config alone (before any model is built). With gradual unfreezing, the
+/// most that will train.
+pub fn planned_parameters(cfg: &BertConfig, r: &Recipe, num_labels: usize) -> (usize, usize) {
+    let (h, i, l) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers);
+    let embeddings = (cfg.vocab_size + cfg.max_position_embeddings + cfg.type_vocab_size) * h + 2 * h;
+    let layer = 4 * (h * h + h) + 2 * (2 * h) + (h * i + i) + (i * h + h);
+    let head = (h * h + h) + (h * num_labels + num_labels);
+    let base = embeddings + l * layer + head;
+    match r.strategy {
+        Strategy::Full => (base, base - if r.freeze_embeddings { embeddings } else { 0 }),
+        Strategy::Head => (base, head),
+        Strategy::Top => (base, head + r.top_layers.min(l) * layer),
+        Strategy::Lora => {
+            let per_layer: usize = r
+                .lora_targets
+                .iter()
+                .map(|t| match t {
+                    LoraTarget::Intermediate => r.lora_rank * (h + i),
+                    LoraTarget::Output => r.lora_rank * (i + h),
+                    _ => r.lora_rank * 2 * h,
+                })
+                .sum();
+            (base + l * per_layer, head + l * per_layer)
+        }
+    }
+}
+
+
+/// Memory to fine-tune `model` (as loaded, before any LoRA) under the recipe's strategy at
+/// `batch × max_len`, f32 and AdamW: weights; gradients and two moments for what trains (every
+/// weight, or the LoRA factors, rank·(in + out) per adapted linear); activations kept for the
+/// backward pass. Per token and layer a Llama layer keeps about 12·hidden + 4·intermediate +
+/// 3·kv_dim floats (norms, q/k/v before and after rotary, repeated k/v, context, residuals,
+/// gate, up, SiLU and their product) plus 2·heads·len for the attention scores and
+/// probabilities; a GPT-2 block about 13·hidden + 3·inner + 3·heads·len. The head adds 3·vocab
+/// per token (logits, log-softmax, their gradient), and LoRA keeps each adapted linear's merged
+/// weight `W + s·A·B` for the backward pass.
+pub fn estimate_decoder_memory(model: &CausalLm, cfg: &DecoderConfig, recipe: &Recipe, batch: usize, max_len: usize) -> MemoryEstimate {
+    let parameters = model.num_params();
+    let (tokens, len) = ((batch * max_len) as u64, max_len as u64);
+    let (per_layer, heads, hidden, layers, vocab) = match cfg {
+        DecoderConfig::Llama(c) => {
+            let (h, i, kv) = (c.hidden as u64, c.intermediate as u64, (c.kv_heads * c.head_dim) as u64);
+            (12 * h + 4 * i + 3 * kv + 2 * c.heads as u64 * len, c.heads as u64, h, c.layers as u64, c.vocab_size as u64)
+        }
+        DecoderConfig::Gpt2(c) => {
+            let (h, i) = (c.hidden as u64, c.inner as u64);
+            (13 * h + 3 * i + 3 * c.heads as u64 * len, c.heads as u64, h, c.layers as u64, c.vocab_size as u64)
+        }
+    };
+    let (trainable, merged) = match recipe.strategy {
+        Strategy::Lora => {
+            let modules = crate::models::causal::lora_modules(cfg, &recipe.lora_targets);
+            model.lora_linears(&modules).iter().fold((0u64, 0u64), |(t, m), (_, l)| {
+                let [d_in, d_out] = l.weight.dims();
+                (t + (recipe.lora_rank * (d_in + d_out)) as u64, m + (d_in * d_out) as u64)
+            })
+        }
+        _ => (parameters as u64, 0),
+    };
+    let weights = 4 * parameters as u64;
+    let (gradients, optimizer) = (4 * trainable, 8 * trainable);
+    let activations = 4 * (tokens * (layers * per_layer + 2 * hidden + 3 * vocab) + merged);
+    let largest_tensor = 4 * (tokens * vocab).max(vocab * hidden).max(batch as u64 * heads * len * len);
+    MemoryEstimate {
+        parameters,
+        trainable: trainable as usize,
+        weights,
+        gradients,
+        optimizer,
+        activations,
+        total: weights + gradients + optimizer + activations,
+        largest_tensor,
+        warnings: Vec::new(),
+    }
+}
+
