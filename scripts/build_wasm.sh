@@ -59,7 +59,7 @@ finish() {
 
 echo "[build] www/pkg: wasm-pack build --profile wasm-release (cold: ~15 min on 2 cores)" >&2
 GPU_FEATURES="${BURNISH_WASM_GPU_FEATURES:-}"
-wasm-pack build --target web --out-dir www/pkg --out-name burnish --profile wasm-release --no-pack --no-typescript . \
+wasm-pack build --target web --out-dir www/pkg --out-name burnish --profile wasm-release --no-pack . \
   ${GPU_FEATURES:+-- --features "$GPU_FEATURES"} >&2
 FEATURES_JSON="\"$GPU_FEATURES\"" finish www/pkg
 
@@ -72,7 +72,7 @@ if [ "${BURNISH_WASM_THREADS:-1}" = 1 ]; then
   # Its own target folder: different flags would otherwise rebuild the other module each time.
   RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-mt" \
     RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+simd128 -C link-arg=--max-memory=4294967296" \
-    wasm-pack build --target web --out-dir www/pkg-mt --out-name burnish --profile wasm-release --no-pack --no-typescript . \
+    wasm-pack build --target web --out-dir www/pkg-mt --out-name burnish --profile wasm-release --no-pack . \
     -- --no-default-features --features threads -Z build-std=panic_abort,std >&2
   finish www/pkg-mt --enable-threads
 fi

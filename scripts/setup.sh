@@ -66,7 +66,7 @@ log "assets (model and data)"
 python3 "$ROOT/scripts/fetch_assets.py"
 
 if [ "${BURNISH_NEED_BROWSER:-0}" = 1 ]; then
-  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ] || [ ! -d "$ROOT/tests/browser/node_modules/typescript" ]; then
     log "npm ci (browser tests)"
     (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
   fi

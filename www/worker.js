@@ -7,14 +7,22 @@ import { DECODER_RUN, saveCheckpoint, savedCheckpoint } from './saved-run.js';
 
 const STEP_BUDGET_MS = 60; // time per slice of steps: Pause and Stop take effect between slices
 
+/** The engine's exports, typed by the declarations wasm-bindgen writes for src/web/
+ * (pkg/burnish.d.ts): tsc --checkJs (www/tsconfig.json) checks every call below against them.
+ * @typedef {typeof import('./pkg/burnish.js')} Engine */
+/** @type {Promise<Engine> | null} */
 let wasmLoading = null; // Promise of the wasm module namespace, set by `init`
 let backend = null; // initBackend's answer, kept so a second `init` does not redo it
+/** @type {Promise<unknown>} */
 let queue = Promise.resolve(); // wasm calls run strictly one after another
 const training = { active: false, paused: false, stopped: false, step: 0, wake: null };
 
 const post = (type, payload, id) => self.postMessage({ id, type, payload });
 
-/** Runs `fn` after every wasm call queued before it (the wasm state is not re-entrant). */
+/** Runs `fn` after every wasm call queued before it (the wasm state is not re-entrant).
+ * @template T
+ * @param {() => T | Promise<T>} fn
+ * @returns {Promise<T>} */
 function exclusive(fn) {
   const result = queue.then(fn);
   queue = result.catch(() => {});
@@ -62,7 +70,7 @@ async function chooseEngine(mode, threads) {
   if (mode === 'cpu') return mt;
   let adapter = null;
   try {
-    adapter = (await navigator.gpu?.requestAdapter()) ?? null;
+    adapter = (await /** @type {any} */ (navigator).gpu?.requestAdapter()) ?? null; // WebGPU's types are not in TypeScript's lib
   } catch {
     adapter = null;
   }
@@ -75,8 +83,10 @@ async function chooseEngine(mode, threads) {
   return single('one thread: a hardware WebGPU adapter is present, so the module with WebGPU is loaded (choose CPU in the menu to train on every core)');
 }
 
+/** @returns {Promise<Engine>} */
 async function importWasm(mode, threads) {
   engine = await chooseEngine(mode, threads);
+  /** @type {Engine} */
   let mod;
   try {
     mod = await import(`./${engine.dir}/burnish.js`);
@@ -87,7 +97,8 @@ async function importWasm(mode, threads) {
     );
   }
   await mod.default({ module_or_path: await wasmResponse(engine.dir) }); // compiles while it downloads
-  if (engine.threads > 1) await mod.initThreadPool(engine.threads);
+  // pkg-mt's extra export (wasm-bindgen-rayon), absent from pkg's declarations.
+  if (engine.threads > 1) await /** @type {{ initThreadPool(n: number): Promise<void> }} */ (/** @type {unknown} */ (mod)).initThreadPool(engine.threads);
   return mod;
 }
 
@@ -134,6 +145,7 @@ function measureBackends(call) {
     });
 }
 
+/** @returns {Promise<Engine>} */
 async function wasm() {
   if (!wasmLoading) throw new Error('The WebAssembly module is not initialised yet.');
   return wasmLoading;
@@ -674,13 +686,13 @@ const handlers = {
     return { active: generating.active };
   },
 
-  async [IN.EXPORT]({ baseName } = {}) {
+  async [IN.EXPORT]({ baseName = undefined } = {}) {
     const m = await wasm();
     return exclusive(() => m.exportModel(baseName ?? 'base-model'));
   },
 };
 
-self.addEventListener('message', async ({ data: { id, type, payload } }) => {
+self.addEventListener('message', async (/** @type {MessageEvent} */ { data: { id, type, payload } }) => {
   try {
     const handler = handlers[type];
     if (!handler) throw new Error(`Unknown request type: ${type}`);
