@@ -1,7 +1,7 @@
 //! Benchmarks the CLI (`burnish bench`) and the page run: timed training steps and forward
 //! passes of a classifier on seeded random tokens.
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -9,6 +9,7 @@ use serde::Serialize;
 use web_time::Instant;
 
 use crate::hf::checkpoint::Checkpoint;
+use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::engine::{clip_global_norm, cross_entropy};
 use crate::error::{Error, Result};
 use crate::infer::classify::build_classifier;
@@ -78,7 +79,7 @@ pub async fn bench_training(ckpt: &Checkpoint, batch: usize, len: usize, steps: 
     let labels = vec!["0".to_string(), "1".to_string()];
     let ad = device.clone().autodiff();
     let (mut model, _) = build_classifier(ckpt, &labels, 0, &ad)?;
-    let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
+    let mut optim = AdamW::new(AdamWConfig { weight_decay: 0.01, ..AdamWConfig::default() });
     let mut rng = StdRng::seed_from_u64(0);
     let rows = random_rows(ckpt.config.vocab_size as u32, batch, len, &mut rng);
     let ys: Vec<i64> = (0..batch).map(|_| rng.random_range(0..2)).collect();

@@ -1,10 +1,9 @@
 //! The checkpoint codec: a run's bytes are length-prefixed parts (run state JSON, burn module
-//! record of the weights, burn optimizer record, early stopping's best weights), every tensor
+//! record of the weights, AdamW's state (engine/adamw.rs), early stopping's best weights), every tensor
 //! read asynchronously so that checkpoints work on WebGPU in a browser.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::optim::ModuleOptimizer;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -78,14 +77,6 @@ pub async fn module_record_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
     Ok(b.to_vec())
 }
 
-/// burn's optimizer record of `optim` (the bytes `optim.into_bytes()` writes), with AdamW's
-/// state read asynchronously (see the patched burn-optim's `to_record_async`).
-pub async fn optimizer_record_bytes(optim: &ModuleOptimizer) -> Result<Vec<u8>> {
-    let record = optim.to_record_async(&Device::flex()).await.map_err(|e| Error::Other(format!("saving the optimizer state: {e}")))?;
-    let b = record.into_bytes().map_err(|e| Error::Other(format!("saving the optimizer state: {e:?}")))?;
-    Ok(b.to_vec())
-}
-
 /// `m` with the weights of a module record written by `module_record_bytes` (its saved
 /// parameter ids included, which AdamW's state is keyed by).
 pub fn load_module<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
@@ -93,11 +84,3 @@ pub fn load_module<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
         .map_err(|e| Error::Other(format!("the checkpoint's weights cannot be read: {e:?}")))?;
     m.try_load_record(rec).map_err(|e| Error::Other(format!("the checkpoint's weights do not fit this model: {e:?}")))
 }
-
-/// An optimizer with the state of a record written by `optimizer_record_bytes`, on `device`.
-pub fn load_optimizer(optim: ModuleOptimizer, bytes: &[u8], device: &Device) -> Result<ModuleOptimizer> {
-    let record = burn::optim::OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::Other(format!("the checkpoint's optimizer state cannot be read: {e:?}")))?;
-    Ok(optim.load_record_on(record, device))
-}
-

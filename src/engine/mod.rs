@@ -14,6 +14,7 @@
 //! (continued pre-training and instruction tuning of decoders) and [`multitask`] (one encoder,
 //! a head per task).
 
+pub mod adamw;
 pub mod causal_lm;
 pub mod classifier;
 pub mod codec;
@@ -23,7 +24,7 @@ pub mod multitask;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 use rand::SeedableRng;
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::recipe::{EvalMetric, Recipe};
 use crate::hf::weights::LoadReport;
@@ -209,7 +211,7 @@ pub trait Stepper {
 pub struct Run<O: Objective> {
     pub objective: O,
     model: Option<O::Model>,
-    optim: ModuleOptimizer,
+    optim: AdamW,
     pub recipe: Recipe,
     pub load_report: LoadReport,
     device: Device,
@@ -356,7 +358,7 @@ impl<O: Objective> Run<O> {
         let drawn = vec![0; objective.sources()];
         Ok(Run {
             model: Some(model),
-            optim: AdamWConfig::new().with_weight_decay(recipe.weight_decay as f32).with_epsilon(1e-8).init(),
+            optim: AdamW::new(AdamWConfig { weight_decay: recipe.weight_decay as f32, ..AdamWConfig::default() }),
             load_report,
             device: base_device.clone().autodiff(),
             base_device: base_device.clone(),
@@ -420,7 +422,7 @@ impl<O: Objective> Run<O> {
         let model = codec::load_module(model, weights)?;
         let model = run.objective.restore_state(model, &st.state)?;
         // On the run's device: the default device may be an uninitialised WebGPU one.
-        run.optim = codec::load_optimizer(run.optim.clone(), optim, &run.device)?;
+        run.optim.load_bytes(optim, &run.base_device)?;
         if let Some((value, step)) = st.best {
             run.best = Some((f64::from_bits(value), step, codec::load_module(model.clone(), best)?));
         }
@@ -678,14 +680,14 @@ impl<O: Objective> Stepper for Run<O> {
 pub struct Snapshot<M> {
     state: Vec<u8>,
     model: M,
-    optim: ModuleOptimizer,
+    optim: AdamW,
     best: Option<M>,
 }
 
 impl<M: Module> Snapshot<M> {
     pub async fn into_bytes(self) -> Result<Vec<u8>> {
         let model = codec::module_record_bytes(&self.model).await?;
-        let optim = codec::optimizer_record_bytes(&self.optim).await?;
+        let optim = self.optim.to_bytes().await?;
         let best = match &self.best {
             Some(b) => codec::module_record_bytes(b).await?,
             None => Vec::new(),

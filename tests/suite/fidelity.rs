@@ -4,7 +4,8 @@
 
 
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
+use burnish::engine::adamw::{AdamW, AdamWConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burnish::infer::embed::Embedder;
 use burnish::models::bert::SequenceClassifier;
@@ -97,12 +98,12 @@ fn one_adamw_step_matches_pytorch() {
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
     let norm = clip_global_norm(&model, &mut grads, r["max_grad_norm"].as_f64().unwrap()).unwrap();
     let betas = f32s(&r["betas"]);
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(betas[0])
-        .with_beta_2(betas[1])
-        .with_epsilon(r["eps"].as_f64().unwrap() as f32)
-        .with_weight_decay(r["weight_decay"].as_f64().unwrap() as f32)
-        .init();
+    let mut optim = AdamW::new(AdamWConfig {
+        beta_1: betas[0],
+        beta_2: betas[1],
+        epsilon: r["eps"].as_f64().unwrap() as f32,
+        weight_decay: r["weight_decay"].as_f64().unwrap() as f32,
+    });
     model = optim.step(r["lr"].as_f64().unwrap(), model, grads);
 
     let loss_v = pollster::block_on(read_f32(loss.detach())).unwrap()[0];
@@ -137,33 +138,43 @@ fn one_adamw_step_matches_pytorch() {
     }
 }
 
-/// AdamW on the CPU backend runs as one fused pass (vendor/burn-optim `AdamW::step_flex`); it must
-/// give bit for bit what burn's tensor-op formula gives (the formula spelled out here with burn's
-/// ops, as `AdaptiveMomentumW::transform` and `AdamW::step` compute it), over several steps,
-/// with weight decay and a learning rate that changes per step.
+/// Burnish's AdamW (engine/adamw.rs) runs as one fused pass per parameter on the CPU backend,
+/// and as tensor ops elsewhere; both must give bit for bit what burn's own AdamW gives, and what
+/// the formula spelled out here with burn's ops gives, over several steps, with weight decay and
+/// a learning rate that changes per step.
 #[test]
-fn fused_adamw_equals_the_tensor_formula_bit_for_bit() {
+fn adamw_equals_burns_own_and_the_tensor_formula_bit_for_bit() {
     use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
     let device = Device::flex().autodiff();
     device.seed(11);
-    let mut model = LinearConfig::new(37, 19).init(&device);
+    let start_model = LinearConfig::new(37, 19).init(&device);
     let (b1, b2, eps, wd) = (0.9f32, 0.999f32, 1e-8f32, 0.01f32);
-    let mut optim = AdamWConfig::new().with_weight_decay(wd).with_epsilon(eps).init();
-    let mut w = model.weight.val().inner();
+    let config = AdamWConfig { beta_1: b1, beta_2: b2, epsilon: eps, weight_decay: wd };
+    let (mut fused, mut tensor_ops) = (AdamW::new(config), AdamW::new(config).without_fusion());
+    let mut burns = burn::optim::AdamWConfig::new().with_weight_decay(wd).with_epsilon(eps).init();
+    let (mut a, mut b, mut c) = (start_model.clone(), start_model.clone(), start_model);
+    let mut w = a.weight.val().inner();
     let mut moments: Option<(Tensor<2>, Tensor<2>)> = None;
     let bits = |t: Tensor<2>| -> Vec<u32> { t.into_data().try_to_vec::<f32>().unwrap().iter().map(|x| x.to_bits()).collect() };
     let start = bits(w.clone());
-    let fused_before = burn_optim::adamw_fused_updates();
+    let fused_before = burnish::engine::adamw::fused_updates();
     for t in 1..=4i32 {
         let x = Tensor::<2>::random([5, 37], Distribution::Normal(0.0, 1.0), &device);
-        let loss = model.forward(x).powi_scalar(2).mean();
-        let raw = loss.backward();
-        let g = model.weight.val().grad(&raw).expect("the weight has a gradient");
-        let grads = GradientsParams::from_grads(raw, &model);
         let lr = 1e-2 * t as f64;
-        model = optim.step(lr, model, grads);
-
+        let mut g = None;
+        for (model, optim) in [(&mut a, 0), (&mut b, 1), (&mut c, 2)] {
+            let raw = model.forward(x.clone()).powi_scalar(2).mean().backward();
+            g = model.weight.val().grad(&raw);
+            let grads = GradientsParams::from_grads(raw, &*model);
+            let m = model.clone();
+            *model = match optim {
+                0 => fused.step(lr, m, grads),
+                1 => tensor_ops.step(lr, m, grads),
+                _ => burns.step(lr, m, grads),
+            };
+        }
+        let g = g.expect("the weight has a gradient");
         let (m, v) = match moments.take() {
             None => (g.clone().mul_scalar(1.0 - b1), g.clone().square().mul_scalar(1.0 - b2)),
             Some((m, v)) => (m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)), v.mul_scalar(b2).add(g.square().mul_scalar(1.0 - b2))),
@@ -171,12 +182,16 @@ fn fused_adamw_equals_the_tensor_formula_bit_for_bit() {
         let delta = m.clone().div_scalar(1f32 - b1.powi(t)).div(v.clone().div_scalar(1f32 - b2.powi(t)).sqrt().add_scalar(eps));
         w = w.mul_scalar(1.0 - lr * wd as f64) - delta.mul_scalar(lr);
         moments = Some((m, v));
-        let (got, want) = (bits(model.weight.val().inner()), bits(w.clone()));
-        let differing = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-        assert_eq!(differing, 0, "step {t}: {differing} of {} weights differ from the tensor formula", want.len());
+        let want = bits(w.clone());
+        for (what, model) in [("fused", &a), ("tensor ops", &b), ("burn's AdamW", &c)] {
+            let got = bits(model.weight.val().inner());
+            let differing = got.iter().zip(&want).filter(|(x, y)| x != y).count();
+            assert_eq!(differing, 0, "step {t}: {what}: {differing} of {} weights differ from the tensor formula", want.len());
+        }
+        assert_eq!(bits(a.weight.val().inner()), bits(c.weight.val().inner()));
     }
     // Weight and bias, four steps each (other tests may add theirs meanwhile).
-    assert!(burn_optim::adamw_fused_updates() >= fused_before + 8, "the fused AdamW path did not run");
-    let changed = bits(model.weight.val().inner()).iter().zip(&start).filter(|(a, b)| a != b).count();
+    assert!(burnish::engine::adamw::fused_updates() >= fused_before + 8, "the fused AdamW path did not run");
+    let changed = bits(a.weight.val().inner()).iter().zip(&start).filter(|(x, y)| x != y).count();
     assert!(changed > start.len() / 2, "only {changed} of {} weights moved in four steps", start.len());
 }

@@ -1,2 +1,0 @@
-mod base;
-pub use base::*;
