@@ -16,7 +16,7 @@ const SAMPLE_DOMAIN = 'assets/data/movie-domain.txt';
 const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.txt', '.text'];
 
 const state = (window.burnishState = {
-  backend: null, // {kind, adapter, note, mode, gpu, measurement} (web_backend.rs BackendReport)
+  backend: null, // {kind, adapter, note, mode, gpu, measurement} (src/web/backend.rs BackendReport)
   wasmDownload: null, // {loaded, total, wire}: the wasm module's download
   model: null, // loadModel's summary + {source}
   memory: null, // estimateMemory's answer

@@ -54,7 +54,7 @@ function softwareAdapter(adapter) {
 /** Which module to load for `mode` (`threads`: the page's ?threads=, 0 meaning the default).
  * The threaded one when the CPU will train anyway: the CPU was chosen, or (auto) there is no
  * WebGPU adapter or only a software one, which the CPU outruns by far (BENCHMARKS.md). With a
- * hardware adapter in auto mode, pkg/ times the model on both (web_backend.rs). */
+ * hardware adapter in auto mode, pkg/ times the model on both (src/web/backend.rs). */
 async function chooseEngine(mode, threads) {
   const cores = Math.max(1, navigator.hardwareConcurrency || 1);
   const wanted = threads > 0 ? Math.min(threads, 16) : Math.min(cores, 8);
@@ -129,7 +129,7 @@ async function wasmResponse(dir) {
 }
 
 /** After a model is loaded in auto mode with a GPU adapter present: time its forward pass on
- * both backends (web_backend.rs) and tell the page which one runs (BACKEND event). Queued like
+ * both backends (src/web/backend.rs) and tell the page which one runs (BACKEND event). Queued like
  * every wasm call, so a Start right after the load waits for the choice. */
 function measureBackends(call) {
   if (backend?.mode !== 'auto' || !backend?.gpu) return;

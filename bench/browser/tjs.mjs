@@ -1,5 +1,5 @@
 // Times Transformers.js forward passes of BertForSequenceClassification (MiniLM) on a fixed
-// [batch, len] batch of seeded random token ids, like `ForwardProbe` in src/train.rs: one
+// [batch, len] batch of seeded random token ids, like `ForwardProbe` in src/bench.rs: one
 // warm-up pass, then `passes` timed ones, logits read back each time. Parameters come from the
 // query string: batch, len, passes, threads, device (wasm | webgpu).
 import { AutoModelForSequenceClassification, Tensor, env } from './transformers.min.js';
@@ -18,7 +18,7 @@ env.backends.onnx.wasm.wasmPaths = new URL('./ort/', location.href).href;
 env.backends.onnx.wasm.numThreads = threads;
 
 function rows(vocab) {
-  // The same generator shape as random_rows in src/train.rs (ids from 1000 up), seeded.
+  // The same generator shape as random_rows in src/bench.rs (ids from 1000 up), seeded.
   let s = 12345;
   const next = () => ((s = (s * 1103515245 + 12345) % 2147483648), s);
   const ids = new BigInt64Array(batch * len);

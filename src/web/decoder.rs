@@ -102,7 +102,7 @@ fn install(cm: CausalModel) -> Result<JsValue, JsError> {
 }
 
 /// Times the loaded decoder's forward pass (`len` tokens) on the CPU and on the WebGPU adapter
-/// and uses the faster one (web_backend.rs); when that is not where the weights are, they are
+/// and uses the faster one (web/backend.rs); when that is not where the weights are, they are
 /// loaded again there. Without an adapter, or with a backend forced by the page, it measures
 /// nothing. Returns the backend report.
 #[wasm_bindgen(js_name = measureDecoderBackends)]

@@ -59,7 +59,7 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&format!("internal: {e}")))
 }
 
-/// The compute device, once `initBackend` has run (for the decoder section, `web_decoder.rs`).
+/// The compute device, once `initBackend` has run (for the decoder section, `web/decoder.rs`).
 pub(crate) fn current_device() -> Option<Device> {
     STATE.with(|s| s.borrow().device.as_ref().map(|d| d.0.clone()))
 }
@@ -78,7 +78,7 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Uses `device` for everything built from now on (web_backend.rs chooses it).
+/// Uses `device` for everything built from now on (web/backend.rs chooses it).
 pub(crate) fn set_device(device: (Device, BackendInfo)) {
     STATE.with(|s| s.borrow_mut().device = Some(device));
 }

@@ -1,4 +1,4 @@
-// The backend is chosen by measurement (src/web_backend.rs): with SwiftShader's software WebGPU
+// The backend is chosen by measurement (src/web/backend.rs): with SwiftShader's software WebGPU
 // adapter and the page's default (auto) mode, loading a model times its forward pass on both
 // backends, shows both figures and trains on the faster one (the CPU here); the menu's override
 // keeps WebGPU. Also: the wasm module arrives gzipped with a download progress bar. The
