@@ -176,3 +176,52 @@ fn recipes_of_every_task_round_trip_through_json() {
     let e = serde_json::from_str::<Recipe>(r#"{"task": "translation"}"#).unwrap_err().to_string();
     assert!(e.contains("task \"translation\" is not supported (supported: text-classification, masked-lm, causal-lm, instruct)"), "{e}");
 }
+
+/// The CLI checkpoints and resumes every kind of run the same way (src/bin/burnish/runner.rs):
+/// a masked-LM run and a multi-task run stopped after a few steps and resumed write the model
+/// the uninterrupted run writes, to the byte.
+#[test]
+fn cli_masked_lm_and_multitask_runs_stop_and_resume_to_the_same_model() {
+    let dir = std::env::temp_dir().join(format!("burnish-engine-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = fixture("tiny-bert");
+    let a = dir.join("a.csv");
+    let b = dir.join("b.csv");
+    for (path, flip) in [(&a, false), (&b, true)] {
+        let mut text = String::from("text,label\n");
+        for e in reviews(24, if flip { 40 } else { 0 }, flip) {
+            text += &format!("{},{}\n", e.text, e.label);
+        }
+        std::fs::write(path, text).unwrap();
+    }
+    let domain = root().join("tests/data/domain-reviews.txt");
+    let cases: [(&str, Vec<String>, &str); 2] = [
+        ("masked-lm", ["train", "--task", "masked-lm", "--train", domain.to_str().unwrap(), "--epochs", "2", "--lr", "5e-3", "--batch-size", "8", "--grad-accum", "2"].map(String::from).to_vec(), "model.safetensors"),
+        (
+            "multitask",
+            ["multitask", "--task", &format!("a={}", a.display()), "--task", &format!("b={}", b.display()), "--epochs", "2", "--lr", "1e-3", "--batch-size", "4", "--grad-accum", "2"].map(String::from).to_vec(),
+            "b/model.safetensors",
+        ),
+    ];
+    for (name, base, file) in cases {
+        let run = |extra: &[&str], out: &str| {
+            let out = dir.join(format!("{name}-{out}"));
+            let mut args: Vec<String> = base.clone();
+            args.extend(["--model", model.to_str().unwrap(), "--max-len", "24"].map(String::from));
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args.extend(["--out".to_string(), out.display().to_string()]);
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_burnish")).args(&args).output().unwrap();
+            assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+            (std::fs::read(out.join(file)).unwrap(), String::from_utf8_lossy(&o.stderr).to_string())
+        };
+        let ck = dir.join(format!("{name}.ckpt"));
+        let (whole, _) = run(&[], "whole");
+        let (part, log) = run(&["--checkpoint", ck.to_str().unwrap(), "--checkpoint-every", "2", "--stop-after", "3"], "part");
+        assert!(log.contains("stopped after step 3 of"), "{name}: {log}");
+        assert!(part != whole, "{name}: three steps are not the whole run");
+        let (resumed, log) = run(&["--resume", ck.to_str().unwrap()], "resumed");
+        assert!(log.contains("after step 3 with its recipe"), "{name}: {log}");
+        assert!(resumed == whole, "{name}: the resumed run's model equals the uninterrupted run's");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -13,6 +13,7 @@ mod generate;
 mod io;
 mod multitask;
 mod predict;
+mod runner;
 mod train;
 
 use std::process::ExitCode;

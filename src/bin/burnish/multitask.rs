@@ -1,4 +1,5 @@
-//! `burnish multitask`: Multi-task fine-tuning: several labelled files (one task each, with its own labels and
+//! `burnish multitask`: several labelled files (one task each, with its own labels and head)
+//! share one encoder; writes one HF folder per task + metrics.json.
 
 use std::path::PathBuf;
 use burnish::error::Result;
@@ -8,6 +9,7 @@ use serde_json::json;
 
 use super::flags::*;
 use super::io::*;
+use super::runner::{CheckpointFlags, drive, write_run};
 
 #[derive(Args)]
 pub struct MultitaskArgs {
@@ -21,6 +23,11 @@ pub struct MultitaskArgs {
     /// How each step's task is chosen
     #[arg(long, value_parser = ["proportional", "round-robin"])]
     pub sampling: Option<String>,
+    /// Gradient accumulation: micro-batches (of any tasks) per optimizer step
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
+    #[command(flatten)]
+    pub checkpoints: CheckpointFlags,
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
@@ -28,11 +35,13 @@ pub struct MultitaskArgs {
 }
 
 pub fn run(args: MultitaskArgs) -> Result<()> {
-    let MultitaskArgs { model, tasks, base, sampling, out, device: d } = args;
+    let MultitaskArgs { model, tasks, base, sampling, grad_accum, checkpoints, out, device: d } = args;
 
     let wall = std::time::Instant::now();
     let (mut r, cap_max_len) = base.recipe()?;
     if let Some(v) = sampling { r.task_sampling = if v == "round-robin" { multitask::TaskSampling::RoundRobin } else { multitask::TaskSampling::Proportional }; }
+    if let Some(v) = grad_accum { r.grad_accum = v; }
+    let resume = checkpoints.resume_bytes(&mut r)?;
     let mut ckpt = load_checkpoint(&model)?;
     if cap_max_len {
         r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
@@ -51,7 +60,10 @@ pub fn run(args: MultitaskArgs) -> Result<()> {
         data.push(multitask::task_from_table(&name, &table, None, &text, &label, r.eval_fraction, r.seed)?);
     }
     let (dev, info) = device(&d);
-    let mut s = multitask::MultiTaskSession::new(&mut ckpt, &data, r.clone(), &dev)?;
+    let mut s = match &resume {
+        Some(bytes) => multitask::MultiTaskSession::resume(&mut ckpt, &data, bytes, &dev)?,
+        None => multitask::MultiTaskSession::new(&mut ckpt, &data, r.clone(), &dev)?,
+    };
     for t in s.tasks() {
         eprintln!(
             "task {}: {} training and {} evaluation rows, labels {}, {} batches per epoch, {:.1} % of the steps",
@@ -59,8 +71,7 @@ pub fn run(args: MultitaskArgs) -> Result<()> {
         );
     }
     let every = (s.total_steps / 20).max(1);
-    while !s.is_done() {
-        let rep = pollster::block_on(s.step())?;
+    drive(&mut s, &checkpoints, |s, rep| {
         if rep.step % every == 0 || rep.done {
             eprintln!("step {}/{} epoch {} task {} loss {:.4} lr {:.2e}", rep.step, rep.total_steps, rep.epoch, s.tasks()[rep.detail.task].name, rep.loss, rep.lr);
         }
@@ -69,7 +80,7 @@ pub fn run(args: MultitaskArgs) -> Result<()> {
                 eprintln!("epoch {} task {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.epoch, t.name, m.loss, m.accuracy, m.macro_f1);
             }
         }
-    }
+    })?;
     let final_eval = pollster::block_on(s.evaluate())?;
     write_files(&out, pollster::block_on(s.export(&ckpt))?)?;
     let metrics = json!({
@@ -88,9 +99,5 @@ pub fn run(args: MultitaskArgs) -> Result<()> {
         "backend": info,
         "recipe": r,
     });
-    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
-    std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
-    eprintln!("wrote {}", out.display());
-    print_json(&metrics);
-    Ok(())
+    write_run(&out, &metrics, &r)
 }

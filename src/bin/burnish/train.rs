@@ -1,4 +1,6 @@
-//! `burnish train`: Fine-tune a sequence classifier and write an HF folder + metrics.json
+//! `burnish train`: fine-tune a classifier (optionally after masked-LM adaptation on domain text),
+//! adapt an encoder alone (`--task masked-lm`), or fine-tune a decoder; writes an HF folder,
+//! metrics.json and recipe.json.
 
 use std::path::{Path, PathBuf};
 use burnish::hf::checkpoint::Checkpoint;
@@ -11,6 +13,7 @@ use serde_json::json;
 
 use super::flags::*;
 use super::io::*;
+use super::runner::{CheckpointFlags, drive, write_run};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -26,18 +29,8 @@ pub struct TrainArgs {
     /// masked-LM training on it first, then fine-tune the classifier (two-stage recipe)
     #[arg(long)]
     pub domain: Option<PathBuf>,
-    /// Save a training checkpoint (weights, optimizer, schedule, data order, RNG) to this file
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    /// Steps between checkpoints (and one at the end)
-    #[arg(long, default_value_t = 50)]
-    pub checkpoint_every: usize,
-    /// Continue the run saved in this checkpoint (its recipe is used; give the same data)
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// Stop after this many steps in this invocation (then checkpoint and export)
-    #[arg(long)]
-    pub stop_after: Option<usize>,
+    #[command(flatten)]
+    pub checkpoints: CheckpointFlags,
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
@@ -45,7 +38,7 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let TrainArgs { model, files, base, tuning, domain, checkpoint, checkpoint_every, resume, stop_after, out, device: d } = args;
+    let TrainArgs { model, files, base, tuning, domain, checkpoints, out, device: d } = args;
 
     let wall = std::time::Instant::now();
     // The default max length (128) is capped to what the model can take.
@@ -54,22 +47,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if domain.is_some() && r.mlm_epochs == 0 && r.task != recipe::Task::MaskedLm {
         r.mlm_epochs = 1;
     }
-    let resume_bytes = match &resume {
-        Some(p) => {
-            let b = read(p)?;
-            let (saved, _, step) = burnish::engine::checkpoint_recipe(&b).map_err(|e| Error::Other(format!("{}: {e}", p.display())))?;
-            eprintln!("resuming {} after step {step} with its recipe", p.display());
-            r = saved;
-            Some(b)
-        }
-        None => None,
-    };
+    let resume_bytes = checkpoints.resume_bytes(&mut r)?;
     if r.task.is_decoder() {
         if domain.is_some() {
             return Err(Error::Other("--domain is for classifier runs".into()));
         }
-        let ck = DecoderCheckpoints { checkpoint: checkpoint.clone(), every: checkpoint_every, resume: resume_bytes, stop_after };
-        return train_decoder(&model, &files, r, cap_max_len, &out, &d, wall, ck);
+        return train_decoder(&model, &files, r, cap_max_len, &out, &d, wall, &checkpoints, resume_bytes);
     }
     let mut ckpt = load_checkpoint(&model)?;
     if cap_max_len {
@@ -78,9 +61,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
     r.validate(ckpt.config.max_position_embeddings)?;
     let (dev, info) = device(&d);
     if r.task == recipe::Task::MaskedLm {
-        if resume_bytes.is_some() || checkpoint.is_some() {
-            return Err(Error::Other("--checkpoint / --resume are for classification runs; masked-LM adaptation runs in one go".into()));
-        }
         let mut texts = Vec::new();
         for p in &files.train {
             texts.extend(burnish::data::text::domain_texts(&load_table(p)?, &r.text_column)?);
@@ -89,7 +69,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Some(p) => (texts, burnish::data::text::domain_texts(&load_table(p)?, &r.text_column)?),
             None => burnish::data::text::split_texts(&texts, r.eval_fraction, r.seed),
         };
-        let session = adapt(&mut ckpt, &train_t, &eval_t, &r, r.epochs, r.lr, &dev)?;
+        let session = adapt(&mut ckpt, &train_t, &eval_t, &r, r.epochs, r.lr, &dev, &checkpoints, resume_bytes.as_deref())?;
         write_files(&out, pollster::block_on(session.export(&ckpt))?)?;
         let metrics = json!({
             "task": "masked-lm",
@@ -106,11 +86,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "load_report": session.load_report,
             "recipe": r,
         });
-        std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
-        std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
-        eprintln!("wrote {}", out.display());
-        print_json(&metrics);
-        return Ok(());
+        return write_run(&out, &metrics, &r);
     }
     let td = training_files(&files, &r)?;
     if td.skipped > 0 {
@@ -126,7 +102,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let p = domain.as_ref().ok_or_else(|| Error::Recipe("mlm_epochs > 0 needs domain text: give --domain FILE".into()))?;
         let texts = burnish::data::text::domain_texts(&load_table(p)?, &r.domain_text_column)?;
         let (train_t, eval_t) = burnish::data::text::split_texts(&texts, r.eval_fraction, r.seed);
-        let stage = adapt(&mut ckpt, &train_t, &eval_t, &r, r.mlm_epochs, r.mlm_lr, &dev)?;
+        let stage = adapt(&mut ckpt, &train_t, &eval_t, &r, r.mlm_epochs, r.mlm_lr, &dev, &CheckpointFlags { checkpoint: None, checkpoint_every: 0, resume: None, stop_after: None }, None)?;
         write_files(&out.join("domain-adapted"), pollster::block_on(stage.export(&ckpt))?)?;
         adapted = json!({
             "domain_file": p.display().to_string(),
@@ -155,28 +131,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
         }
     }
-    let save = |session: &TrainSession| -> Result<()> {
-        if let Some(p) = &checkpoint {
-            // Written next to the target, then renamed: a crash never leaves half a file.
-            let tmp = p.with_extension("partial");
-            std::fs::write(&tmp, pollster::block_on(session.checkpoint())?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
-            std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
-        }
-        Ok(())
-    };
-    let mut ran = 0usize;
     if !session.load_report.initialized.is_empty() {
         eprintln!("initialised (not in the checkpoint): {}", session.load_report.initialized.join(", "));
     }
     let t = session.trainable();
     eprintln!("training {} of {} parameters: {}", t.trainable_parameters, t.total_parameters, t.training.join(", "));
     let every = (session.total_steps / 20).max(1);
-    while !session.is_done() && stop_after.is_none_or(|n| ran < n) {
-        let rep = pollster::block_on(session.step())?;
-        ran += 1;
-        if checkpoint_every > 0 && rep.step % checkpoint_every == 0 {
-            save(&session)?;
-        }
+    drive(&mut session, &checkpoints, |_, rep| {
         if rep.step % every == 0 || rep.done {
             eprintln!(
                 "step {}/{} epoch {} loss {:.4} lr {:.2e} {:.1} ex/s",
@@ -200,11 +161,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         } else if let Some(m) = &rep.eval {
             eprintln!("step {}: eval loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", rep.step, m.loss, m.accuracy, m.macro_f1);
         }
-    }
-    save(&session)?;
-    if !session.is_done() {
-        eprintln!("stopped after step {} of {}; continue with --resume", session.step, session.total_steps);
-    }
+    })?;
     let final_eval = if eval_ex.is_empty() { None } else { Some(pollster::block_on(session.evaluate())?) };
     write_files(&out, pollster::block_on(session.export(&ckpt, &model.display().to_string()))?)?;
     let metrics = json!({
@@ -230,24 +187,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "layer_groups": session.layer_groups(),
         "recipe": r,
     });
-    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
-    std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
-    eprintln!("wrote {}", out.display());
-    print_json(&metrics);
-    Ok(())
+    write_run(&out, &metrics, &r)
 }
 
 /// `train --task causal-lm|instruct`: fine-tunes a decoder and writes its HF folder and
 /// metrics.json (held-out loss and perplexity before and after each epoch).
-/// `--checkpoint FILE [--checkpoint-every N]`, `--resume FILE`, `--stop-after N` of a decoder run.
-pub struct DecoderCheckpoints {
-    checkpoint: Option<PathBuf>,
-    every: usize,
-    resume: Option<Vec<u8>>,
-    stop_after: Option<usize>,
-}
 #[allow(clippy::too_many_arguments)]
-pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant, ck: DecoderCheckpoints) -> Result<()> {
+pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_len: bool, out: &Path, d: &DeviceArg, wall: std::time::Instant, ck: &CheckpointFlags, resume: Option<Vec<u8>>) -> Result<()> {
     let cm = load_causal(model)?;
     if cap_max_len {
         r.max_len = r.max_len.min(cm.config.max_positions());
@@ -267,7 +213,7 @@ pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_le
     };
     let (dev, info) = device(d);
     eprintln!("{} training rows, {} held out ({}, {})", train_rows.len(), eval_rows.len(), cm.config.architecture(), info.adapter);
-    let mut s = match &ck.resume {
+    let mut s = match &resume {
         Some(bytes) => {
             let s = causal_lm::LmSession::resume(&cm, train_rows, eval_rows, bytes, &dev)?;
             eprintln!("resuming at step {} of {}", s.step, s.total_steps);
@@ -276,37 +222,18 @@ pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_le
         }
         None => causal_lm::LmSession::new(&cm, train_rows, eval_rows, r.clone(), &dev)?,
     };
-    let save = |s: &causal_lm::LmSession| -> Result<()> {
-        if let Some(p) = &ck.checkpoint {
-            // Written next to the target, then renamed: a crash never leaves half a file.
-            let tmp = p.with_extension("partial");
-            std::fs::write(&tmp, pollster::block_on(s.checkpoint())?).map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
-            std::fs::rename(&tmp, p).map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
-        }
-        Ok(())
-    };
     if s.objective.lora_modules.is_empty() {
         eprintln!("training every weight ({} parameters)", s.objective.trainable);
     } else {
         eprintln!("training LoRA adapters (rank {}) on {} in every layer: {} parameters", r.lora_rank, s.objective.lora_modules.join(", "), s.objective.trainable);
     }
-    let mut ran = 0usize;
-    while !s.is_done() && ck.stop_after.is_none_or(|n| ran < n) {
-        let rep = pollster::block_on(s.step())?;
-        ran += 1;
-        if ck.every > 0 && rep.step % ck.every == 0 {
-            save(&s)?;
-        }
+    drive(&mut s, ck, |_, rep| {
         if let Some(e) = &rep.eval {
             eprintln!("epoch {}: held-out loss {:.4}, perplexity {:.2}", e.epoch, e.loss, e.perplexity);
         } else if rep.step % 10 == 0 {
             eprintln!("step {}/{}: loss {:.4}", rep.step, rep.total_steps, rep.loss);
         }
-    }
-    save(&s)?;
-    if !s.is_done() {
-        eprintln!("stopped after step {} of {}; continue with --resume", s.step, s.total_steps);
-    }
+    })?;
     std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("cannot create {}: {e}", out.display())))?;
     write_files(out, pollster::block_on(s.export(&cm, &model.display().to_string()))?)?;
     let metrics = json!({
@@ -326,15 +253,15 @@ pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_le
         "load_report": s.load_report,
         "recipe": r,
     });
-    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(&metrics).unwrap_or_default())?;
-    std::fs::write(out.join("recipe.json"), serde_json::to_vec_pretty(&r).unwrap_or_default())?;
-    eprintln!("wrote {}", out.display());
-    print_json(&metrics);
-    Ok(())
+    write_run(&out, &metrics, &r)
 }
 /// Runs masked-LM adaptation to the end, printing progress and the held-out scores.
-pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device) -> Result<masked_lm::MlmSession> {
-    let mut s = masked_lm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?;
+#[allow(clippy::too_many_arguments)]
+pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device, ck: &CheckpointFlags, resume: Option<&[u8]>) -> Result<masked_lm::MlmSession> {
+    let mut s = match resume {
+        Some(bytes) => masked_lm::MlmSession::resume(ckpt, train, eval, bytes, dev)?,
+        None => masked_lm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?,
+    };
     eprintln!(
         "masked-LM adaptation: {} training and {} held-out texts, {} steps, lr {lr:.2e}, masking {:.0} %",
         s.train_count(),
@@ -346,8 +273,7 @@ pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recip
         eprintln!("initialised (not in the checkpoint): {}", s.load_report.initialized.join(", "));
     }
     let every = (s.total_steps / 20).max(1);
-    while !s.is_done() {
-        let rep = pollster::block_on(s.step())?;
+    drive(&mut s, ck, |s, rep| {
         if rep.step == 1 {
             if let Some(e) = &s.before {
                 eprintln!("before: held-out MLM loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.loss, e.perplexity, e.masked_accuracy);
@@ -359,6 +285,6 @@ pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recip
         if let Some(e) = &rep.eval {
             eprintln!("mlm epoch {}: held-out loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.epoch, e.loss, e.perplexity, e.masked_accuracy);
         }
-    }
+    })?;
     Ok(s)
 }
