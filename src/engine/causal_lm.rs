@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::text::{LmRow, learnt};
 use crate::models::causal::{CausalLm, CausalModel, next_token_loss};
-use crate::engine::{Fnv, NoDetail, Objective, Run, shuffled_batches};
+use crate::engine::{Fnv, NoDetail, Objective, Run};
 use crate::error::{Error, Result};
 use crate::backend::read_f32;
 use crate::recipe::{EvalMetric, Recipe, Strategy};
@@ -55,14 +55,11 @@ impl Objective for CausalLmTask {
     fn train_len(&self) -> usize {
         self.train.len()
     }
-    fn has_eval(&self) -> bool {
-        !self.eval.is_empty()
+    fn eval_len(&self) -> usize {
+        self.eval.len()
     }
-    fn batches_per_epoch(&self, batch_size: usize) -> usize {
-        self.train.len().div_ceil(batch_size.max(1))
-    }
-    fn epoch(&mut self, _draw: usize, batch_size: usize) -> Vec<Vec<usize>> {
-        shuffled_batches(&mut self.rng, self.train.len(), batch_size)
+    fn order_rng(&mut self) -> &mut StdRng {
+        &mut self.rng
     }
     fn prepare(&self, rows: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         rows.to_vec()

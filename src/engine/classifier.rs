@@ -146,10 +146,38 @@ impl ClassifierTask {
     }
 }
 
-/// A micro-batch of examples.
+/// A micro-batch of labelled examples (the classifier's, and each task's of a multi-task run).
 pub struct ClassifierBatch {
-    rows: Vec<Vec<u32>>,
-    labels: Vec<i64>,
+    pub rows: Vec<Vec<u32>>,
+    pub labels: Vec<i64>,
+}
+
+/// Adds labelled examples to a fingerprint.
+pub fn eat_examples(h: &mut Fnv, examples: &[Encoded]) {
+    for e in examples {
+        h.eat(e.label as u64);
+        h.eat(e.ids.len() as u64);
+        for &id in &e.ids {
+            h.eat(id as u64);
+        }
+    }
+}
+
+impl ClassifierBatch {
+    pub fn of(examples: &[Encoded], rows: &[usize]) -> Self {
+        ClassifierBatch { rows: rows.iter().map(|&i| examples[i].ids.clone()).collect(), labels: rows.iter().map(|&i| examples[i].label as i64).collect() }
+    }
+
+    /// Mean cross-entropy of `forward`'s logits against the labels.
+    pub fn loss(&self, forward: impl FnOnce(&BertInput) -> Tensor<2>, pad_id: u32, device: &Device) -> Tensor<1> {
+        let input = BertInput::from_rows(&self.rows, pad_id, device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
+        cross_entropy(forward(&input), labels)
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.rows.iter().map(Vec::len).sum()
+    }
 }
 
 impl Objective for ClassifierTask {
@@ -162,11 +190,11 @@ impl Objective for ClassifierTask {
     fn train_len(&self) -> usize {
         self.train.len()
     }
-    fn has_eval(&self) -> bool {
-        !self.eval.is_empty()
+    fn eval_len(&self) -> usize {
+        self.eval.len()
     }
-    fn batches_per_epoch(&self, batch_size: usize) -> usize {
-        self.train.len().div_ceil(batch_size.max(1))
+    fn order_rng(&mut self) -> &mut StdRng {
+        &mut self.rng
     }
     fn epoch(&mut self, draw: usize, batch_size: usize) -> Vec<Vec<usize>> {
         if self.sources.len() > 1 {
@@ -176,21 +204,16 @@ impl Objective for ClassifierTask {
         }
     }
     fn prepare(&self, rows: &[usize], _rng: &mut StdRng) -> ClassifierBatch {
-        ClassifierBatch {
-            rows: rows.iter().map(|&i| self.train[i].ids.clone()).collect(),
-            labels: rows.iter().map(|&i| self.train[i].label as i64).collect(),
-        }
+        ClassifierBatch::of(&self.train, rows)
     }
     fn weight(&self, batch: &ClassifierBatch) -> f64 {
         batch.rows.len() as f64
     }
     fn tokens(&self, batch: &ClassifierBatch) -> usize {
-        batch.rows.iter().map(Vec::len).sum()
+        batch.tokens()
     }
     fn loss(&self, model: &SequenceClassifier, batch: &ClassifierBatch, device: &Device) -> Result<Tensor<1>> {
-        let input = BertInput::from_rows(&batch.rows, self.pad_id, device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(batch.labels.clone(), [batch.labels.len()]), device);
-        Ok(cross_entropy(model.forward(&input), labels))
+        Ok(batch.loss(|input| model.forward(input), self.pad_id, device))
     }
     fn detail(&self, _batches: &[ClassifierBatch]) -> NoDetail {
         NoDetail {}
@@ -203,13 +226,7 @@ impl Objective for ClassifierTask {
     }
     fn fingerprint(&self) -> u64 {
         let mut h = Fnv::default();
-        for e in &self.train {
-            h.eat(e.label as u64);
-            h.eat(e.ids.len() as u64);
-            for &id in &e.ids {
-                h.eat(id as u64);
-            }
-        }
+        eat_examples(&mut h, &self.train);
         h.finish()
     }
     fn sources(&self) -> usize {

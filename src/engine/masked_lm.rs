@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::hf::checkpoint::Checkpoint;
-use crate::engine::{Fnv, Objective, Run, cross_entropy, shuffled_batches};
+use crate::engine::{Fnv, Objective, Run, cross_entropy};
 use crate::error::{Error, Result};
 use crate::infer::fill_mask::load_masked_lm_seeded;
 use crate::models::bert::{BertInput, MaskedLm};
@@ -67,14 +67,11 @@ impl Objective for MaskedLmTask {
     fn train_len(&self) -> usize {
         self.train.len()
     }
-    fn has_eval(&self) -> bool {
-        !self.eval.is_empty()
+    fn eval_len(&self) -> usize {
+        self.eval.len()
     }
-    fn batches_per_epoch(&self, batch_size: usize) -> usize {
-        self.train.len().div_ceil(batch_size.max(1))
-    }
-    fn epoch(&mut self, _draw: usize, batch_size: usize) -> Vec<Vec<usize>> {
-        shuffled_batches(&mut self.rng, self.train.len(), batch_size)
+    fn order_rng(&mut self) -> &mut StdRng {
+        &mut self.rng
     }
     /// Masks the rows afresh; a micro-batch that drew no position at all gets one in its first row.
     fn prepare(&self, rows: &[usize], rng: &mut StdRng) -> Vec<Masked> {

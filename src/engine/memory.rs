@@ -30,6 +30,24 @@ pub struct MemoryEstimate {
     pub warnings: Vec<String>,
 }
 
+impl MemoryEstimate {
+    /// f32 weights for every parameter; gradients and AdamW's two moments for what trains.
+    fn of(parameters: usize, trainable: usize, activations: u64, largest_tensor: u64) -> Self {
+        let (weights, gradients, optimizer) = (4 * parameters as u64, 4 * trainable as u64, 8 * trainable as u64);
+        MemoryEstimate {
+            parameters,
+            trainable,
+            weights,
+            gradients,
+            optimizer,
+            activations,
+            total: weights + gradients + optimizer + activations,
+            largest_tensor,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Per token and layer, a BERT layer keeps about 10·hidden + 2·intermediate floats (Q, K, V,
 /// context, attention output, two layer norms and residuals, the FFN input and GELU output)
 /// plus 3·heads·len for the attention scores, probabilities and dropout mask.
@@ -38,21 +56,9 @@ pub fn estimate_memory(cfg: &BertConfig, parameters: usize, trainable: usize, ba
     let (h, i, heads, layers) = (cfg.hidden_size as u64, cfg.intermediate_size as u64, cfg.num_attention_heads as u64, cfg.num_hidden_layers as u64);
     let tokens = (batch * max_len) as u64;
     let per_token = layers * (10 * h + 2 * i + 3 * heads * max_len as u64) + 4 * h;
-    let (p, t) = (parameters as u64, trainable as u64);
-    let (weights, gradients, optimizer) = (4 * p, 4 * t, 8 * t);
     let activations = 4 * tokens * per_token;
     let largest_tensor = 4 * (cfg.vocab_size as u64 * h).max(batch as u64 * heads * (max_len * max_len) as u64).max(tokens * i);
-    MemoryEstimate {
-        parameters,
-        trainable,
-        weights,
-        gradients,
-        optimizer,
-        activations,
-        total: weights + gradients + optimizer + activations,
-        largest_tensor,
-        warnings: Vec::new(),
-    }
+    MemoryEstimate::of(parameters, trainable, activations, largest_tensor)
 }
 
 /// (all parameters, trainable parameters) of a `num_labels` classifier under the recipe's
@@ -116,20 +122,8 @@ pub fn estimate_decoder_memory(model: &CausalLm, cfg: &DecoderConfig, recipe: &R
         }
         _ => (parameters as u64, 0),
     };
-    let weights = 4 * parameters as u64;
-    let (gradients, optimizer) = (4 * trainable, 8 * trainable);
     let activations = 4 * (tokens * (layers * per_layer + 2 * hidden + 3 * vocab) + merged);
     let largest_tensor = 4 * (tokens * vocab).max(vocab * hidden).max(batch as u64 * heads * len * len);
-    MemoryEstimate {
-        parameters,
-        trainable: trainable as usize,
-        weights,
-        gradients,
-        optimizer,
-        activations,
-        total: weights + gradients + optimizer + activations,
-        largest_tensor,
-        warnings: Vec::new(),
-    }
+    MemoryEstimate::of(parameters, trainable as usize, activations, largest_tensor)
 }
 

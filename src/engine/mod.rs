@@ -64,13 +64,25 @@ pub trait Objective: Sized {
     /// Said when a step's micro-batches carry no weight at all.
     const NOTHING_TO_LEARN: &'static str = "a batch without anything to learn";
 
+    /// Training rows, and held-out rows.
     fn train_len(&self) -> usize;
-    fn has_eval(&self) -> bool;
+    fn eval_len(&self) -> usize;
+    /// The generator of the data order (seeded by the recipe).
+    fn order_rng(&mut self) -> &mut StdRng;
+    fn has_eval(&self) -> bool {
+        self.eval_len() > 0
+    }
     /// Micro-batches of `batch_size` in one epoch.
-    fn batches_per_epoch(&self, batch_size: usize) -> usize;
-    /// The micro-batches of the next epoch (row indices), in order. `draw` counts the epochs
-    /// drawn before; a resumed run replays the draws to restore the objective's random state.
-    fn epoch(&mut self, draw: usize, batch_size: usize) -> Vec<Vec<usize>>;
+    fn batches_per_epoch(&self, batch_size: usize) -> usize {
+        self.train_len().div_ceil(batch_size.max(1))
+    }
+    /// The micro-batches of the next epoch (row indices), in order: by default every row once,
+    /// shuffled. `draw` counts the epochs drawn before; a resumed run replays the draws to
+    /// restore the objective's random state.
+    fn epoch(&mut self, _draw: usize, batch_size: usize) -> Vec<Vec<usize>> {
+        let n = self.train_len();
+        shuffled_batches(self.order_rng(), n, batch_size)
+    }
     /// A micro-batch of `rows`; `rng` is seeded by the step (masking draws from it).
     fn prepare(&self, rows: &[usize], rng: &mut StdRng) -> Self::Batch;
     /// The micro-batch's weight in the step's loss (examples, masked or learnt tokens): the

@@ -9,7 +9,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use crate::hf::checkpoint::Checkpoint;
 use crate::data::Example;
-use crate::engine::{Fnv, Objective, Run, cross_entropy};
+use crate::engine::classifier::{ClassifierBatch, eat_examples};
+use crate::engine::{Fnv, Objective, Run};
 use crate::error::{Error, Result};
 use crate::infer::classify::{Classifier, Encoded, Prediction, encode_examples};
 use crate::infer::metrics::Metrics;
@@ -53,8 +54,7 @@ pub struct MultiTask {
 /// A micro-batch of one task.
 pub struct TaskBatch {
     task: usize,
-    rows: Vec<Vec<u32>>,
-    labels: Vec<i64>,
+    examples: ClassifierBatch,
 }
 
 impl MultiTask {
@@ -87,6 +87,13 @@ impl Objective for MultiTask {
     fn train_len(&self) -> usize {
         self.train.len()
     }
+    fn eval_len(&self) -> usize {
+        self.eval.iter().map(Vec::len).sum()
+    }
+    fn order_rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+    /// Every epoch ends with every task's metrics (empty for a task without held-out rows).
     fn has_eval(&self) -> bool {
         true
     }
@@ -108,22 +115,16 @@ impl Objective for MultiTask {
         plan.into_iter().map(|t| self.next_rows(t, batch_size)).collect()
     }
     fn prepare(&self, rows: &[usize], _rng: &mut StdRng) -> TaskBatch {
-        TaskBatch {
-            task: rows.first().map(|&r| self.task_of(r)).unwrap_or(0),
-            rows: rows.iter().map(|&i| self.train[i].ids.clone()).collect(),
-            labels: rows.iter().map(|&i| self.train[i].label as i64).collect(),
-        }
+        TaskBatch { task: rows.first().map(|&r| self.task_of(r)).unwrap_or(0), examples: ClassifierBatch::of(&self.train, rows) }
     }
     fn weight(&self, batch: &TaskBatch) -> f64 {
-        batch.rows.len() as f64
+        batch.examples.rows.len() as f64
     }
     fn tokens(&self, batch: &TaskBatch) -> usize {
-        batch.rows.iter().map(Vec::len).sum()
+        batch.examples.tokens()
     }
     fn loss(&self, model: &MultiTaskModel, batch: &TaskBatch, device: &Device) -> Result<Tensor<1>> {
-        let input = BertInput::from_rows(&batch.rows, self.pad_id, device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(batch.labels.clone(), [batch.labels.len()]), device);
-        Ok(cross_entropy(model.forward(&input, batch.task), labels))
+        Ok(batch.examples.loss(|input| model.forward(input, batch.task), self.pad_id, device))
     }
     fn detail(&self, batches: &[TaskBatch]) -> TaskDetail {
         TaskDetail { task: batches.first().map(|b| b.task).unwrap_or(0) }
@@ -158,13 +159,7 @@ impl Objective for MultiTask {
             h.eat(t as u64);
             h.eat(o as u64);
         }
-        for e in &self.train {
-            h.eat(e.label as u64);
-            h.eat(e.ids.len() as u64);
-            for &id in &e.ids {
-                h.eat(id as u64);
-            }
-        }
+        eat_examples(&mut h, &self.train);
         h.finish()
     }
 }
