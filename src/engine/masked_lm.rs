@@ -197,6 +197,19 @@ impl Run<MaskedLmTask> {
         Run::restore(task, model, report, device, checkpoint)
     }
 
+    /// Stage one of the two-stage recipe, as the page and the CLI run it: masked-LM adaptation
+    /// (`mlm_epochs` at `mlm_lr`) on the domain table's `domain_text_column`, split into training
+    /// and held-out texts by the recipe's eval fraction and seed. `adapted_checkpoint` then
+    /// hands the adapted encoder to the classifier stage.
+    pub fn domain_stage(ckpt: &mut Checkpoint, domain: &crate::data::Table, recipe: &Recipe, device: &Device) -> Result<Self> {
+        if recipe.mlm_epochs == 0 {
+            return Err(Error::Recipe("set the domain adaptation epochs above 0 to adapt the model first".into()));
+        }
+        let texts = crate::data::text::domain_texts(domain, &recipe.domain_text_column)?;
+        let (train, eval) = crate::data::text::split_texts(&texts, recipe.eval_fraction, recipe.seed);
+        Self::new(ckpt, &train, &eval, recipe, recipe.mlm_epochs, recipe.mlm_lr, device)
+    }
+
     pub fn train_count(&self) -> usize {
         self.objective.train.len()
     }

@@ -394,10 +394,8 @@ pub fn start_adaptation(recipe: JsValue, adapt_only: Option<bool>) -> Result<JsV
             return Err(JsError::new("set the domain adaptation epochs above 0 to adapt the model first"));
         }
         let table = st.domain_table.as_ref().ok_or_else(|| JsError::new("choose the domain text for the masked-LM adaptation (or set its epochs to 0)"))?;
-        let texts = crate::data::text::domain_texts(table, &recipe.domain_text_column).map_err(js_err)?;
-        let (train, eval) = crate::data::text::split_texts(&texts, recipe.eval_fraction, recipe.seed);
         let ckpt = st.checkpoint.as_mut().ok_or_else(|| JsError::new("load a model first"))?;
-        let session = crate::engine::masked_lm::MlmSession::new(ckpt, &train, &eval, &recipe, recipe.mlm_epochs, recipe.mlm_lr, &device).map_err(js_err)?;
+        let session = crate::engine::masked_lm::MlmSession::domain_stage(ckpt, table, &recipe, &device).map_err(js_err)?;
         let out = to_js(&AdaptationStarted {
             total_steps: session.total_steps,
             epochs: session.recipe.epochs,

@@ -3,7 +3,6 @@
 //! metrics.json and recipe.json.
 
 use std::path::{Path, PathBuf};
-use burnish::hf::checkpoint::Checkpoint;
 use burnish::error::{Error, Result};
 use burnish::engine::classifier::TrainSession;
 use burnish::engine::{causal_lm, masked_lm};
@@ -69,7 +68,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Some(p) => (texts, burnish::data::text::domain_texts(&load_table(p)?, &r.text_column)?),
             None => burnish::data::text::split_texts(&texts, r.eval_fraction, r.seed),
         };
-        let session = adapt(&mut ckpt, &train_t, &eval_t, &r, r.epochs, r.lr, &dev, &checkpoints, resume_bytes.as_deref())?;
+        let mut session = match &resume_bytes {
+            Some(bytes) => masked_lm::MlmSession::resume(&mut ckpt, &train_t, &eval_t, bytes, &dev)?,
+            None => masked_lm::MlmSession::new(&mut ckpt, &train_t, &eval_t, &r, r.epochs, r.lr, &dev)?,
+        };
+        adapt(&mut session, &r, &checkpoints)?;
         write_files(&out, pollster::block_on(session.export(&ckpt))?)?;
         let metrics = json!({
             "task": "masked-lm",
@@ -100,9 +103,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut adapted = serde_json::Value::Null;
     if r.mlm_epochs > 0 && resume_bytes.is_none() {
         let p = domain.as_ref().ok_or_else(|| Error::Recipe("mlm_epochs > 0 needs domain text: give --domain FILE".into()))?;
-        let texts = burnish::data::text::domain_texts(&load_table(p)?, &r.domain_text_column)?;
-        let (train_t, eval_t) = burnish::data::text::split_texts(&texts, r.eval_fraction, r.seed);
-        let stage = adapt(&mut ckpt, &train_t, &eval_t, &r, r.mlm_epochs, r.mlm_lr, &dev, &CheckpointFlags { checkpoint: None, checkpoint_every: 0, resume: None, stop_after: None }, None)?;
+        let mut stage = masked_lm::MlmSession::domain_stage(&mut ckpt, &load_table(p)?, &r, &dev)?;
+        adapt(&mut stage, &r, &CheckpointFlags { checkpoint: None, checkpoint_every: 0, resume: None, stop_after: None })?;
         write_files(&out.join("domain-adapted"), pollster::block_on(stage.export(&ckpt))?)?;
         adapted = json!({
             "domain_file": p.display().to_string(),
@@ -255,13 +257,10 @@ pub fn train_decoder(model: &Path, files: &TrainFiles, mut r: Recipe, cap_max_le
     });
     write_run(&out, &metrics, &r)
 }
-/// Runs masked-LM adaptation to the end, printing progress and the held-out scores.
-#[allow(clippy::too_many_arguments)]
-pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recipe, epochs: usize, lr: f64, dev: &burn::tensor::Device, ck: &CheckpointFlags, resume: Option<&[u8]>) -> Result<masked_lm::MlmSession> {
-    let mut s = match resume {
-        Some(bytes) => masked_lm::MlmSession::resume(ckpt, train, eval, bytes, dev)?,
-        None => masked_lm::MlmSession::new(ckpt, train, eval, r, epochs, lr, dev)?,
-    };
+/// Runs a masked-LM adaptation to its end (checkpointed as the flags say), printing progress and
+/// the held-out scores.
+pub fn adapt(s: &mut masked_lm::MlmSession, r: &Recipe, ck: &CheckpointFlags) -> Result<()> {
+    let lr = s.recipe.lr;
     eprintln!(
         "masked-LM adaptation: {} training and {} held-out texts, {} steps, lr {lr:.2e}, masking {:.0} %",
         s.train_count(),
@@ -273,7 +272,7 @@ pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recip
         eprintln!("initialised (not in the checkpoint): {}", s.load_report.initialized.join(", "));
     }
     let every = (s.total_steps / 20).max(1);
-    drive(&mut s, ck, |s, rep| {
+    drive(s, ck, |s, rep| {
         if rep.step == 1 {
             if let Some(e) = &s.before {
                 eprintln!("before: held-out MLM loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.loss, e.perplexity, e.masked_accuracy);
@@ -285,6 +284,5 @@ pub fn adapt(ckpt: &mut Checkpoint, train: &[String], eval: &[String], r: &Recip
         if let Some(e) = &rep.eval {
             eprintln!("mlm epoch {}: held-out loss {:.4}, perplexity {:.1}, masked-token accuracy {:.4}", e.epoch, e.loss, e.perplexity, e.masked_accuracy);
         }
-    })?;
-    Ok(s)
+    })
 }
