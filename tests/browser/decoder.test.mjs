@@ -156,6 +156,15 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) await writeFile(path.join(dir, f), entries[`${folder}/${f}`]);
     const again = await cli(['generate', '--model', dir, '--prompt', lm.summary.eval_prompts[0].prompt, '--max-new-tokens', '24', '--json']);
     assert.equal(again.text, lm.after[0], 'the exported model answers like the page');
+    // The page's recipe.json (in the download) is the CLI's --recipe: the same run, same plan.
+    const pageRecipe = JSON.parse(new TextDecoder().decode(entries[`${folder}/recipe.json`]));
+    await writeFile(path.join(out, 'recipe.json'), JSON.stringify(pageRecipe));
+    const cliOut = path.join(out, 'cli-from-page-recipe');
+    await promisify(execFile)(BIN, ['train', '--model', LLAMA, '--train', DATA('instruct-pairs.jsonl'), '--recipe', path.join(out, 'recipe.json'), '--out', cliOut]);
+    const cliRun = JSON.parse(await readFile(path.join(cliOut, 'metrics.json'), 'utf8'));
+    for (const key of ['task', 'epochs', 'lr', 'batch_size', 'max_len', 'strategy', 'prompt_template']) assert.deepEqual(cliRun.recipe[key], pageRecipe[key], key);
+    assert.equal(cliRun.train_losses.length, lm.summary.total_steps, 'the CLI plans the steps the page ran');
+    assert.deepEqual([cliRun.train_rows, cliRun.eval_rows], [lm.summary.train_rows, lm.summary.eval_rows]);
 
     if (kind === 'cpu') {
       // Conversations: rendered with the chat template, assistant turns learnt; the held-out
