@@ -17,7 +17,7 @@ export BURNISH_BIN="$BIN"
 echo "[test] browser: build wasm, then node --test tests/browser" >&2
 bash scripts/build_wasm.sh
 echo "[test] the worker's calls into the engine, checked against wasm-bindgen's declarations (tsc --checkJs)" >&2
-node tests/browser/node_modules/typescript/bin/tsc -p www/tsconfig.json
+node tests/browser/node_modules/typescript/bin/tsc -p www/tsconfig.json # (the page ↔ worker names: tests/browser/protocol.test.mjs)
 node --test --test-concurrency=1 tests/browser/
 
 # Where transformers is installed (not required), check the CLI export loads there identically.
