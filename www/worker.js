@@ -270,11 +270,19 @@ const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
  * between slices: Pause and Stop arrive as messages, delivered only between macrotasks, and a
  * slice on the CPU may settle without leaving the microtask queue.
  */
-async function runSlices(run, { slice, reportsOf = (r) => r, isDone = null, post: postResult, checkpoint = null, between = null }) {
+/** @typedef {import('./pkg/burnish.js').StepReport} StepReport */
+/**
+ * @template R
+ * @param {{ stopped: boolean, paused?: boolean, wake?: (() => void) | null, step?: number }} run
+ * @param {{ slice: () => Promise<R>, reportsOf?: (r: R) => StepReport[], isDone?: ((r: R) => boolean) | null, post: (r: R) => void,
+ *   checkpoint?: { every: number, lastSaved: number, save: () => Promise<Uint8Array>, store?: string, event: string, concerns: string } | null,
+ *   between?: (() => Promise<void>) | null }} how
+ */
+async function runSlices(run, { slice, reportsOf = (r) => /** @type {StepReport[]} */ (/** @type {unknown} */ (r)), isDone = null, post: postResult, checkpoint = null, between = null }) {
   let done = false;
   while (!done && !run.stopped) {
     if (run.paused) {
-      await new Promise((resolve) => (run.wake = resolve));
+      await new Promise((resolve) => (run.wake = () => resolve(undefined)));
       continue;
     }
     const result = await exclusive(slice);

@@ -277,7 +277,7 @@ struct LmProgress {
 }
 
 /// Training steps for about `budget_ms` (at least one); the first also scores the held-out rows.
-#[wasm_bindgen(js_name = lmSteps)]
+#[wasm_bindgen(js_name = lmSteps, unchecked_return_type = "Progress")]
 pub async fn lm_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| JsError::new("no fine-tuning run: press Start first"))?;
     let r = s.run_for(budget_ms).await;

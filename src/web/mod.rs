@@ -83,6 +83,40 @@ pub(crate) fn set_device(device: (Device, BackendInfo)) {
     STATE.with(|s| s.borrow_mut().device = Some(device));
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const REPORT_TYPES: &str = r#"
+/** One optimizer step of any run (engine/mod.rs `StepReport`); objectives add their own fields
+ * (masked LM: stage, masked_tokens; multi-task: task). */
+export interface StepReport {
+  step: number;
+  total_steps: number;
+  epoch: number;
+  epochs: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  examples_per_s: number;
+  tokens_per_s: number;
+  elapsed_s: number;
+  done: boolean;
+  epoch_end: { epoch: number; step: number; train_loss: number; eval: unknown } | null;
+  eval: unknown;
+  unfrozen: { step: number; training: string[]; trainable_parameters: number; total_parameters: number } | null;
+  early_stop: { metric: string; stopped_at: number; best_step: number; best_value: number; early: boolean } | null;
+  drawn?: number[];
+  /** masked LM */
+  stage?: string;
+  masked_tokens?: number;
+  /** multi-task: the task of the step's (first) micro-batch */
+  task?: number;
+}
+/** Steps of a run whose held-out scores are listed too (masked LM, decoders). */
+export interface Progress {
+  reports: StepReport[];
+  history: unknown[];
+}
+"#;
+
 /// The recipe's schema (recipe.rs `schema`): every field's kind, default, limits, choices, the
 /// tasks it applies to and its help, so the page checks what the engine checks.
 #[wasm_bindgen(js_name = recipeSchema)]
@@ -422,7 +456,7 @@ fn put_mlm(session: crate::engine::masked_lm::MlmSession) {
 
 /// Masked-LM steps for about `budget_ms` (at least one); the first one also scores the
 /// held-out text before any training.
-#[wasm_bindgen(js_name = adaptSteps)]
+#[wasm_bindgen(js_name = adaptSteps, unchecked_return_type = "Progress")]
 pub async fn adapt_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut session = take_mlm()?;
     let result = session.run_for(budget_ms).await;
@@ -553,7 +587,7 @@ fn put_multitask(session: crate::engine::multitask::MultiTaskSession) {
     STATE.with(|s| s.borrow_mut().multitask = Some(session));
 }
 
-#[wasm_bindgen(js_name = multitaskSteps)]
+#[wasm_bindgen(js_name = multitaskSteps, unchecked_return_type = "StepReport[]")]
 pub async fn multitask_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut session = take_multitask()?;
     let result = session.run_for(budget_ms).await;
@@ -660,7 +694,7 @@ pub fn start_comparison(recipe: JsValue, presets: Vec<String>) -> Result<JsValue
 
 /// Trains every compared run for about `budget_ms` in total (the time split between the runs
 /// still going); returns each run's step reports, in run order.
-#[wasm_bindgen(js_name = compareSteps)]
+#[wasm_bindgen(js_name = compareSteps, unchecked_return_type = "StepReport[][]")]
 pub async fn compare_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut runs = STATE.with(|s| std::mem::take(&mut s.borrow_mut().compare));
     if runs.is_empty() {
@@ -734,7 +768,7 @@ fn put_session(session: TrainSession) {
 }
 
 /// Runs training steps for about `budget_ms` (at least one) and returns their reports.
-#[wasm_bindgen(js_name = trainSteps)]
+#[wasm_bindgen(js_name = trainSteps, unchecked_return_type = "StepReport[]")]
 pub async fn train_steps(budget_ms: f64) -> Result<JsValue, JsError> {
     let mut session = take_session()?;
     let result = session.run_for(budget_ms).await;
