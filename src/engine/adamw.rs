@@ -122,6 +122,8 @@ impl AdamW {
             return Err((param, grad, state));
         }
         let n = param.shape().num_elements();
+        // Synchronous reads are safe here: `applies` admits only tensors on the flex CPU device
+        // (WebGPU tensors take the tensor path above, which reads nothing).
         let mut p = param.into_data();
         let g = grad.into_data();
         let (mut m, mut v, time, first) = match state {
