@@ -60,6 +60,45 @@ pub fn decode_utf8<'a>(bytes: &'a [u8], name: &str) -> Result<&'a str> {
     })
 }
 
+/// The most classes a label column may have: the page shows a k×k confusion matrix, and a
+/// column with more distinct values is almost always the text column chosen by mistake.
+pub const MAX_CLASSES: usize = 1000;
+/// The longest cell (bytes) a table may hold; longer texts are cut to `max_len` tokens anyway.
+pub const MAX_CELL_BYTES: usize = 1 << 20;
+/// The most columns a table may have (JSON Lines with a new key on every line would otherwise
+/// make a table of lines × keys cells).
+pub const MAX_COLUMNS: usize = 1024;
+
+/// The line on which a quoted field opens that never closes, following the csv crate's rules
+/// (a quote opens a field only at its start; `""` inside is a quote), or `None`.
+fn unclosed_quote(text: &str, delim: u8) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum S {
+        Start,
+        Plain,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let (mut state, mut line, mut opened) = (S::Start, 1usize, 1usize);
+    for &b in text.as_bytes() {
+        state = match (state, b) {
+            (S::Start, b'"') => {
+                opened = line;
+                S::Quoted
+            }
+            (S::Quoted, b'"') => S::QuoteInQuoted,
+            (S::QuoteInQuoted, b'"') => S::Quoted,
+            (S::Quoted, _) => S::Quoted,
+            (_, c) if c == delim || c == b'\n' => S::Start,
+            _ => S::Plain,
+        };
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    (state == S::Quoted).then_some(opened)
+}
+
 pub fn parse_table(bytes: &[u8], name: &str) -> Result<Table> {
     parse_table_as(bytes, name, Format::from_name(name))
 }
@@ -86,11 +125,29 @@ pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table>
     if rows.is_empty() {
         return Err(Error::data(format!("{name}: the file has a header but no data rows")));
     }
+    if columns.len() > MAX_COLUMNS {
+        return Err(Error::data(format!("{name}: the file has {} columns; the limit is {MAX_COLUMNS}", columns.len())));
+    }
+    for (r, row) in rows.iter().enumerate() {
+        if let Some((c, cell)) = row.iter().enumerate().find(|(_, cell)| cell.len() > MAX_CELL_BYTES) {
+            return Err(Error::data(format!(
+                "{name}: row {}, column \"{}\": the cell is {} bytes long; the limit is {MAX_CELL_BYTES} bytes (1 MiB)",
+                r + 1,
+                columns.get(c).map(String::as_str).unwrap_or("?"),
+                cell.len()
+            )));
+        }
+    }
     Ok(Table { name: name.to_string(), format, columns, rows })
 }
 
 fn parse_delimited(text: &str, name: &str, delim: u8) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let kind = if delim == b'\t' { "TSV" } else { "CSV" };
+    if let Some(line) = unclosed_quote(text, delim) {
+        return Err(Error::data(format!(
+            "{name}: the quote that opens a field on line {line} is never closed, so the rest of the file would be read as one cell; close it or remove it"
+        )));
+    }
     let mut reader = csv::ReaderBuilder::new().delimiter(delim).flexible(false).has_headers(true).from_reader(text.as_bytes());
     let headers = reader
         .headers()
@@ -154,6 +211,9 @@ fn parse_jsonl(text: &str, name: &str) -> Result<(Vec<String>, Vec<Vec<String>>)
         for k in obj.keys() {
             if !columns.contains(k) {
                 columns.push(k.clone());
+                if columns.len() > MAX_COLUMNS {
+                    return Err(Error::data(format!("{name}: the objects up to line {line} use more than {MAX_COLUMNS} different keys; the limit is {MAX_COLUMNS}")));
+                }
             }
         }
         objects.push(obj);
@@ -217,6 +277,12 @@ pub fn label_vocab(examples: &[Example], name: &str, label_col: &str) -> Result<
         return Err(Error::data(format!(
             "{name}: the label column \"{label_col}\" has only one class ({}); classification needs at least two",
             labels.first().map(|s| format!("\"{s}\"")).unwrap_or_default()
+        )));
+    }
+    if labels.len() > MAX_CLASSES {
+        return Err(Error::data(format!(
+            "{name}: the label column \"{label_col}\" has {} different values; the limit is {MAX_CLASSES} classes (is it a text column?)",
+            labels.len()
         )));
     }
     if labels.iter().all(|l| l.parse::<i64>().is_ok()) {

@@ -27,7 +27,9 @@ pub fn unpack(bytes: &[u8]) -> Result<Vec<&[u8]>> {
     let mut parts = Vec::new();
     let mut at = 8;
     while at < bytes.len() {
-        let len = u64::from_le_bytes(bytes.get(at..at + 8).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+        let len = u64::from_le_bytes(bytes.get(at..at + 8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        // On wasm32 `as usize` would wrap a length past 4 GiB onto a wrong, valid-looking one.
+        let len = usize::try_from(len).map_err(|_| bad())?;
         at += 8;
         parts.push(bytes.get(at..at.checked_add(len).ok_or_else(bad)?).ok_or_else(bad)?);
         at += len;

@@ -316,6 +316,8 @@ fn read_head(bytes: &[u8]) -> Result<Head> {
             head.format
         )));
     }
+    // The recipe is untrusted like every other field: a batch size of 0 would divide by zero.
+    head.recipe.validate(usize::MAX).map_err(|e| Error::Other(format!("this checkpoint's recipe is not valid ({e}): the file is damaged")))?;
     Ok(head)
 }
 
@@ -427,6 +429,11 @@ impl<O: Objective> Run<O> {
             || st.order.iter().flatten().any(|&i| i >= n)
             || st.drawn.len() != run.drawn.len()
             || st.losses.len() != st.step
+            || st.epoch > run.recipe.epochs
+            || st.history.len() > st.epoch
+            || st.draws > st.epoch.saturating_add(1)
+            || st.best.is_some_and(|(_, step)| step > st.step)
+            || (st.best.is_some() && best.is_empty())
         {
             return Err(Error::Other("this training checkpoint's run state does not fit its data (it is damaged)".into()));
         }
@@ -510,6 +517,8 @@ impl<O: Objective> Run<O> {
             self.cursor = 0;
         }
         // Up to `grad_accum` micro-batches, never across the end of the epoch.
+        // Where this step starts, so that a step refused for a non-finite loss leaves no trace.
+        let (cursor_before, drawn_before) = (self.cursor, self.drawn.clone());
         let end = (self.cursor + self.recipe.grad_accum.max(1)).min(self.order.len());
         let micro: Vec<Vec<usize>> = self.order[self.cursor..end].to_vec();
         self.cursor = end;
@@ -557,9 +566,19 @@ impl<O: Objective> Run<O> {
         };
         let mut grads = acc.grads();
         let norm = clip_global_norm(&model, &mut grads, self.recipe.max_grad_norm);
+        // The loss and gradient norm are read before AdamW applies the step: a NaN or infinite
+        // one stops the run with the weights (and AdamW's moments) of the last good step.
+        let (loss_v, norm_v) = match read_step(loss, norm, self.step, O::LOSS, O::ADVICE).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.model = Some(model);
+                self.cursor = cursor_before;
+                self.drawn = drawn_before;
+                return Err(e);
+            }
+        };
         let rates = self.objective.rates(lr);
         self.model = Some(self.optim.step(rates, model, grads));
-        let (loss_v, norm_v) = read_step(loss, norm, self.step, O::LOSS, O::ADVICE).await?;
         self.step += 1;
         self.losses.push(loss_v);
         self.epoch_loss_sum += loss_v;
@@ -716,8 +735,12 @@ pub async fn read_step(loss: Tensor<1>, norm: Option<Tensor<1>>, step: usize, wh
         Some(t) => read_f32(t).await?.first().copied().unwrap_or(0.0) as f64,
         None => 0.0,
     };
+    let kept = if step == 0 { "the weights are the pretrained ones".to_string() } else { format!("the weights are those after step {step}") };
     if !loss_v.is_finite() {
-        return Err(Error::Other(format!("the {what} became {loss_v} at step {}: {advice}", step + 1)));
+        return Err(Error::Other(format!("the {what} became {loss_v} at step {}; the step was not applied and {kept}: {advice}", step + 1)));
+    }
+    if !norm_v.is_finite() {
+        return Err(Error::Other(format!("the gradients became {norm_v} at step {}; the step was not applied and {kept}: {advice}", step + 1)));
     }
     Ok((loss_v, norm_v))
 }

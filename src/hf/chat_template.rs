@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The work one render may do (minijinja's fuel), and how deep macros and includes may nest.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+pub const TEMPLATE_RECURSION: usize = 64;
+
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -36,6 +40,11 @@ impl ChatTemplate {
                 .map_err(|e| Error::Config(format!("chat template syntax: {e}")))?,
         );
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // A template is untrusted code: rendering one conversation may spend at most
+        // `TEMPLATE_FUEL` (instructions, and data at ~64 bytes a unit) and nest
+        // `TEMPLATE_RECURSION` calls deep; real templates use a few thousand units a message.
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(TEMPLATE_RECURSION);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, JinjaError> {
             Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
         });
@@ -71,7 +80,13 @@ impl ChatTemplate {
             bos_token => self.bos_token.clone(),
             eos_token => self.eos_token.clone(),
         })
-        .map_err(|e| Error::data(format!("the chat template failed on this conversation: {e}")))
+        .map_err(|e| match e.kind() {
+            ErrorKind::OutOfFuel => Error::data(format!(
+                "the chat template did not finish: it used up its budget of {TEMPLATE_FUEL} steps on one conversation of {} messages (does it loop without end?)",
+                messages.len()
+            )),
+            _ => Error::data(format!("the chat template failed on this conversation: {e}")),
+        })
     }
 }
 

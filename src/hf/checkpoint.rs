@@ -43,6 +43,7 @@ impl Checkpoint {
                 cfg.vocab_size
             )));
         }
+        tok.check_fits(cfg.vocab_size)?;
         crate::hf::weights::validate_safetensors(&weights)?;
         Ok(Checkpoint { config_file, config: cfg, tokenizer: tok, weights, tokenizer_config: None })
     }

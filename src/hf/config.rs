@@ -107,32 +107,35 @@ impl HfConfigFile {
             }
             _ => Vec::new(),
         };
-        let dropout = |v: Option<f64>, d: f64| -> Result<f64> {
-            let p = v.unwrap_or(d);
-            if !(0.0..1.0).contains(&p) {
-                return Err(Error::Config(format!("dropout probability {p} must be in [0, 1)")));
-            }
-            Ok(p)
-        };
-        Ok(BertConfig {
-            vocab_size: need(self.vocab_size, "vocab_size")?,
-            hidden_size,
-            num_hidden_layers: need(self.num_hidden_layers, "num_hidden_layers")?,
+        let dropout = |v: Option<f64>, d: f64, field: &str| -> Result<f64> { check_prob(field, v.unwrap_or(d)) };
+        if labels.len() > limits::LABELS {
+            return Err(Error::Config(format!("id2label has {} labels; the limit is {}", labels.len(), limits::LABELS)));
+        }
+        check_size("num_attention_heads", heads, 1, limits::HEADS)?;
+        check_size("hidden_size / num_attention_heads", hidden_size / heads, 1, limits::HEAD_DIM)?;
+        let cfg = BertConfig {
+            vocab_size: check_size("vocab_size", need(self.vocab_size, "vocab_size")?, 1, limits::VOCAB)?,
+            hidden_size: check_size("hidden_size", hidden_size, 1, limits::HIDDEN)?,
+            num_hidden_layers: check_size("num_hidden_layers", need(self.num_hidden_layers, "num_hidden_layers")?, 1, limits::LAYERS)?,
             num_attention_heads: heads,
-            intermediate_size: need(self.intermediate_size, "intermediate_size")?,
-            hidden_dropout_prob: dropout(self.hidden_dropout_prob, 0.1)?,
-            attention_probs_dropout_prob: dropout(self.attention_probs_dropout_prob, 0.1)?,
+            intermediate_size: check_size("intermediate_size", need(self.intermediate_size, "intermediate_size")?, 1, limits::INTERMEDIATE)?,
+            hidden_dropout_prob: dropout(self.hidden_dropout_prob, 0.1, "hidden_dropout_prob")?,
+            attention_probs_dropout_prob: dropout(self.attention_probs_dropout_prob, 0.1, "attention_probs_dropout_prob")?,
             classifier_dropout: match self.classifier_dropout {
-                Some(p) => Some(dropout(Some(p), 0.1)?),
+                Some(p) => Some(check_prob("classifier_dropout", p)?),
                 None => None,
             },
-            max_position_embeddings: need(self.max_position_embeddings, "max_position_embeddings")?,
-            type_vocab_size: self.type_vocab_size.unwrap_or(2),
+            max_position_embeddings: check_size("max_position_embeddings", need(self.max_position_embeddings, "max_position_embeddings")?, 1, limits::POSITIONS)?,
+            type_vocab_size: check_size("type_vocab_size", self.type_vocab_size.unwrap_or(2), 1, limits::TOKEN_TYPES)?,
             initializer_range: self.initializer_range.unwrap_or(0.02),
-            layer_norm_eps: self.layer_norm_eps.unwrap_or(1e-12),
+            layer_norm_eps: check_positive("layer_norm_eps", self.layer_norm_eps.unwrap_or(1e-12))?,
             pad_token_id: self.pad_token_id.unwrap_or(0),
             labels,
-        })
+        };
+        if cfg.pad_token_id >= cfg.vocab_size {
+            return Err(Error::Config(format!("\"pad_token_id\" {} is not below vocab_size {}", cfg.pad_token_id, cfg.vocab_size)));
+        }
+        Ok(cfg)
     }
 }
 
@@ -171,4 +174,43 @@ pub fn export_mlm_config(original: &HfConfigFile) -> Result<Vec<u8>> {
         obj.remove(k);
     }
     serde_json::to_vec_pretty(&value).map_err(|e| Error::Other(e.to_string()))
+}
+
+/// The largest sizes a config.json may name. Real checkpoints stay far below them (the biggest
+/// vocabularies are ~260k tokens, hidden sizes of browser-sized models ≤ 4096); a file beyond
+/// them is damaged or hostile, and would otherwise reach an allocation of that size.
+pub mod limits {
+    pub const VOCAB: usize = 1 << 20;
+    pub const HIDDEN: usize = 16_384;
+    pub const LAYERS: usize = 256;
+    pub const HEADS: usize = 512;
+    pub const HEAD_DIM: usize = 1024;
+    pub const INTERMEDIATE: usize = 65_536;
+    pub const POSITIONS: usize = 1 << 20;
+    pub const TOKEN_TYPES: usize = 1024;
+    pub const LABELS: usize = crate::data::MAX_CLASSES;
+}
+
+/// `value` of config.json's `field` must lie in `min..=max`.
+pub fn check_size(field: &str, value: usize, min: usize, max: usize) -> Result<usize> {
+    if value < min || value > max {
+        return Err(Error::Config(format!("\"{field}\" is {value}; it must be between {min} and {max}")));
+    }
+    Ok(value)
+}
+
+/// A dropout probability of config.json's `field`: finite, in [0, 1).
+pub fn check_prob(field: &str, p: f64) -> Result<f64> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::Config(format!("\"{field}\" is {p}; a dropout probability must be in [0, 1)")));
+    }
+    Ok(p)
+}
+
+/// A strictly positive, finite value of config.json's `field` (a norm's epsilon, rope theta).
+pub fn check_positive(field: &str, v: f64) -> Result<f64> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::Config(format!("\"{field}\" is {v}; it must be a positive finite number")));
+    }
+    Ok(v)
 }

@@ -151,10 +151,21 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// The element count (checked when the table is parsed: it fits in `usize` and the file).
     pub fn elements(&self) -> usize {
         self.dims.iter().product()
     }
 }
+
+/// The product of `dims`, or `None` when it overflows `usize` (on wasm32 too).
+fn checked_elements(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The most tensors and metadata entries a GGUF file may list (real ones have a few hundred
+/// tensors and a few dozen keys): each entry costs memory before any data is read.
+const MAX_TENSORS: usize = 65_536;
+const MAX_KEYS: usize = 65_536;
 
 /// A parsed GGUF file borrowing its bytes.
 pub struct Gguf<'a> {
@@ -167,7 +178,13 @@ pub struct Gguf<'a> {
 struct Cursor<'a> {
     b: &'a [u8],
     at: usize,
+    /// Metadata array items read so far (each costs a `Meta` in memory, 32 bytes per file byte).
+    items: usize,
 }
+
+/// The most metadata array items a file may hold in all (a 256k vocabulary with its scores,
+/// types and merges is ~1M).
+const MAX_ITEMS: usize = 1 << 23;
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -187,7 +204,7 @@ impl<'a> Cursor<'a> {
         if n > self.b.len() as u64 {
             return Err(Error::Weights(format!("the GGUF file claims a length of {n}, longer than the file")));
         }
-        Ok(n as usize)
+        usize::try_from(n).map_err(|_| Error::Weights(format!("the GGUF file claims a length of {n}, more than this machine can address")))
     }
     fn string(&mut self) -> Result<String> {
         let n = self.len()?;
@@ -218,6 +235,10 @@ impl<'a> Cursor<'a> {
                 }
                 let item = self.u32()?;
                 let n = self.len()?;
+                self.items = self.items.saturating_add(n);
+                if self.items > MAX_ITEMS {
+                    return Err(Error::Weights(format!("the GGUF metadata holds more than {MAX_ITEMS} array items")));
+                }
                 let mut v = Vec::with_capacity(n.min(1 << 20));
                 for _ in 0..n {
                     v.push(self.value(item, depth + 1)?);
@@ -237,13 +258,18 @@ impl<'a> Gguf<'a> {
         if bytes.len() < 4 || &bytes[..4] != b"GGUF" {
             return Err(Error::Weights("not a GGUF file (it does not start with \"GGUF\")".into()));
         }
-        let mut c = Cursor { b: bytes, at: 4 };
+        let mut c = Cursor { b: bytes, at: 4, items: 0 };
         let version = c.u32()?;
         if !(2..=3).contains(&version) {
             return Err(Error::Weights(format!("GGUF version {version} is not supported (2 and 3 are)")));
         }
         let n_tensors = c.len()?;
         let n_kv = c.len()?;
+        if n_tensors > MAX_TENSORS || n_kv > MAX_KEYS {
+            return Err(Error::Weights(format!(
+                "the GGUF header lists {n_tensors} tensors and {n_kv} metadata keys; the limits are {MAX_TENSORS} and {MAX_KEYS}"
+            )));
+        }
         let mut metadata = BTreeMap::new();
         for _ in 0..n_kv {
             let key = c.string()?;
@@ -263,14 +289,27 @@ impl<'a> Gguf<'a> {
                 dims.push(c.len()?);
             }
             let ty = GgmlType::from_id(c.u32()?).map_err(|e| Error::Weights(format!("{name}: {e}")))?;
-            let offset = c.u64()? as usize;
+            let raw = c.u64()?;
+            let offset = usize::try_from(raw)
+                .ok()
+                .filter(|&o| o <= bytes.len())
+                .ok_or_else(|| Error::Weights(format!("GGUF tensor {name}: its data offset {raw} lies past the end of the file")))?;
+            if checked_elements(&dims).is_none() {
+                return Err(Error::Weights(format!("GGUF tensor {name}: its dimensions {dims:?} multiply past what this machine can address")));
+            }
             tensors.push(TensorInfo { name, dims, ty, offset });
         }
-        let align = metadata.get("general.alignment").and_then(Meta::as_u64).unwrap_or(32).max(1) as usize;
-        let start = c.at.div_ceil(align) * align;
-        let data = bytes.get(start..).ok_or_else(|| Error::Weights("the GGUF file has no tensor data".into()))?;
+        let align = match metadata.get("general.alignment") {
+            None => 32,
+            Some(m) => match m.as_u64() {
+                Some(a) if (1..=1 << 16).contains(&a) && a.is_power_of_two() => a as usize,
+                _ => return Err(Error::Weights(format!("GGUF general.alignment is {m:?}; it must be a power of two up to 65536"))),
+            },
+        };
+        let start = c.at.div_ceil(align).checked_mul(align).filter(|&s| s <= bytes.len());
+        let data = start.and_then(|s| bytes.get(s..)).ok_or_else(|| Error::Weights("the GGUF file has no tensor data".into()))?;
         for t in &tensors {
-            let need = t.ty.bytes_for(t.elements())?;
+            let need = t.ty.bytes_for(t.elements()).map_err(|e| Error::Weights(format!("GGUF tensor {}: {e}", t.name)))?;
             if t.offset.checked_add(need).is_none_or(|end| end > data.len()) {
                 return Err(Error::Weights(format!("GGUF tensor {} runs past the end of the file (is it cut short?)", t.name)));
             }
@@ -459,7 +498,7 @@ fn byte_level_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
     let bos = g.get("tokenizer.ggml.bos_token_id").and_then(Meta::as_u64);
     let post = match (add_bos, bos) {
         (true, Some(id)) => {
-            let b = tokens.get(id as usize).cloned().unwrap_or_default();
+            let b = usize::try_from(id).ok().and_then(|i| tokens.get(i)).cloned().unwrap_or_default();
             json!({"type": "TemplateProcessing",
                 "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
                 "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
@@ -519,6 +558,14 @@ fn sentencepiece_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
                 Some(Meta::Array(v)) => v.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect(),
                 _ => return Err(Error::Tokenizer("the GGUF SentencePiece vocabulary has neither merges nor scores".into())),
             };
+            // Splitting every token at every place costs the sum of their squared lengths: a
+            // vocabulary of very long tokens would hang here (real ones cost a few million).
+            let cost: usize = tokens.iter().map(|t| t.len().saturating_mul(t.len())).fold(0, usize::saturating_add);
+            if cost > 200_000_000 {
+                return Err(Error::Tokenizer(format!(
+                    "the GGUF SentencePiece vocabulary's tokens are too long to derive merges from (cost {cost}, limit 200000000)"
+                )));
+            }
             // Each token with its last score, in order of first appearance (a Python dict).
             let mut order: Vec<&str> = Vec::new();
             let mut score_of: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
@@ -544,7 +591,7 @@ fn sentencepiece_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
             all.into_iter().map(|(l, r, _)| format!("{l} {r}")).collect()
         }
     };
-    let name = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64).filter(|&i| (i as usize) < tokens.len());
+    let name = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64).filter(|&i| usize::try_from(i).is_ok_and(|i| i < tokens.len()));
     let mut special: std::collections::BTreeSet<usize> = types.iter().enumerate().filter(|(_, t)| **t == 3).map(|(i, _)| i).collect();
     for k in ["unknown_token_id", "bos_token_id", "eos_token_id"] {
         special.extend(name(k).map(|i| i as usize));
@@ -630,7 +677,7 @@ fn unpermute(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
 /// chat template when the file has one (transformers' `apply_chat_template` uses it).
 pub fn tokenizer_config(g: &Gguf) -> Result<Vec<u8>> {
     let tokens = strings(g.get("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens")?;
-    let name = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64).and_then(|i| tokens.get(i as usize).cloned());
+    let name = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64).and_then(|i| usize::try_from(i).ok()).and_then(|i| tokens.get(i).cloned());
     let mut v = json!({ "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": name("bos_token_id"), "eos_token": name("eos_token_id") });
     if let Some(pad) = name("padding_token_id") {
         v["pad_token"] = json!(pad);
@@ -652,7 +699,10 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         });
     }
     let key = |k: &str| g.get(&format!("{arch}.{k}"));
-    let need = |k: &str| key(k).and_then(Meta::as_u64).map(|v| v as usize).ok_or_else(|| Error::Config(format!("the GGUF file has no {arch}.{k}")));
+    let need = |k: &str| -> Result<usize> {
+        let v = key(k).and_then(Meta::as_u64).ok_or_else(|| Error::Config(format!("the GGUF file has no {arch}.{k}")))?;
+        usize::try_from(v).map_err(|_| Error::Config(format!("the GGUF file's {arch}.{k} is {v}, too large")))
+    };
     let tok_model = g.get("tokenizer.ggml.model").and_then(Meta::as_str).unwrap_or("");
     if tok_model != "gpt2" && tok_model != "llama" {
         return Err(Error::Tokenizer(format!(
@@ -660,9 +710,14 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         )));
     }
     let (hidden, layers, heads) = (need("embedding_length")?, need("block_count")?, need("attention.head_count")?);
-    let kv_heads = key("attention.head_count_kv").and_then(Meta::as_u64).map_or(heads, |v| v as usize);
+    let kv_heads = if key("attention.head_count_kv").is_some() { need("attention.head_count_kv")? } else { heads };
+    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || hidden % heads != 0 {
+        return Err(Error::Config(format!(
+            "the GGUF file's {arch}.attention.head_count {heads} and head_count_kv {kv_heads} do not divide its embedding_length {hidden}"
+        )));
+    }
     let tokens = strings(g.get("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens")?;
-    let vocab = key("vocab_size").and_then(Meta::as_u64).map_or(tokens.len(), |v| v as usize);
+    let vocab = if key("vocab_size").is_some() { need("vocab_size")? } else { tokens.len() };
     let has_output = g.tensors.iter().any(|t| t.name == "output.weight");
     let id = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64);
     let mut cfg = json!({
@@ -682,7 +737,7 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         "torch_dtype": "float32",
     });
     if let Some(d) = key("rope.dimension_count").and_then(Meta::as_u64) {
-        if d as usize != hidden / heads {
+        if usize::try_from(d).ok() != Some(hidden / heads) {
             cfg["head_dim"] = json!(d);
         }
     }
@@ -708,7 +763,13 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         let shape: Vec<usize> = t.dims.iter().rev().copied().collect();
         if shape.len() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight")) {
             let h = if name.ends_with("q_proj.weight") { heads } else { kv_heads };
+            if h.checked_mul(2).is_none_or(|d| shape[0] % d != 0) {
+                return Err(Error::Weights(format!("GGUF tensor {} has {} rows, not a whole number of {h} rotary heads", t.name, shape[0])));
+            }
             data = unpermute(&data, shape[0], shape[1], h);
+        }
+        if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Weights(format!("GGUF tensor {} holds a non-finite value ({}) at element {i}: the file is damaged", t.name, data[i])));
         }
         let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         named.push((name, shape, raw));

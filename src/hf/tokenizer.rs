@@ -28,6 +28,24 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The number of embedding rows the tokenizer's ids need: one more than its largest id
+    /// (added tokens included). A vocabulary with gaps needs more rows than it has tokens.
+    pub fn rows_needed(&self) -> usize {
+        self.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1).max(self.vocab_size())
+    }
+
+    /// Refuses a tokenizer whose ids would index past a model's `rows` embedding rows.
+    pub fn check_fits(&self, rows: usize) -> Result<()> {
+        let need = self.rows_needed();
+        if need > rows {
+            return Err(Error::Tokenizer(format!(
+                "the tokenizer's ids go up to {} but the model's vocab_size is {rows}: they belong to different models",
+                need - 1
+            )));
+        }
+        Ok(())
+    }
+
     /// The original tokenizer.json bytes, exported unchanged next to the fine-tuned weights.
     pub fn raw(&self) -> &[u8] {
         &self.raw

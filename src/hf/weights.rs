@@ -109,6 +109,14 @@ impl ParamSource {
             }
             let view = st.tensor(name).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
             let data = to_f32(view.dtype(), view.data()).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
+            // A NaN or infinite weight makes every prediction NaN (which argmax turns into label 0).
+            if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+                return Err(Error::Weights(format!(
+                    "tensor {name} holds a non-finite value ({}) at element {i} of {}: the file is damaged",
+                    data[i],
+                    data.len()
+                )));
+            }
             let key = name.strip_prefix(self.prefix.as_str()).unwrap_or(name).to_string();
             if self.tensors.insert(key, RawTensor { shape: view.shape().to_vec(), data }).is_some() {
                 return Err(Error::Weights(format!("tensor {name} appears in two weight files")));

@@ -286,15 +286,18 @@ impl CausalModel {
                 cfg.vocab_size()
             )));
         }
+        tok.check_fits(cfg.vocab_size())?;
         if weights.is_empty() {
             return Err(Error::Weights("no weights: give model.safetensors (or the shards its index names)".into()));
         }
         let v: Value = serde_json::from_slice(config).unwrap_or(Value::Null);
-        let eos = match v.get("eos_token_id") {
-            Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+        let eos: Vec<u64> = match v.get("eos_token_id") {
+            Some(Value::Number(n)) => n.as_u64().into_iter().collect(),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).collect(),
             _ => Vec::new(),
         };
+        // An end token outside the vocabulary could never be generated: ignore it.
+        let eos: Vec<u32> = eos.into_iter().filter(|&x| x < cfg.vocab_size() as u64).map(|x| x as u32).collect();
         Ok(CausalModel {
             config: cfg,
             config_bytes: config.to_vec(),

@@ -61,17 +61,20 @@ impl Gpt2ConfigFile {
         if self.n_head == 0 || self.n_embd % self.n_head != 0 || self.n_layer == 0 || self.vocab_size == 0 {
             return Err(Error::Config(format!("n_embd ({}) must be a multiple of n_head ({}), with layers and a vocabulary", self.n_embd, self.n_head)));
         }
+        use crate::hf::config::{check_positive, check_prob, check_size, limits};
+        check_size("n_head", self.n_head, 1, limits::HEADS)?;
+        check_size("n_embd / n_head", self.n_embd / self.n_head, 1, limits::HEAD_DIM)?;
         Ok(Gpt2Config {
-            vocab_size: self.vocab_size,
-            max_positions: self.n_positions,
-            hidden: self.n_embd,
-            layers: self.n_layer,
+            vocab_size: check_size("vocab_size", self.vocab_size, 1, limits::VOCAB)?,
+            max_positions: check_size("n_positions", self.n_positions, 1, limits::POSITIONS)?,
+            hidden: check_size("n_embd", self.n_embd, 1, limits::HIDDEN)?,
+            layers: check_size("n_layer", self.n_layer, 1, limits::LAYERS)?,
             heads: self.n_head,
-            inner: self.n_inner.unwrap_or(4 * self.n_embd),
-            eps: self.layer_norm_epsilon.unwrap_or(1e-5),
-            resid_pdrop: self.resid_pdrop.unwrap_or(0.1),
-            embd_pdrop: self.embd_pdrop.unwrap_or(0.1),
-            attn_pdrop: self.attn_pdrop.unwrap_or(0.1),
+            inner: check_size("n_inner", self.n_inner.unwrap_or(4 * self.n_embd), 1, limits::INTERMEDIATE)?,
+            eps: check_positive("layer_norm_epsilon", self.layer_norm_epsilon.unwrap_or(1e-5))?,
+            resid_pdrop: check_prob("resid_pdrop", self.resid_pdrop.unwrap_or(0.1))?,
+            embd_pdrop: check_prob("embd_pdrop", self.embd_pdrop.unwrap_or(0.1))?,
+            attn_pdrop: check_prob("attn_pdrop", self.attn_pdrop.unwrap_or(0.1))?,
             initializer_range: self.initializer_range.unwrap_or(0.02),
         })
     }

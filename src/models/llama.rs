@@ -93,21 +93,24 @@ impl LlamaConfigFile {
         if head_dim % 2 != 0 || self.num_hidden_layers == 0 || self.vocab_size == 0 {
             return Err(Error::Config(format!("head_dim {head_dim} must be even, with layers and a vocabulary")));
         }
+        use crate::hf::config::{check_positive, check_prob, check_size, limits};
+        check_size("num_attention_heads", heads, 1, limits::HEADS)?;
+        check_size("head_dim", head_dim, 2, limits::HEAD_DIM)?;
         Ok(LlamaConfig {
             qwen2,
-            vocab_size: self.vocab_size,
-            hidden: self.hidden_size,
-            intermediate: self.intermediate_size,
-            layers: self.num_hidden_layers,
+            vocab_size: check_size("vocab_size", self.vocab_size, 1, limits::VOCAB)?,
+            hidden: check_size("hidden_size", self.hidden_size, 1, limits::HIDDEN)?,
+            intermediate: check_size("intermediate_size", self.intermediate_size, 1, limits::INTERMEDIATE)?,
+            layers: check_size("num_hidden_layers", self.num_hidden_layers, 1, limits::LAYERS)?,
             heads,
             kv_heads,
             head_dim,
-            max_positions: self.max_position_embeddings.unwrap_or(2048),
-            eps: self.rms_norm_eps.unwrap_or(1e-6),
-            rope_theta,
+            max_positions: check_size("max_position_embeddings", self.max_position_embeddings.unwrap_or(2048), 1, limits::POSITIONS)?,
+            eps: check_positive("rms_norm_eps", self.rms_norm_eps.unwrap_or(1e-6))?,
+            rope_theta: check_positive("rope_theta", rope_theta)?,
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),
             qkv_bias: qwen2 || self.attention_bias == Some(true),
-            attention_dropout: self.attention_dropout.unwrap_or(0.0),
+            attention_dropout: check_prob("attention_dropout", self.attention_dropout.unwrap_or(0.0))?,
             initializer_range: self.initializer_range.unwrap_or(0.02),
         })
     }

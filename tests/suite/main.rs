@@ -11,6 +11,7 @@ mod data_parsing;
 mod engine;
 mod fidelity;
 mod gguf;
+mod hostile;
 mod lm;
 mod mixing;
 mod mlm;
