@@ -558,6 +558,9 @@ fn sentencepiece_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
                 Some(Meta::Array(v)) => v.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect(),
                 _ => return Err(Error::Tokenizer("the GGUF SentencePiece vocabulary has neither merges nor scores".into())),
             };
+            if let Some(i) = scores.iter().position(|x| !x.is_finite()) {
+                return Err(Error::Tokenizer(format!("GGUF tokenizer.ggml.scores holds a non-finite score ({}) at token {i}", scores[i])));
+            }
             // Splitting every token at every place costs the sum of their squared lengths: a
             // vocabulary of very long tokens would hang here (real ones cost a few million).
             let cost: usize = tokens.iter().map(|t| t.len().saturating_mul(t.len())).fold(0, usize::saturating_add);
@@ -586,8 +589,9 @@ fn sentencepiece_tokenizer(g: &Gguf) -> Result<Vec<u8>> {
                 all.extend(local);
             }
             // Best score first, then longer left and right pieces; ties keep their order.
-            let key = |m: &(String, String, f64)| (m.2, m.0.chars().count(), m.1.chars().count());
-            all.sort_by(|a, b| key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal));
+            // `total_cmp`: a NaN score (refused above, but never trusted) must not break the sort.
+            let key = |m: &(String, String, f64)| (m.0.chars().count(), m.1.chars().count());
+            all.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| key(b).cmp(&key(a))));
             all.into_iter().map(|(l, r, _)| format!("{l} {r}")).collect()
         }
     };

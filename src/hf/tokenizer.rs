@@ -10,10 +10,57 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     pub pad_id: u32,
     raw: Vec<u8>,
+    /// The largest id the post-processor's templates add (BOS/CLS/SEP), if any.
+    post_max: Option<u32>,
+}
+
+/// tokenizers deserializes a `TemplateProcessing` post-processor without the checks its builder
+/// makes, then indexes its special-token map by every template piece, panicking on a piece the
+/// map lacks (processors/template.rs: "We already checked existence above"). This makes those
+/// checks: every piece's token is in the map with as many ids as tokens. Returns the largest id.
+fn check_post_processor(v: &serde_json::Value) -> Result<Option<u32>> {
+    let bad = |m: String| Err(Error::Tokenizer(format!("post_processor: {m}")));
+    let mut max: Option<u32> = None;
+    match v["type"].as_str() {
+        Some("Sequence") => {
+            for p in v["processors"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                max = max.max(check_post_processor(p)?);
+            }
+        }
+        Some("TemplateProcessing") => {
+            let specials = v["special_tokens"].as_object();
+            for t in specials.into_iter().flat_map(|m| m.values()) {
+                let (ids, tokens) = (t["ids"].as_array(), t["tokens"].as_array());
+                if ids.map(Vec::len) != tokens.map(Vec::len) {
+                    return bad(format!("special token {} has {} ids but {} tokens", t["id"], ids.map_or(0, Vec::len), tokens.map_or(0, Vec::len)));
+                }
+                for id in ids.into_iter().flatten() {
+                    max = max.max(id.as_u64().and_then(|x| u32::try_from(x).ok()));
+                }
+            }
+            for key in ["single", "pair"] {
+                for piece in v[key].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    if let Some(id) = piece["SpecialToken"]["id"].as_str() {
+                        if !specials.is_some_and(|m| m.contains_key(id)) {
+                            return bad(format!("the {key} template uses the special token \"{id}\", which its special_tokens do not define"));
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(max)
 }
 
 impl TextTokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // tokenizers 0.23 panics (`expect("Helper")` in decoders/mod.rs) when the "decoder"
+        // section is not valid JSON, instead of returning its error; a panic is a trap in the
+        // browser. Any valid JSON there deserializes (a legacy decoder), so checking the whole
+        // file is JSON first turns that panic into this message (found by tests/suite/fuzz.rs).
+        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::Tokenizer(format!("not valid JSON: {e}")))?;
+        let post_max = check_post_processor(&json["post_processor"])?;
         let mut inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(format!("could not read it as a Hugging Face tokenizer.json: {e}")))?;
         inner.with_padding(None);
@@ -21,7 +68,7 @@ impl TextTokenizer {
             .with_truncation(None)
             .map_err(|e| Error::Tokenizer(format!("{e}")))?;
         let pad_id = inner.token_to_id("[PAD]").or_else(|| inner.token_to_id("<pad>")).unwrap_or(0);
-        Ok(TextTokenizer { inner, pad_id, raw: bytes.to_vec() })
+        Ok(TextTokenizer { inner, pad_id, raw: bytes.to_vec(), post_max })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -31,7 +78,8 @@ impl TextTokenizer {
     /// The number of embedding rows the tokenizer's ids need: one more than its largest id
     /// (added tokens included). A vocabulary with gaps needs more rows than it has tokens.
     pub fn rows_needed(&self) -> usize {
-        self.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1).max(self.vocab_size())
+        let max = self.inner.get_vocab(true).values().max().copied().max(self.post_max);
+        max.map_or(0, |m| m as usize + 1).max(self.vocab_size())
     }
 
     /// Refuses a tokenizer whose ids would index past a model's `rows` embedding rows.

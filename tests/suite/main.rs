@@ -10,6 +10,7 @@ mod common;
 mod data_parsing;
 mod engine;
 mod fidelity;
+mod fuzz;
 mod gguf;
 mod hostile;
 mod lm;
