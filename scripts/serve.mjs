@@ -4,7 +4,7 @@
 
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -28,6 +28,15 @@ const MIME_TYPES = {
   '.ico': 'image/x-icon',
   '.map': 'application/json; charset=utf-8',
 };
+
+/** The page's Content-Security-Policy, read from the <meta> of index.html (one source for both),
+ * plus what only a header can say: `frame-ancestors 'none'` (no other site may frame the page). */
+export async function contentSecurityPolicy(root) {
+  const html = await readFile(path.join(root, 'index.html'), 'utf8').catch(() => '');
+  const meta = html.match(/<meta http-equiv="Content-Security-Policy" content="([^"]+)"/);
+  if (!meta) throw new Error(`${root}/index.html has no Content-Security-Policy <meta>`);
+  return `${meta[1]}; frame-ancestors 'none'`;
+}
 
 function send(res, status, message) {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
@@ -57,7 +66,7 @@ async function resolveFile(root, urlPath) {
   }
 }
 
-async function handle(root, req, res, isolate) {
+async function handle(root, req, res, isolate, csp) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     return send(res, 405, 'Method Not Allowed');
@@ -72,6 +81,9 @@ async function handle(root, req, res, isolate) {
     'Content-Type': MIME_TYPES[path.extname(found.file).toLowerCase()] ?? 'application/octet-stream',
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
+    // The same policy on every response: module workers take theirs from their own script's.
+    'Content-Security-Policy': csp,
+    'Referrer-Policy': 'no-referrer',
   };
   // Cross-origin isolation, which WebAssembly threads (shared memory) need: the page then loads
   // the threaded CPU module (www/pkg-mt). `isolate: false` serves as a plain static host does,
@@ -79,6 +91,7 @@ async function handle(root, req, res, isolate) {
   if (isolate) {
     headers['Cross-Origin-Opener-Policy'] = 'same-origin';
     headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+    headers['Cross-Origin-Resource-Policy'] = 'same-origin';
   }
   if (found.file.endsWith('.wasm') && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
     const gz = await resolveFile(root, `${pathname}.gz`);
@@ -100,8 +113,9 @@ async function handle(root, req, res, isolate) {
  * unless `isolate` is false. */
 export async function startServer({ root = DEFAULT_ROOT, port = 0, isolate = true } = {}) {
   const realRoot = await realpath(path.resolve(root));
+  const csp = await contentSecurityPolicy(realRoot);
   const server = createServer((req, res) => {
-    handle(realRoot, req, res, isolate).catch(() => {
+    handle(realRoot, req, res, isolate, csp).catch(() => {
       if (!res.headersSent) send(res, 500, 'Internal Server Error');
       else res.destroy();
     });

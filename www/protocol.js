@@ -47,6 +47,8 @@ export const IN = Object.freeze({
   GENERATE: 'generate',
   GENERATE_STOP: 'generateStop',
   BENCH: 'bench',
+  CONTINUE_WITHOUT_CHECKPOINTS: 'continueWithoutCheckpoints',
+  FAULT_DRILL: 'faultDrill',
 });
 
 /** Messages the worker sends: `result`/`error` carry the request id; the rest are events. */
@@ -70,6 +72,9 @@ export const OUT = Object.freeze({
   GEN_TOKENS: 'genTokens', // {id, text, tokens, done, stopped, tokens_per_s}
   WASM_PROGRESS: 'wasmProgress', // {loaded, total, wire}: bytes of the wasm module downloaded so far
   BACKEND: 'backend', // the backend report after a measurement ({measuring: true} while it runs)
+  ALIVE: 'alive', // null, every second: the page's watchdog (main.js)
+  FAULT: 'fault', // {kind: 'trap'|'gpu-lost'|'gpu-oom'|'gpu-error', message}: the page restarts the worker
+  QUOTA: 'quota', // {needed, free, step, concerns}: a checkpoint did not fit; the run is paused
 });
 
 /** The page section an error from each request belongs next to. */
@@ -117,6 +122,8 @@ export const CONCERNS = Object.freeze({
   [IN.MULTITASK_PREDICT]: 'multitask',
   [IN.MULTITASK_EXPORT]: 'multitask',
   [IN.BENCH]: 'train',
+  [IN.CONTINUE_WITHOUT_CHECKPOINTS]: 'train',
+  [IN.FAULT_DRILL]: 'backend',
 });
 
 /** An error reported by the worker; `concerns` names the page section, `step` the training step. */

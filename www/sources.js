@@ -119,6 +119,32 @@ export async function fetchHubModel(rawId, onProgress) {
 
 const base = (p) => p.split('/').pop();
 
+/** How long unpacking one archive may take before the page gives up on it. */
+export const UNZIP_TIMEOUT_MS = 120_000;
+
+/** Unpacks `file` (a .zip) in its own worker (unzip-worker.js), within the archive limits of
+ * unzip.js and `timeoutMs`; the page's thread never inflates anything. */
+export function unzipInWorker(file, timeoutMs = UNZIP_TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./unzip-worker.js', import.meta.url), { type: 'module' });
+    const done = (fn, value) => {
+      clearTimeout(timer);
+      worker.terminate();
+      fn(value);
+    };
+    const timer = setTimeout(() => done(reject, new Error(`${file.name}: unpacking took longer than ${Math.round(timeoutMs / 1000)} s and was stopped.`)), timeoutMs);
+    worker.addEventListener('message', ({ data }) => (data.error ? done(reject, new Error(data.error)) : done(resolve, data.files)));
+    worker.addEventListener('error', (e) => {
+      e.preventDefault();
+      done(reject, new Error(`${file.name}: the unpacking worker failed (${e.message || 'its script did not load'}).`));
+    });
+    file.arrayBuffer().then(
+      (buf) => worker.postMessage({ bytes: buf, name: file.name }, [buf]),
+      (err) => done(reject, new Error(`${file.name} could not be read (${err.message}).`)),
+    );
+  });
+}
+
 /**
  * Picks the model files from a file list (chosen files or a folder); a .zip (Burnish export)
  * is unpacked. Also returns recipe.json / metrics.json when present (an exported archive).
@@ -132,12 +158,11 @@ export async function pickModelFiles(fileList) {
     const name = base(file.webkitRelativePath || file.name);
     names.push(name);
     if (name.toLowerCase().endsWith('.zip')) {
-      const { unzipSync } = await fflate();
       let entries;
       try {
-        entries = unzipSync(new Uint8Array(await file.arrayBuffer()));
+        entries = await unzipInWorker(file);
       } catch (err) {
-        fail(`${name} is not a readable .zip archive (${err.message}).`);
+        fail(err.message);
       }
       for (const [path, bytes] of Object.entries(entries)) {
         if (!path.endsWith('/') && !found.has(base(path))) found.set(base(path), bytes);

@@ -19,6 +19,50 @@ const training = { active: false, paused: false, stopped: false, step: 0, wake: 
 
 const post = (type, payload, id) => self.postMessage({ id, type, payload });
 
+// The page's watchdog (main.js) hears from this worker every second; a worker stuck in a long
+// synchronous call (a wasm step, a template render) misses beats, and past the watchdog's limit
+// the page restarts it.
+setInterval(() => post(OUT.ALIVE, null), 1000);
+
+/** A fault the page cannot recover from in this worker: it terminates it, says what happened and
+ * offers to resume the saved run after a restart (main.js `engineFault`).
+ * @param {'trap' | 'gpu-lost' | 'gpu-oom' | 'gpu-error'} kind */
+const fault = (kind, message) => post(OUT.FAULT, { kind, message });
+
+// WebGPU faults: every device the engine asks for (wgpu calls navigator.gpu.requestAdapter and
+// adapter.requestDevice through these properties) reports its loss (`device.lost`), errors no
+// error scope caught (`uncapturederror`), and out-of-memory on each buffer allocation (an error
+// scope around createBuffer). `gpu.devices` is also what the fault drill destroys.
+const gpu = { devices: /** @type {any[]} */ ([]) };
+(function watchGpu() {
+  const g = /** @type {any} */ (navigator).gpu;
+  if (!g?.requestAdapter) return;
+  const requestAdapter = g.requestAdapter.bind(g);
+  g.requestAdapter = async (/** @type {any} */ options) => {
+    const adapter = await requestAdapter(options);
+    if (!adapter) return adapter;
+    const requestDevice = adapter.requestDevice.bind(adapter);
+    adapter.requestDevice = async (/** @type {any} */ descriptor) => {
+      const device = await requestDevice(descriptor);
+      gpu.devices.push(device);
+      device.lost.then((/** @type {any} */ info) => fault('gpu-lost', `${info.reason || 'unknown reason'}${info.message ? `: ${info.message}` : ''}`));
+      device.addEventListener('uncapturederror', (/** @type {any} */ event) => {
+        const oom = event.error?.constructor?.name === 'GPUOutOfMemoryError';
+        fault(oom ? 'gpu-oom' : 'gpu-error', event.error?.message ?? String(event.error));
+      });
+      const createBuffer = device.createBuffer.bind(device);
+      device.createBuffer = (/** @type {any} */ d) => {
+        device.pushErrorScope('out-of-memory');
+        const buffer = createBuffer(d);
+        device.popErrorScope().then((/** @type {any} */ e) => e && fault('gpu-oom', `allocating ${d.size} bytes: ${e.message}`), () => {});
+        return buffer;
+      };
+      return device;
+    };
+    return adapter;
+  };
+})();
+
 /** Runs `fn` after every wasm call queued before it (the wasm state is not re-entrant).
  * @template T
  * @param {() => T | Promise<T>} fn
@@ -32,7 +76,9 @@ function exclusive(fn) {
 /** Turns anything thrown (Error, wasm trap, string) into a user-facing message. */
 function describe(err) {
   if (err instanceof WebAssembly.RuntimeError) {
-    return `The WebAssembly module crashed (${err.message}); reload the page to start again.`;
+    // The instance is not safe to call again: the page restarts this worker.
+    fault('trap', err.message);
+    return `The WebAssembly module crashed (${err.message}).`;
   }
   return err instanceof Error ? err.message : String(err);
 }
@@ -275,7 +321,7 @@ const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
  * @template R
  * @param {{ stopped: boolean, paused?: boolean, wake?: (() => void) | null, step?: number }} run
  * @param {{ slice: () => Promise<R>, reportsOf?: (r: R) => StepReport[], isDone?: ((r: R) => boolean) | null, post: (r: R) => void,
- *   checkpoint?: { every: number, lastSaved: number, save: () => Promise<Uint8Array>, store?: string, event: string, concerns: string } | null,
+ *   checkpoint?: { every: number, lastSaved: number, save: () => Promise<Uint8Array>, store?: string, event: string, concerns: string, size?: number } | null,
  *   between?: (() => Promise<void>) | null }} how
  */
 async function runSlices(run, { slice, reportsOf = (r) => /** @type {StepReport[]} */ (/** @type {unknown} */ (r)), isDone = null, post: postResult, checkpoint = null, between = null }) {
@@ -297,11 +343,22 @@ async function runSlices(run, { slice, reportsOf = (r) => /** @type {StepReport[
     if (checkpoint && last && !done && checkpoint.every > 0 && last.step - checkpoint.lastSaved >= checkpoint.every) {
       try {
         const bytes = await exclusive(checkpoint.save);
+        checkpoint.size = bytes.length;
         await saveCheckpoint(bytes, { step: last.step, total_steps: last.total_steps, saved_at: new Date().toISOString() }, checkpoint.store);
         checkpoint.lastSaved = last.step;
         post(checkpoint.event, { step: last.step, bytes: bytes.length });
       } catch (err) {
-        checkpoint.every = 0; // report once, train on without checkpoints
+        checkpoint.every = 0; // report once, then train on without checkpoints
+        if (err?.name === 'QuotaExceededError') {
+          // Storage is full: say how much was needed and how much is left, and wait (paused)
+          // until the user agrees to go on without checkpoints, or stops.
+          const estimate = await navigator.storage?.estimate?.().catch(() => null);
+          const free = estimate?.quota != null ? Math.max(0, estimate.quota - (estimate.usage ?? 0)) : null;
+          run.paused = true;
+          quotaPaused = run;
+          post(OUT.QUOTA, { needed: checkpoint.size ?? null, free, step: last.step, concerns: checkpoint.concerns });
+          continue;
+        }
         post(OUT.ERROR, { message: `Could not save a checkpoint (training goes on without them): ${describe(err)}`, concerns: checkpoint.concerns, step: last.step });
       }
     }
@@ -388,12 +445,47 @@ async function adaptThenTrain(recipe, ckpt, adaptOnly) {
   }
 }
 
+/** The run paused because a checkpoint did not fit in storage (runSlices), if any. */
+let quotaPaused = null;
+
 function wakeTrainLoop() {
   training.wake?.();
   training.wake = null;
 }
 
 const handlers = {
+  // The user agreed to train on without checkpoints after storage ran out.
+  async [IN.CONTINUE_WITHOUT_CHECKPOINTS]() {
+    const run = quotaPaused;
+    quotaPaused = null;
+    if (!run) return false;
+    run.paused = false;
+    run.wake?.();
+    return true;
+  },
+
+  // Fault drills: real faults, on demand, so that recovery can be tried (tests/browser/
+  // reliability.test.mjs; also `window.burnishFaultDrill(kind)` in the page): a panic in the
+  // wasm module ('trap'), this worker's thread stuck for good ('hang'), the WebGPU device
+  // destroyed ('gpu-lost').
+  async [IN.FAULT_DRILL]({ kind }) {
+    if (kind === 'trap') {
+      const m = await wasm();
+      return exclusive(() => m.faultDrill('trap'));
+    }
+    if (kind === 'hang') {
+      setTimeout(() => {
+        for (;;);
+      }, 0);
+      return true;
+    }
+    if (kind === 'gpu-lost') {
+      if (!gpu.devices.length) throw new Error('No WebGPU device is in use (the engine runs on the CPU).');
+      for (const d of gpu.devices) d.destroy();
+      return true;
+    }
+    throw new Error(`Unknown fault drill: ${kind}`);
+  },
   async [IN.INIT]({ mode = 'auto', threads = 0 }) {
     wasmLoading ??= importWasm(String(mode), Number(threads) || 0);
     const m = await wasmLoading;

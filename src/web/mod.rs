@@ -124,6 +124,17 @@ pub fn recipe_schema() -> Result<JsValue, JsError> {
     to_js(&crate::recipe::schema())
 }
 
+/// The fault drill: a deliberate panic in the module, which the browser turns into a trap
+/// (`panic = "abort"`), so that the page's recovery from a crashed engine can be tried for real
+/// (worker.js `faultDrill`, tests/browser/reliability.test.mjs).
+#[wasm_bindgen(js_name = faultDrill)]
+pub fn fault_drill(kind: &str) -> Result<(), JsError> {
+    match kind {
+        "trap" => panic!("fault drill: a deliberate panic in the engine"),
+        other => Err(JsError::new(&format!("unknown fault drill \"{other}\""))),
+    }
+}
+
 #[wasm_bindgen(js_name = loadModel)]
 pub fn load_model(config: &[u8], tokenizer: &[u8], weights: Vec<u8>, tokenizer_config: Option<Vec<u8>>) -> Result<JsValue, JsError> {
     let mut ckpt = Checkpoint::from_bytes(config, tokenizer, weights).map_err(js_err)?;

@@ -346,3 +346,33 @@ fn a_non_finite_loss_stops_the_run_before_the_step_is_applied() {
     // The run can still be checkpointed with the good weights.
     assert!(pollster::block_on(s.checkpoint()).is_ok());
 }
+
+#[test]
+fn the_cli_refuses_devices_pipes_and_folders_as_files() {
+    let model = fixture("tiny-bert");
+    let run = |train: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_burnish"))
+            .args(["train", "--model", model.to_str().unwrap(), "--train", train, "--out", "/tmp/burnish-never-written"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    // /dev/zero never ends: read whole, it would exhaust memory.
+    let e = run("/dev/zero");
+    assert!(e.contains("/dev/zero is not a regular file"), "{e}");
+    // A named pipe with no writer would block for ever.
+    let fifo = std::env::temp_dir().join(format!("burnish-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let e = run(fifo.to_str().unwrap());
+    assert!(e.contains("is not a regular file"), "{e}");
+    std::fs::remove_file(&fifo).unwrap();
+    // A symbolic link to a real file is followed (the Hugging Face cache is made of them).
+    let link = std::env::temp_dir().join(format!("burnish-link-{}.csv", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    let e = run(link.to_str().unwrap());
+    assert!(e.contains("is not a regular file"), "a link to a device is refused too: {e}");
+    std::fs::remove_file(&link).unwrap();
+}

@@ -8,8 +8,30 @@ use burnish::infer::classify::{self, Classifier};
 
 
 
+/// The largest file the CLI reads (a 7B-parameter f16 model is 14 GB; nothing Burnish trains
+/// comes near it).
+pub const MAX_FILE_BYTES: u64 = 16 << 30;
+
+/// A file's bytes. Symbolic links are followed (the Hugging Face cache links snapshot files to
+/// blobs), but what they reach must be a regular file of at most `MAX_FILE_BYTES`: a FIFO or
+/// a device such as /dev/zero would block or never end.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))
+    use std::io::Read;
+    let fail = |e: std::io::Error| Error::Io(format!("cannot read {}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_file() {
+        return Err(Error::Io(format!("{} is not a regular file (a folder, device or pipe cannot be read as a model or data file)", path.display())));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::Io(format!("{} is {} bytes; the limit is {MAX_FILE_BYTES} bytes (16 GiB)", path.display(), meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // `take`: a file that grows while it is read stops at the limit too.
+    std::fs::File::open(path).map_err(fail)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(fail)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Io(format!("{} grew past the limit of {MAX_FILE_BYTES} bytes while it was read", path.display())));
+    }
+    Ok(bytes)
 }
 
 pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
@@ -66,7 +88,7 @@ pub fn is_decoder(path: &Path) -> bool {
     if path.is_file() {
         return path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
     }
-    std::fs::read(path.join("config.json"))
+    read(&path.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["model_type"].as_str().map(String::from))
