@@ -72,7 +72,7 @@ export const OUT = Object.freeze({
   GEN_TOKENS: 'genTokens', // {id, text, tokens, done, stopped, tokens_per_s}
   WASM_PROGRESS: 'wasmProgress', // {loaded, total, wire}: bytes of the wasm module downloaded so far
   BACKEND: 'backend', // the backend report after a measurement ({measuring: true} while it runs)
-  ALIVE: 'alive', // null, every second: the page's watchdog (main.js)
+  ALIVE: 'alive', // {busy}, every second: the page's watchdog (main.js)
   FAULT: 'fault', // {kind: 'trap'|'gpu-lost'|'gpu-oom'|'gpu-error', message}: the page restarts the worker
   QUOTA: 'quota', // {needed, free, step, concerns}: a checkpoint did not fit; the run is paused
 });

@@ -22,7 +22,7 @@ const post = (type, payload, id) => self.postMessage({ id, type, payload });
 // The page's watchdog (main.js) hears from this worker every second; a worker stuck in a long
 // synchronous call (a wasm step, a template render) misses beats, and past the watchdog's limit
 // the page restarts it.
-setInterval(() => post(OUT.ALIVE, null), 1000);
+setInterval(() => post(OUT.ALIVE, { busy: [training, lmRun, generating, comparing, multitasking].some((r) => r.active) }), 1000);
 
 /** A fault the page cannot recover from in this worker: it terminates it, says what happened and
  * offers to resume the saved run after a restart (main.js `engineFault`).
