@@ -35,7 +35,8 @@ export async function contentSecurityPolicy(root) {
   const html = await readFile(path.join(root, 'index.html'), 'utf8').catch(() => '');
   const meta = html.match(/<meta http-equiv="Content-Security-Policy" content="([^"]+)"/);
   if (!meta) throw new Error(`${root}/index.html has no Content-Security-Policy <meta>`);
-  return `${meta[1]}; frame-ancestors 'none'`;
+  const page = `${meta[1]}; frame-ancestors 'none'`;
+  return { page, worker: page.replace("worker-src 'self'", "worker-src 'self' blob:") };
 }
 
 function send(res, status, message) {
@@ -81,8 +82,10 @@ async function handle(root, req, res, isolate, csp) {
     'Content-Type': MIME_TYPES[path.extname(found.file).toLowerCase()] ?? 'application/octet-stream',
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
-    // The same policy on every response: module workers take theirs from their own script's.
-    'Content-Security-Policy': csp,
+    // Module workers take their policy from their own script's response: the page's, except that
+    // workers may start blob: workers (wasm-bindgen-rayon spawns its thread pool from a blob of
+    // its own script), which the document itself may not.
+    'Content-Security-Policy': found.file.endsWith('.js') ? csp.worker : csp.page,
     'Referrer-Policy': 'no-referrer',
   };
   // Cross-origin isolation, which WebAssembly threads (shared memory) need: the page then loads

@@ -33,7 +33,7 @@ const fault = (kind, message) => post(OUT.FAULT, { kind, message });
 // adapter.requestDevice through these properties) reports its loss (`device.lost`), errors no
 // error scope caught (`uncapturederror`), and out-of-memory on each buffer allocation (an error
 // scope around createBuffer). `gpu.devices` is also what the fault drill destroys.
-const gpu = { devices: /** @type {any[]} */ ([]) };
+const gpu = { devices: /** @type {any[]} */ ([]), drilled: false };
 (function watchGpu() {
   const g = /** @type {any} */ (navigator).gpu;
   if (!g?.requestAdapter) return;
@@ -45,7 +45,12 @@ const gpu = { devices: /** @type {any[]} */ ([]) };
     adapter.requestDevice = async (/** @type {any} */ descriptor) => {
       const device = await requestDevice(descriptor);
       gpu.devices.push(device);
-      device.lost.then((/** @type {any} */ info) => fault('gpu-lost', `${info.reason || 'unknown reason'}${info.message ? `: ${info.message}` : ''}`));
+      device.lost.then((/** @type {any} */ info) => {
+        // "destroyed" is a device the engine itself let go of (wgpu destroys a device it
+        // drops), unless the fault drill destroyed it; a real loss says "unknown".
+        if (info.reason === 'destroyed' && !gpu.drilled) return;
+        fault('gpu-lost', `${info.reason || 'unknown reason'}${info.message ? `: ${info.message}` : ''}`);
+      });
       device.addEventListener('uncapturederror', (/** @type {any} */ event) => {
         const oom = event.error?.constructor?.name === 'GPUOutOfMemoryError';
         fault(oom ? 'gpu-oom' : 'gpu-error', event.error?.message ?? String(event.error));
@@ -481,6 +486,7 @@ const handlers = {
     }
     if (kind === 'gpu-lost') {
       if (!gpu.devices.length) throw new Error('No WebGPU device is in use (the engine runs on the CPU).');
+      gpu.drilled = true;
       for (const d of gpu.devices) d.destroy();
       return true;
     }
