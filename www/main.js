@@ -237,27 +237,64 @@ setInterval(() => {
   else if (watch.stopAsked && (now - watch.stopAsked) / 1000 > STOP_GRACE_S) engineFault({ kind: 'stop', message: `Stop was not honoured within ${STOP_GRACE_S} s` });
 }, 1000);
 
-/** A checkpoint did not fit in storage: the worker paused the run until the user chooses. */
-function storageFull({ needed, free, step, concerns }) {
+/** Storage ran out (a checkpoint at `step`, or the run's files at the start when `step` is
+ * null): says what was needed and what is left, and resolves true when the user chooses to train
+ * on without checkpoints, false when they choose to stop. */
+let quotaAnswer = null;
+function askAboutStorage({ needed, free, step }) {
   const mb = (n) => (n == null ? 'an unknown amount' : bytes(n));
+  const what = step == null ? 'Keeping this run\'s files for checkpoints' : `The checkpoint at step ${step}`;
   $('quota-text').textContent =
-    `The checkpoint at step ${step} needs ${mb(needed)}, but this browser lets the page store only ${mb(free)} more. ` +
-    'Free some space (or allow this site more storage) and restart later, or continue training without checkpoints: a crash would then lose the run. The run is paused until you choose.';
+    `${what} needs ${mb(needed)}, and the browser refused to store it: its storage for this page is full (it estimates ${mb(free)} left). ` +
+    'Free some space (or allow this site more storage) and start again, or train on without checkpoints: a crash would then lose the run. ' +
+    (step == null ? 'Training starts when you choose.' : 'The run is paused until you choose.');
   $('quota-banner').hidden = false;
-  $('quota-banner').dataset.concerns = concerns ?? 'train';
   $('quota-continue').focus();
+  return new Promise((resolve) => (quotaAnswer = resolve));
 }
-$('quota-continue').addEventListener('click', async () => {
-  $('quota-banner').hidden = true;
-  await request(IN.CONTINUE_WITHOUT_CHECKPOINTS);
-  log('Training goes on without checkpoints.');
-});
-$('quota-stop').addEventListener('click', async () => {
-  $('quota-banner').hidden = true;
-  const lm = $('quota-banner').dataset.concerns === 'lm';
-  await request(lm ? IN.LM_STOP : IN.STOP);
-  await request(IN.CONTINUE_WITHOUT_CHECKPOINTS); // wakes the paused loop, which then sees Stop
-});
+for (const [id, go] of [['quota-continue', true], ['quota-stop', false]]) {
+  $(id).addEventListener('click', () => {
+    $('quota-banner').hidden = true;
+    const answer = quotaAnswer;
+    quotaAnswer = null;
+    answer?.(go);
+  });
+}
+
+/** What the browser still grants this origin, in bytes (null when it does not say). */
+async function storageFree() {
+  const e = await navigator.storage?.estimate?.().catch(() => null);
+  return e?.quota != null ? Math.max(0, e.quota - (e.usage ?? 0)) : null;
+}
+
+/** Stores a run's description and files for checkpoints (`save`); `true` when it did. When
+ * storage is full, asks first: false means train without checkpoints, and the user's "stop"
+ * ends the start with a message. */
+async function prepareCheckpoints(save, files, concerns) {
+  try {
+    await save();
+    return true;
+  } catch (err) {
+    if (err?.name !== 'QuotaExceededError') {
+      log(`Could not prepare checkpoints in this browser's storage (${err.message}); training without them.`);
+      return false;
+    }
+    const needed = files.reduce((n, f) => n + (f?.size ?? 0), 0);
+    if (!(await askAboutStorage({ needed, free: await storageFree(), step: null }))) {
+      failWith(concerns, 'Training was not started: this browser\'s storage for the page is full.');
+    }
+    log('Training without checkpoints (storage is full).');
+    return false;
+  }
+}
+
+/** A checkpoint did not fit (worker): the run is paused until the user chooses. */
+async function storageFull(payload) {
+  const go = await askAboutStorage(payload);
+  if (!go) await request(payload.concerns === 'lm' ? IN.LM_STOP : IN.STOP);
+  await request(IN.CONTINUE_WITHOUT_CHECKPOINTS); // wakes the paused run: it trains on, or sees Stop
+  if (go) log('Training goes on without checkpoints.');
+}
 
 function onWorkerEvent({ type, payload }) {
   if (type === OUT.ALIVE) {
@@ -1471,11 +1508,10 @@ async function startTraining() {
   try {
     const recipe = await prepareRun();
     resetRun(recipe);
-    const every = checkpointEvery();
+    let every = checkpointEvery();
     if (every > 0) {
-      await saveRunDescription(recipe, every).catch((err) => {
-        log(`Could not prepare checkpoints in this browser's storage (${err.message}); training without them.`);
-      });
+      const files = [sourceFiles.main, ...sourceFiles.extras, sourceFiles.eval, ...(radioValue('model-source') === 'local' ? localFiles : [])];
+      if (!(await prepareCheckpoints(() => saveRunDescription(recipe, every), files, 'train'))) every = 0;
     }
     if (recipe.mlm_epochs > 0 && !state.domain) {
       failWith('domain', 'Choose the domain text for the adaptation stage (or the sample movie text), or set the adaptation epochs to 0.');
@@ -2345,8 +2381,11 @@ $('lm-start').addEventListener('click', guarded('lm', async () => {
   $('lm-links').replaceChildren();
   lmChart.reset();
   try {
-    const checkpointEvery = every > 0 && opfsAvailable() ? every : 0;
-    if (checkpointEvery) await saveLmRun(recipe, checkpointEvery);
+    let checkpointEvery = every > 0 && opfsAvailable() ? every : 0;
+    if (checkpointEvery) {
+      const files = [state.lmFile, ...(state.decoderSource?.kind === 'files' ? state.decoderSource.files : [])];
+      if (!(await prepareCheckpoints(() => saveLmRun(recipe, checkpointEvery), files, 'lm'))) checkpointEvery = 0;
+    }
     state.lmCheckpoints = [];
     const summary = await request(IN.LM_TRAIN, { recipe, checkpointEvery });
     state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, metrics: null, exported: null, recipe };

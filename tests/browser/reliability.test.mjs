@@ -242,3 +242,38 @@ test('a WebGPU device lost mid-run: the run resumes on the CPU from its last che
   });
   assert.equal(state.backend.kind, 'cpu');
 });
+
+test('full storage: the run pauses, says what a checkpoint needs, and goes on without checkpoints only when told', { timeout: 240_000 }, async (t) => {
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const { page, origin } = session;
+  try {
+    const cdp = await session.context.newCDPSession(page);
+    await loadStudioData(page, { epochs: '4', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'checkpoint-every': '2' });
+    // Room for the run's files, not for a checkpoint (weights and AdamW's state: ~0.5 MB).
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 60_000 });
+    await page.click('#start');
+    await page.waitForSelector('#quota-banner:not([hidden])', { timeout: 60_000 });
+    const text = await page.textContent('#quota-text');
+    assert.match(text, /The checkpoint at step \d+ needs [\d.]+ kB, and the browser refused to store it: its storage for this page is full \(it estimates .* left\)\..*The run is paused until you choose/);
+    // Paused: no step is made while the question is open.
+    const before = (await page.evaluate(() => window.burnishState)).losses.length;
+    await page.waitForTimeout(1500);
+    assert.equal((await page.evaluate(() => window.burnishState)).losses.length, before);
+    await page.click('#quota-continue');
+    let state = await waitForState(page, (s) => s.done, 120_000);
+    assert.deepEqual(state.errors, []);
+    assert.equal(state.losses.length, state.summary.total_steps);
+    assert.ok(state.checkpoints.every((step) => step < Number(text.match(/step (\d+)/)[1])), 'none after the refused one');
+    // Storage too full even for the run's files: nothing starts unless the user agrees.
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 1 });
+    await page.click('#start');
+    await page.waitForSelector('#quota-banner:not([hidden])', { timeout: 30_000 });
+    assert.match(await page.textContent('#quota-text'), /Keeping this run's files for checkpoints needs .*Training starts when you choose/);
+    await page.click('#quota-stop');
+    state = await waitForState(page, (s) => s.errors.length > 0, 30_000);
+    assert.match(state.errors[0].message, /Training was not started: this browser's storage for the page is full/);
+    t.diagnostic(text);
+  } finally {
+    await session.close();
+  }
+});
