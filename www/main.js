@@ -5,7 +5,7 @@
 import { BurnishClient, CONCERNS, IN, OUT } from './protocol.js';
 import { applyLanguage, initialLanguage, saveLanguage, t } from './i18n.js';
 import { CompareCharts, LabelChart, MlmChart, TrainingCharts, chartsAvailable } from './charts.js';
-import { fetchHubModel, fflate, pickModelFiles, readBody } from './sources.js';
+import { fetchHubModel, fflate, fileBytes, pickModelFiles, readBody } from './sources.js';
 import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
 
 const $ = (id) => document.getElementById(id);
@@ -454,7 +454,7 @@ async function readWithProgress(file, bar, status) {
   return readBody(res, (loaded) => {
     bar.value = loaded;
     status.textContent = t('data.reading', { name: file.name, done: bytes(loaded), total: bytes(file.size) });
-  });
+  }, file.name);
 }
 
 /** Picks the likely text and label columns: exact names first, then look-alikes, then first/last. */
@@ -646,7 +646,7 @@ async function loadEvalFile(file = $('eval-file').files[0]) {
   document.querySelector('input[name="eval-mode"][value="file"]').checked = true;
   checkExtension(file.name, 'eval');
   await concerning('backend', () => backendReady);
-  const data = new Uint8Array(await file.arrayBuffer());
+  const data = await fileBytes(file);
   try {
     state.evalData = await concerning('eval', () => request(IN.INSPECT_EVAL_DATA, { bytes: data, fileName: file.name }, [data.buffer]));
   } catch (err) {
@@ -1197,7 +1197,7 @@ async function addMixFiles(files) {
   for (const file of files) {
     checkExtension(file.name, 'mix');
     if (file.size === 0) failWith('mix', `${file.name}: the file is empty`);
-    const data = new Uint8Array(await file.arrayBuffer());
+    const data = await fileBytes(file);
     const info = await request(IN.ADD_TRAIN_SOURCE, { bytes: data, fileName: file.name }, [data.buffer]);
     state.mixFiles.push({ name: info.name, row_count: info.row_count, columns: info.columns });
     sourceFiles.extras.push(file);
@@ -1262,7 +1262,7 @@ async function loadDomain(file) {
   if (file) {
     checkExtension(file.name, 'domain');
     if (file.size === 0) failWith('domain', `${file.name}: the file is empty`);
-    data = new Uint8Array(await file.arrayBuffer());
+    data = await fileBytes(file);
     name = file.name;
   } else {
     const res = await fetch(SAMPLE_DOMAIN).catch((err) => failWith('domain', `Could not fetch ${SAMPLE_DOMAIN}: ${err.message}`));
@@ -1879,7 +1879,7 @@ $('task-file').addEventListener('change', guarded('multitask', async () => {
     for (const file of [...$('task-file').files]) {
       checkExtension(file.name, 'multitask');
       if (file.size === 0) failWith('multitask', `${file.name}: the file is empty`);
-      const data = new Uint8Array(await file.arrayBuffer());
+      const data = await fileBytes(file);
       await concerning('backend', () => backendReady);
       const info = await request(IN.ADD_TASK, { bytes: data, fileName: file.name }, [data.buffer]);
       const guess = guessColumns(info.columns);
@@ -2161,7 +2161,7 @@ async function loadDecoderFromFiles(files) {
   clearErrors('decoder');
   await concerning('backend', () => backendReady);
   const byName = new Map(files.map((f) => [f.name, f]));
-  const read = async (f) => new Uint8Array(await f.arrayBuffer());
+  const read = (f) => fileBytes(f);
   const gguf = files.find((f) => f.name.toLowerCase().endsWith('.gguf'));
   if (gguf) {
     const bytes = await read(gguf);
@@ -2277,7 +2277,7 @@ $('lm-file').addEventListener('change', guarded('lm', async (e) => {
 async function loadLmData(file) {
   clearErrors('lm');
   await concerning('backend', () => backendReady);
-  const bytes = new Uint8Array(await file.arrayBuffer());
+  const bytes = await fileBytes(file);
   const info = await request(IN.LM_DATA, { bytes, name: file.name }, [bytes.buffer]);
   state.lmData = info;
   state.lmFile = file;

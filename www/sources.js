@@ -11,6 +11,23 @@ export async function fflate() {
   }
 }
 
+/** The largest file the page reads (a model's weights or a dataset): the engine is 32-bit
+ * WebAssembly, whose whole memory is 4 GiB. */
+export const MAX_FILE_BYTES = 2 ** 31;
+const gib = (n) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+
+/** A chosen File's bytes, refused by name past MAX_FILE_BYTES (reading it would fail or freeze). */
+export async function fileBytes(file) {
+  if (file.size > MAX_FILE_BYTES) {
+    throw Object.assign(new Error(`${file.name} is ${gib(file.size)}; the page reads files of at most ${gib(MAX_FILE_BYTES)} (the engine is 32-bit WebAssembly). Use the CLI for bigger files.`), { limit: true });
+  }
+  try {
+    return new Uint8Array(await file.arrayBuffer());
+  } catch (err) {
+    throw new Error(`${file.name} could not be read (${err.message}).`);
+  }
+}
+
 export const HUB = 'https://huggingface.co';
 const CACHE_NAME = 'burnish-hub-v1';
 export const MODEL_FILES = ['config.json', 'tokenizer.json', 'model.safetensors'];
@@ -43,8 +60,10 @@ async function openCache() {
 }
 
 /** Reads a response body with progress callbacks `(loaded, total)`. */
-export async function readBody(res, onProgress) {
+export async function readBody(res, onProgress, name = res.url) {
   const total = Number(res.headers.get('content-length')) || 0;
+  const tooBig = (n) => new Error(`${name} is ${gib(n)}; the page reads files of at most ${gib(MAX_FILE_BYTES)} (the engine is 32-bit WebAssembly).`);
+  if (total > MAX_FILE_BYTES) throw tooBig(total);
   if (!res.body) return new Uint8Array(await res.arrayBuffer());
   const reader = res.body.getReader();
   const chunks = [];
@@ -54,6 +73,10 @@ export async function readBody(res, onProgress) {
     if (done) break;
     chunks.push(value);
     loaded += value.length;
+    if (loaded > MAX_FILE_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw tooBig(loaded); // a server that sends more than it announced
+    }
     onProgress?.(loaded, total);
   }
   const out = new Uint8Array(loaded);
@@ -102,7 +125,7 @@ export async function fetchHubModel(rawId, onProgress) {
       if (res.status === 404) fail(`${id} has no ${file} (HTTP 404). Check the id; Burnish needs config.json, tokenizer.json and model.safetensors.`);
       fail(`Downloading ${id}/${file} failed: HTTP ${res.status}.`);
     }
-    const bytes = await readBody(res, (loaded, total) => onProgress?.({ file, loaded, total, cached: false }));
+    const bytes = await readBody(res, (loaded, total) => onProgress?.({ file, loaded, total, cached: false }), `${id}/${file}`).catch((err) => fail(err.message));
     if (cache) {
       await cache
         .put(url, new Response(bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }))
@@ -179,7 +202,7 @@ export async function pickModelFiles(fileList) {
       : '';
     fail(`Missing ${missing.join(', ')} among the chosen files (${[...new Set(names)].slice(0, 8).join(', ') || 'none'}). Choose config.json, tokenizer.json and model.safetensors together, their folder, or a Burnish .zip.${hint}`);
   }
-  const bytes = async (v) => (v instanceof Uint8Array ? v : new Uint8Array(await v.arrayBuffer()));
+  const bytes = async (v) => (v instanceof Uint8Array ? v : fileBytes(v).catch((err) => fail(err.message)));
   const optional = async (n) => (found.has(n) ? bytes(found.get(n)) : undefined);
   return {
     config: await bytes(found.get('config.json')),

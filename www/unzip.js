@@ -1,5 +1,5 @@
 // Unpacking a .zip the user chose, as untrusted input: fflate's unzipSync with limits checked on
-// each entry's declared size before it is inflated (fflate inflates into a buffer of exactly that
+// every entry's declared size before any is inflated (fflate inflates into a buffer of exactly that
 // size, so a header that lies cannot make it write more), on the number of entries, and on the
 // total. Runs inside unzip-worker.js, never on the page's thread; the page gives the worker a
 // time limit too (sources.js).
@@ -29,7 +29,9 @@ export function unzipLimited(bytes, name, unzipSync, limits = ZIP_LIMITS) {
   };
   let files;
   try {
-    files = unzipSync(bytes, {
+    // First every entry's declared size, inflating nothing (the filter says no to each), so that
+    // the limits hold before any byte is unpacked; then the entries themselves.
+    unzipSync(bytes, {
       filter(file) {
         entries += 1;
         if (entries > limits.entries) refuse(`the archive has more than ${limits.entries} entries; a Burnish export has a handful`);
@@ -38,9 +40,10 @@ export function unzipLimited(bytes, name, unzipSync, limits = ZIP_LIMITS) {
         if (size > limits.entryBytes) refuse(`entry ${file.name} unpacks to ${gib(size)}; the limit is ${gib(limits.entryBytes)} per file`);
         total += size;
         if (total > limits.totalBytes) refuse(`the entries unpack to more than ${gib(limits.totalBytes)} in all (a zip bomb?); the limit is ${gib(limits.totalBytes)}`);
-        return !file.name.endsWith('/');
+        return false;
       },
     });
+    files = unzipSync(bytes, { filter: (file) => !file.name.endsWith('/') });
   } catch (err) {
     if (err.limit) throw err;
     throw new Error(`${name} is not a readable .zip archive (${err.message}).`);
