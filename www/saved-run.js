@@ -1,9 +1,11 @@
 // The browser's crash-safe copy of a training run, in origin-private storage (OPFS, never leaves
 // the device): `burnish-run/run.json` (what to reload: model source, data file names, recipe),
 // the user's own data files (and local model files) under `files/`, and, written by the worker
-// every N steps, `checkpoint.bin` (weights, optimizer state, schedule, data order, RNG) with
-// `progress.json` ({step, total_steps, saved_at}). After a reload or a crashed tab the page
-// offers to resume from the last checkpoint.
+// every N steps, `checkpoint.bin`: its progress ({step, total_steps, saved_at}) and the engine's
+// checkpoint (weights, optimizer state, schedule, data order, RNG) in one file, so that a crash
+// between two writes can never pair one step's progress with another step's weights (each file
+// is swapped in whole by `close()`). After a reload or a crashed tab the page offers to resume
+// from the last checkpoint.
 
 const DIR = 'burnish-run';
 /** The generative-models section's run (section 9) is kept apart from the classifier's. */
@@ -39,7 +41,7 @@ export async function readSavedRun(name = DIR) {
     const dir = await runDir(false, name);
     const text = async (name) => (await (await dir.getFileHandle(name)).getFile()).text();
     const meta = JSON.parse(await text('run.json'));
-    const progress = JSON.parse(await text('progress.json'));
+    const { progress } = await readCheckpointFile(dir);
     return { meta, progress };
   } catch {
     return null; // nothing saved, or no checkpoint written yet
@@ -53,16 +55,30 @@ export async function savedFile(prefix, name, run = DIR) {
   return new File([file], name, { type: file.type, lastModified: file.lastModified });
 }
 
-export async function savedCheckpoint(name = DIR) {
-  const dir = await runDir(false, name);
-  return new Uint8Array(await (await (await dir.getFileHandle('checkpoint.bin')).getFile()).arrayBuffer());
+const MAGIC = 'BURNPRG1'; // then u32 LE length, the progress JSON, the engine's checkpoint
+
+/** checkpoint.bin's progress record, and a function that reads the engine's checkpoint. */
+async function readCheckpointFile(dir) {
+  const file = await (await dir.getFileHandle('checkpoint.bin')).getFile();
+  const head = new Uint8Array(await file.slice(0, 12).arrayBuffer());
+  if (new TextDecoder().decode(head.subarray(0, 8)) !== MAGIC) throw new Error('checkpoint.bin is not a Burnish saved run');
+  const n = new DataView(head.buffer).getUint32(8, true);
+  if (12 + n > file.size) throw new Error('checkpoint.bin is cut short');
+  const progress = JSON.parse(await file.slice(12, 12 + n).text());
+  return { progress, bytes: async () => new Uint8Array(await file.slice(12 + n).arrayBuffer()) };
 }
 
-/** Writes a checkpoint (worker side), then its progress record. */
+export async function savedCheckpoint(name = DIR) {
+  return (await readCheckpointFile(await runDir(false, name))).bytes();
+}
+
+/** Writes a checkpoint with its progress record, in one file (worker side). */
 export async function saveCheckpoint(bytes, progress, name = DIR) {
   const dir = await runDir(true, name);
-  await writeFile(dir, 'checkpoint.bin', bytes);
-  await writeFile(dir, 'progress.json', JSON.stringify(progress));
+  const json = new TextEncoder().encode(JSON.stringify(progress));
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, json.length, true);
+  await writeFile(dir, 'checkpoint.bin', new Blob([MAGIC, len, json, bytes]));
 }
 
 export async function discardSavedRun(name = DIR) {

@@ -204,7 +204,7 @@ test('a chat template that never ends runs out of fuel, and the page goes on', {
 
 /** Starts a checkpointed run, causes `drill` once a checkpoint exists, restarts the engine from
  * the fault banner (`restart`: its button) and resumes the saved run to the end. */
-async function faultAndResume(t, { args = [], query, drill, banner, restart, kind, epochs, timeout }) {
+async function faultAndResume(t, { args = [], query, drill, banner, restart, kind, epochs, timeout, stop = false }) {
   const session = await openPage({ args, query });
   const { page } = session;
   try {
@@ -215,7 +215,10 @@ async function faultAndResume(t, { args = [], query, drill, banner, restart, kin
     await page.evaluate((d) => {
       window.burnishFaultDrill(d).catch(() => {});
     }, drill);
+    const t0 = Date.now();
+    if (stop) await page.click('#stop');
     await page.waitForSelector('#fault-banner:not([hidden])', { timeout: 60_000 });
+    if (stop) t.diagnostic(`Stop on the stuck engine: restarted after ${Date.now() - t0} ms`);
     const text = await page.textContent('#fault-text');
     assert.match(text, banner);
     const saved = Number(text.match(/saved at step (\d+) of/)[1]);
@@ -242,6 +245,9 @@ test('a trap in the wasm module: the worker restarts and the saved run resumes (
 
 test('a worker stuck for good: the watchdog restarts it and the saved run resumes (CPU)', { timeout: 240_000 }, (t) =>
   faultAndResume(t, { query: '?model=tiny-bert&backend=cpu&watchdog=4', drill: 'hang', banner: /The engine stopped responding \(no answer for \d+ s\)/, restart: '#fault-restart', kind: 'cpu', epochs: '20', timeout: 120_000 }));
+
+test('Stop on an engine stuck for good restarts it within 30 s (the watchdog would wait 100 s)', { timeout: 240_000 }, (t) =>
+  faultAndResume(t, { query: '?model=tiny-bert&backend=cpu&watchdog=100', drill: 'hang', stop: true, banner: /The engine did not stop \(Stop was not honoured within 30 s\)/, restart: '#fault-restart', kind: 'cpu', epochs: '20', timeout: 120_000 }));
 
 test('a WebGPU device lost mid-run: the run resumes on the CPU from its last checkpoint', { timeout: 480_000 }, async (t) => {
   const state = await faultAndResume(t, {
