@@ -62,7 +62,7 @@ pub fn decode_utf8<'a>(bytes: &'a [u8], name: &str) -> Result<&'a str> {
 
 /// The most classes a label column may have: the page shows a k×k confusion matrix, and a
 /// column with more distinct values is almost always the text column chosen by mistake.
-pub const MAX_CLASSES: usize = 1000;
+pub const MAX_CLASSES: usize = crate::hf::config::limits::LABELS;
 /// The longest cell (bytes) a table may hold; longer texts are cut to `max_len` tokens anyway.
 pub const MAX_CELL_BYTES: usize = 1 << 20;
 /// The most columns a table may have (JSON Lines with a new key on every line would otherwise

@@ -188,7 +188,9 @@ pub mod limits {
     pub const INTERMEDIATE: usize = 65_536;
     pub const POSITIONS: usize = 1 << 20;
     pub const TOKEN_TYPES: usize = 1024;
-    pub const LABELS: usize = crate::data::MAX_CLASSES;
+    /// Labels of a classification head; also the most classes a label column may have
+    /// (`data::MAX_CLASSES`): the page shows a k×k confusion matrix.
+    pub const LABELS: usize = 1000;
 }
 
 /// `value` of config.json's `field` must lie in `min..=max`.
