@@ -7,6 +7,7 @@ import { applyLanguage, initialLanguage, saveLanguage, t } from './i18n.js';
 import { CompareCharts, LabelChart, MlmChart, TrainingCharts, chartsAvailable } from './charts.js';
 import { fetchHubModel, fflate, fileBytes, pickModelFiles, readBody } from './sources.js';
 import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
+import { forgetRun, listRuns, rememberRun, runsAvailable } from './runs.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -19,6 +20,7 @@ const state = (window.burnishState = {
   backend: null, // {kind, adapter, note, mode, gpu, measurement} (src/web/backend.rs BackendReport)
   wasmDownload: null, // {loaded, total, wire}: the wasm module's download
   model: null, // loadModel's summary + {source}
+  runs: [], // the remembered runs (runs.js), newest first: {id, model, data, lr, accuracy}
   memory: null, // estimateMemory's answer
   data: null, // inspectData's summary
   evalData: null, // inspectEvalData's summary
@@ -96,7 +98,7 @@ $('intro-hide').addEventListener('click', () => {
 // ---------------------------------------------------------------- errors
 const SECTION_ERROR = {
   backend: 'backend-error', model: 'model-error', data: 'data-error', columns: 'columns-error', eval: 'eval-error',
-  decoder: 'decoder-error', generate: 'generate-error', lm: 'lm-error',
+  decoder: 'decoder-error', generate: 'generate-error', lm: 'lm-error', runs: 'runs-error',
   recipe: 'recipe-error', mix: 'mix-error', domain: 'domain-error', multitask: 'multitask-error', compare: 'compare-error', train: 'train-error', results: 'results-error', try: 'try-error', export: 'export-error',
 };
 
@@ -1698,6 +1700,7 @@ function showProgress(reports) {
 function trainingEnded({ ok, stopped, step, adaptOnly }) {
   // A run that ended (finished, or stopped on purpose) is no longer offered for resuming.
   if (ok && !adaptOnly) discardSavedRun().catch(() => {});
+  if (ok && !adaptOnly && state.metrics) keepRun(stopped).catch((err) => showError(err, 'runs'));
   if (ok && adaptOnly && !stopped) $('export-adapted').disabled = false;
   state.training = false;
   state.paused = false;
@@ -1705,6 +1708,112 @@ function trainingEnded({ ok, stopped, step, adaptOnly }) {
   setTrainingButtons(false);
   log(ok ? (stopped ? t('train.stopped', { step }) : t('train.finished')) : t('train.failed', { step }));
 }
+
+// ---------------------------------------------------------------- earlier runs
+// Finished runs, remembered in IndexedDB (runs.js): listed newest first; any two side by side.
+const runsView = { selected: [] };
+const scoreOf = (m) => (m ? { accuracy: m.accuracy, macro_f1: m.macro_f1, loss: m.loss, count: m.count } : null);
+/** At most `n` evenly spaced points of a curve (a record stays small). */
+const thin = (xs, n = 400) => (xs.length <= n ? xs : Array.from({ length: n }, (_, i) => xs[Math.round((i * (xs.length - 1)) / (n - 1))]));
+
+async function keepRun(stopped) {
+  if (!runsAvailable()) return;
+  await rememberRun({
+    date: new Date().toISOString(),
+    task: 'text-classification',
+    model: state.model?.source ?? bundledModel,
+    data: state.data?.name ?? '—',
+    backend: state.backend?.kind ?? null,
+    recipe: state.recipe,
+    steps: state.losses.length,
+    total_steps: state.summary?.total_steps ?? state.losses.length,
+    stopped: Boolean(stopped),
+    before: scoreOf(state.before),
+    after: scoreOf(state.metrics),
+    losses: thin(state.losses),
+  });
+  await renderRuns();
+}
+
+const when = (iso) => new Date(iso).toLocaleString();
+const strategyOf = (r) => `${r.strategy}${r.strategy === 'top' ? ` ${r.top_layers}` : ''}${r.strategy === 'lora' ? ` r${r.lora_rank}` : ''}`;
+
+async function renderRuns() {
+  if (!runsAvailable()) return;
+  const runs = await listRuns();
+  state.runs = runs.map((r) => ({ id: r.id, model: r.model, data: r.data, lr: r.recipe.lr, accuracy: r.after?.accuracy ?? null }));
+  runsView.selected = runsView.selected.filter((id) => runs.some((r) => r.id === id));
+  $('runs-empty').hidden = runs.length > 0;
+  $('runs-table').hidden = runs.length === 0;
+  const button = (label, fn) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', guarded('runs', fn));
+    return b;
+  };
+  fillTable($('runs-table'), ['compare', 'date', 'model', 'data', 'strategy', 'epochs', 'lr', 'accuracy', 'macro-F1', ''], runs.map((r) => {
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.checked = runsView.selected.includes(r.id);
+    box.setAttribute('aria-label', `compare the run of ${when(r.date)}`);
+    box.dataset.run = String(r.id);
+    box.addEventListener('change', () => {
+      runsView.selected = runsView.selected.filter((id) => id !== r.id);
+      if (box.checked) runsView.selected.push(r.id);
+      if (runsView.selected.length > 2) runsView.selected.shift(); // the two ticked last
+      renderRuns();
+    });
+    const actions = document.createElement('span');
+    actions.append(button('Re-run', () => rerun(r)), ' ', button('Delete', async () => {
+      await forgetRun(r.id);
+      await renderRuns();
+    }));
+    const acc = r.after ? `${pct(r.before?.accuracy)} → ${pct(r.after.accuracy)}` : '—';
+    return [{ node: box }, when(r.date) + (r.stopped ? ' (stopped)' : ''), r.model, r.data, strategyOf(r.recipe), String(r.recipe.epochs), sci(r.recipe.lr), acc, fmt(r.after?.macro_f1, 3), { node: actions }];
+  }));
+  const pair = runsView.selected.map((id) => runs.find((r) => r.id === id)).filter(Boolean);
+  $('runs-compare').hidden = pair.length !== 2;
+  if (pair.length === 2) compareRuns(pair[0], pair[1]);
+}
+
+/** Two runs side by side: what differs in their recipes, their scores, and their loss curves. */
+function compareRuns(a, b) {
+  const rows = [
+    [{ th: 'date' }, when(a.date), when(b.date)],
+    [{ th: 'model' }, a.model, b.model],
+    [{ th: 'data' }, a.data, b.data],
+    [{ th: 'steps' }, `${a.steps}/${a.total_steps}`, `${b.steps}/${b.total_steps}`],
+  ];
+  const keys = [...new Set([...Object.keys(a.recipe), ...Object.keys(b.recipe)])];
+  for (const k of keys) {
+    const [x, y] = [JSON.stringify(a.recipe[k]), JSON.stringify(b.recipe[k])];
+    if (x !== y) rows.push([{ th: k }, { text: x ?? '—', cls: 'differs' }, { text: y ?? '—', cls: 'differs' }]);
+  }
+  for (const [name, key, f] of [['accuracy', 'accuracy', pct], ['macro-F1', 'macro_f1', (v) => fmt(v, 3)], ['held-out loss', 'loss', (v) => fmt(v, 4)]]) {
+    rows.push([{ th: name }, `${f(a.before?.[key])} → ${f(a.after?.[key])}`, `${f(b.before?.[key])} → ${f(b.after?.[key])}`]);
+  }
+  fillTable($('runs-compare-table'), ['', 'A', 'B'], rows);
+  // Both loss curves on one scale.
+  const svg = $('runs-curves');
+  const all = [...a.losses, ...b.losses].filter(Number.isFinite);
+  const [lo, hi] = [Math.min(...all), Math.max(...all)];
+  const line = (losses, cls) => {
+    const el = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+    el.setAttribute('class', cls);
+    el.setAttribute('fill', 'none');
+    el.setAttribute('points', losses.map((v, i) => `${((400 * i) / Math.max(1, losses.length - 1)).toFixed(1)},${(115 - (110 * (v - lo)) / Math.max(1e-9, hi - lo)).toFixed(1)}`).join(' '));
+    return el;
+  };
+  svg.replaceChildren(line(a.losses, 'curve-a'), line(b.losses, 'curve-b'));
+}
+
+function rerun(r) {
+  applyRecipeText(JSON.stringify(r.recipe), `the run of ${when(r.date)}`);
+  log(`The recipe of the run of ${when(r.date)} is back in the form: start it when ready (model ${r.model}, data ${r.data}).`);
+  $('recipe-section').scrollIntoView?.({ block: 'start' });
+}
+renderRuns().catch((err) => showError(err, 'runs'));
 
 $('start').addEventListener('click', guarded('train', startTraining));
 $('pause').addEventListener('click', guarded('train', async () => {
