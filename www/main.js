@@ -1387,6 +1387,10 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
 });
 
 function setTrainingButtons(running) {
+  $('run-panel').hidden = !running;
+  $('run-panel-pause').disabled = !running;
+  $('run-panel-stop').disabled = !running;
+  $('run-panel-pause').textContent = t(state.paused ? 'train.resume' : 'train.pause');
   $('start').disabled = running;
   $('evaluate-only').disabled = running;
   $('adapt-only').disabled = running;
@@ -1651,6 +1655,20 @@ $('discard-run').addEventListener('click', guarded('train', async () => {
 }));
 backendReady.then(() => offerSavedRun()).catch(() => {});
 
+/** The run panel's line and sparkline: the loss so far, and the held-out accuracy when there is one. */
+function runPanel(last, eta) {
+  $('run-panel-bar').max = last.total_steps;
+  $('run-panel-bar').value = last.step;
+  const acc = state.evals.length ? ` · ${t('runPanel.accuracy')} ${pct(state.evals[state.evals.length - 1].accuracy)}` : '';
+  $('run-panel-text').textContent = `${t('runPanel.step')} ${last.step}/${last.total_steps} · loss ${fmt(last.loss, 3)}${acc} · ETA ${duration(eta)}`;
+  const points = (values, lo, hi, n) => values.map((v, i) => `${((120 * i) / Math.max(1, n - 1)).toFixed(1)},${(22 - (20 * (v - lo)) / Math.max(1e-9, hi - lo)).toFixed(1)}`).join(' ');
+  const losses = thin(state.losses.filter(Number.isFinite), 120);
+  $('run-panel-loss').setAttribute('points', points(losses, Math.min(...losses), Math.max(...losses), losses.length));
+  // Accuracy on the same width, 0–1 upwards.
+  const evals = state.evals.map((e) => e.accuracy).filter(Number.isFinite);
+  $('run-panel-eval').setAttribute('points', points(evals.map((a) => 1 - a), 0, 1, evals.length));
+}
+
 function showProgress(reports) {
   const items = [];
   for (const r of reports) {
@@ -1690,6 +1708,7 @@ function showProgress(reports) {
   $('progress-bar').value = last.step;
   const batch = (state.recipe?.batch_size ?? 16) * (state.recipe?.grad_accum ?? 1); // examples per step
   const eta = last.examples_per_s > 0 ? ((last.total_steps - last.step) * batch) / last.examples_per_s : NaN;
+  runPanel(last, eta);
   $('progress').textContent = t('progress.line', {
     // `epoch` counts finished epochs; show the one in progress.
     step: last.step, total: last.total_steps, epoch: last.epoch_end || last.done ? last.epoch : Math.min(last.epoch + 1, last.epochs), epochs: last.epochs, loss: fmt(last.loss),
@@ -1828,6 +1847,8 @@ $('stop').addEventListener('click', guarded('train', async () => {
   await request(IN.STOP);
 }));
 $('adapt-only').addEventListener('click', guarded('train', startAdaptationOnly));
+$('run-panel-pause').addEventListener('click', () => $('pause').click());
+$('run-panel-stop').addEventListener('click', () => $('stop').click());
 $('evaluate-only').addEventListener('click', guarded('train', async () => {
   $('evaluate-only').disabled = true;
   $('start').disabled = true;
