@@ -262,8 +262,10 @@ test('full storage: the run pauses, says what a checkpoint needs, and goes on wi
   try {
     const cdp = await session.context.newCDPSession(page);
     await loadStudioData(page, { epochs: '4', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'checkpoint-every': '2' });
-    // Room for the run's files, not for a checkpoint (weights and AdamW's state: ~0.5 MB).
-    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 60_000 });
+    // Room for the run's files, not for a checkpoint (weights and AdamW's state: ~0.4 MB), on
+    // top of what the page already stores (its IndexedDB of earlier runs).
+    const used = await page.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: used + 60_000 });
     await page.click('#start');
     await page.waitForSelector('#quota-banner:not([hidden])', { timeout: 60_000 });
     const text = await page.textContent('#quota-text');

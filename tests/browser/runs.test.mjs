@@ -29,7 +29,7 @@ test('finished runs are remembered, compared side by side, re-run and deleted', 
     await page.check('#runs-table tbody tr:nth-child(1) input[type=checkbox]');
     assert.equal(await page.isVisible('#runs-compare'), false, 'one run is not a comparison');
     await page.check('#runs-table tbody tr:nth-child(2) input[type=checkbox]');
-    assert.equal(await page.isVisible('#runs-compare'), true);
+    await page.waitForSelector('#runs-compare:not([hidden])', { timeout: 10_000 });
     const table = await page.textContent('#runs-compare-table');
     assert.match(table, /epochs\s*3\s*2/);
     assert.match(table, /lr\s*0\.003\s*0\.01/);
