@@ -1387,9 +1387,7 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
 });
 
 function setTrainingButtons(running) {
-  $('run-panel').hidden = !running;
-  $('run-panel-pause').disabled = !running;
-  $('run-panel-stop').disabled = !running;
+  showRunPanel(running ? 'classifier' : null);
   $('run-panel-pause').textContent = t(state.paused ? 'train.resume' : 'train.pause');
   $('start').disabled = running;
   $('evaluate-only').disabled = running;
@@ -1655,6 +1653,17 @@ $('discard-run').addEventListener('click', guarded('train', async () => {
 }));
 backendReady.then(() => offerSavedRun()).catch(() => {});
 
+/** Which run the panel follows: 'classifier' (Pause and Stop), 'lm' (Stop), or null (hidden). */
+let panelRun = null;
+function showRunPanel(kind) {
+  panelRun = kind;
+  $('run-panel').hidden = !kind;
+  $('run-panel-pause').hidden = kind === 'lm';
+  $('run-panel-pause').disabled = !kind;
+  $('run-panel-stop').disabled = !kind;
+  $('run-panel-link').href = kind === 'lm' ? '#decoder-section' : '#train-section';
+}
+
 /** The run panel's line and sparkline: the loss so far, and the held-out accuracy when there is one. */
 function runPanel(last, eta) {
   $('run-panel-bar').max = last.total_steps;
@@ -1760,7 +1769,7 @@ const strategyOf = (r) => `${r.strategy}${r.strategy === 'top' ? ` ${r.top_layer
 async function renderRuns() {
   if (!runsAvailable()) return;
   const runs = await listRuns();
-  state.runs = runs.map((r) => ({ id: r.id, model: r.model, data: r.data, lr: r.recipe.lr, accuracy: r.after?.accuracy ?? null }));
+  state.runs = runs.map((r) => ({ id: r.id, task: r.task, model: r.model, data: r.data, lr: r.recipe.lr, accuracy: r.after?.accuracy ?? null, perplexity: r.after?.perplexity ?? null }));
   runsView.selected = runsView.selected.filter((id) => runs.some((r) => r.id === id));
   $('runs-empty').hidden = runs.length > 0;
   $('runs-table').hidden = runs.length === 0;
@@ -1771,7 +1780,7 @@ async function renderRuns() {
     b.addEventListener('click', guarded('runs', fn));
     return b;
   };
-  fillTable($('runs-table'), ['compare', 'date', 'model', 'data', 'strategy', 'epochs', 'lr', 'accuracy', 'macro-F1', ''], runs.map((r) => {
+  fillTable($('runs-table'), ['compare', 'date', 'task', 'model', 'data', 'strategy', 'epochs', 'lr', 'score before → after', 'macro-F1', ''], runs.map((r) => {
     const box = document.createElement('input');
     box.type = 'checkbox';
     box.checked = runsView.selected.includes(r.id);
@@ -1788,8 +1797,9 @@ async function renderRuns() {
       await forgetRun(r.id);
       await renderRuns();
     }));
-    const acc = r.after ? `${pct(r.before?.accuracy)} → ${pct(r.after.accuracy)}` : '—';
-    return [{ node: box }, when(r.date) + (r.stopped ? ' (stopped)' : ''), r.model, r.data, strategyOf(r.recipe), String(r.recipe.epochs), sci(r.recipe.lr), acc, fmt(r.after?.macro_f1, 3), { node: actions }];
+    const acc = r.after?.accuracy != null ? `${pct(r.before?.accuracy)} → ${pct(r.after.accuracy)}`
+      : r.after?.perplexity != null ? `${t('runPanel.perplexity')} ${fmt(r.before?.perplexity, 2)} → ${fmt(r.after.perplexity, 2)}` : '—';
+    return [{ node: box }, when(r.date) + (r.stopped ? ' (stopped)' : ''), r.task ?? 'text-classification', r.model, r.data, strategyOf(r.recipe), String(r.recipe.epochs), sci(r.recipe.lr), acc, fmt(r.after?.macro_f1, 3), { node: actions }];
   }));
   const pair = runsView.selected.map((id) => runs.find((r) => r.id === id)).filter(Boolean);
   $('runs-compare').hidden = pair.length !== 2;
@@ -1809,7 +1819,9 @@ function compareRuns(a, b) {
     const [x, y] = [JSON.stringify(a.recipe[k]), JSON.stringify(b.recipe[k])];
     if (x !== y) rows.push([{ th: k }, { text: x ?? '—', cls: 'differs' }, { text: y ?? '—', cls: 'differs' }]);
   }
-  for (const [name, key, f] of [['accuracy', 'accuracy', pct], ['macro-F1', 'macro_f1', (v) => fmt(v, 3)], ['held-out loss', 'loss', (v) => fmt(v, 4)]]) {
+  const metrics = [['accuracy', 'accuracy', pct], ['macro-F1', 'macro_f1', (v) => fmt(v, 3)], ['held-out loss', 'loss', (v) => fmt(v, 4)], ['perplexity', 'perplexity', (v) => fmt(v, 2)]]
+    .filter(([, key]) => [a.after, b.after].some((m) => m?.[key] != null));
+  for (const [name, key, f] of metrics) {
     rows.push([{ th: name }, `${f(a.before?.[key])} → ${f(a.after?.[key])}`, `${f(b.before?.[key])} → ${f(b.after?.[key])}`]);
   }
   fillTable($('runs-compare-table'), ['', 'A', 'B'], rows);
@@ -1848,7 +1860,7 @@ $('stop').addEventListener('click', guarded('train', async () => {
 }));
 $('adapt-only').addEventListener('click', guarded('train', startAdaptationOnly));
 $('run-panel-pause').addEventListener('click', () => $('pause').click());
-$('run-panel-stop').addEventListener('click', () => $('stop').click());
+$('run-panel-stop').addEventListener('click', () => $(panelRun === 'lm' ? 'lm-stop' : 'stop').click());
 $('evaluate-only').addEventListener('click', guarded('train', async () => {
   $('evaluate-only').disabled = true;
   $('start').disabled = true;
@@ -2521,6 +2533,7 @@ $('lm-start').addEventListener('click', guarded('lm', async () => {
     state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, metrics: null, exported: null, recipe };
     $('lm-stop').disabled = false;
     $('gen-start').disabled = true;
+    showRunPanel('lm');
     const what = summary.lora_modules.length ? `LoRA adapters on ${summary.lora_modules.join(', ')} in every layer` : 'every weight';
     $('lm-progress').textContent = `${summary.train_rows} training rows, ${summary.eval_rows} held out · ${summary.total_steps} steps · training ${what}: ${summary.trainable.toLocaleString('en-US')} of ${summary.parameters.toLocaleString('en-US')} parameters`;
     renderLmCompare();
@@ -2543,12 +2556,27 @@ function showLmProgress({ reports, history }) {
   lmChart.add(reports, fresh);
   const last = reports[reports.length - 1];
   if (last) $('lm-progress').textContent = `step ${last.step}/${last.total_steps} · epoch ${last.epoch}/${last.epochs} · loss ${fmt(last.loss)} · ${fmt(last.tokens_per_s, 0)} tokens/s`;
+  if (last && panelRun === 'lm') lmRunPanel(last);
   fillTable($('lm-table'), ['', 'held-out loss', 'perplexity', 'tokens'],
     lm.history.map((e) => [{ th: e.step === 0 ? 'before fine-tuning' : `after epoch ${e.epoch}` }, fmt(e.loss), fmt(e.perplexity, 2), String(e.tokens)]));
 }
 
+/** The run panel for a decoder run: step, loss, the last held-out perplexity, the loss curve. */
+function lmRunPanel(last) {
+  const lm = state.lm;
+  $('run-panel-bar').max = last.total_steps;
+  $('run-panel-bar').value = last.step;
+  const ev = lm.history[lm.history.length - 1];
+  $('run-panel-text').textContent = `${t('runPanel.step')} ${last.step}/${last.total_steps} · loss ${fmt(last.loss, 3)}${ev ? ` · ${t('runPanel.perplexity')} ${fmt(ev.perplexity, 2)}` : ''}`;
+  const losses = thin(lm.losses.filter(Number.isFinite), 120);
+  const [lo, hi] = [Math.min(...losses), Math.max(...losses)];
+  $('run-panel-loss').setAttribute('points', losses.map((v, i) => `${((120 * i) / Math.max(1, losses.length - 1)).toFixed(1)},${(22 - (20 * (v - lo)) / Math.max(1e-9, hi - lo)).toFixed(1)}`).join(' '));
+  $('run-panel-eval').setAttribute('points', '');
+}
+
 async function lmEnded({ ok, stopped }) {
   const lm = state.lm;
+  if (panelRun === 'lm') showRunPanel(null);
   // Finished or stopped on purpose: nothing to resume. (After an error the checkpoint stays.)
   if (ok) discardSavedRun(DECODER_RUN).catch(() => {});
   $('lm-stop').disabled = true;
@@ -2574,6 +2602,31 @@ async function lmEnded({ ok, stopped }) {
   }
   lm.done = true;
   renderLmCompare();
+  if (ok && lm.losses.length) keepLmRun(lm, stopped).catch((err) => showError(err, 'runs'));
+}
+
+/** A finished decoder run, remembered like a classifier run: held-out loss and perplexity
+ * before (step 0) and after. */
+async function keepLmRun(lm, stopped) {
+  if (!runsAvailable()) return;
+  const first = lm.history.find((e) => e.step === 0) ?? null;
+  const last = lm.history.length ? lm.history[lm.history.length - 1] : null;
+  const score = (e) => (e ? { loss: e.loss, perplexity: e.perplexity } : null);
+  await rememberRun({
+    date: new Date().toISOString(),
+    task: lm.recipe.task,
+    model: state.decoder?.source ?? '—',
+    data: state.lmFile?.name ?? '—',
+    backend: state.backend?.kind ?? null,
+    recipe: lm.recipe,
+    steps: lm.losses.length,
+    total_steps: lm.summary.total_steps,
+    stopped: Boolean(stopped),
+    before: first && first !== last ? score(first) : null,
+    after: score(last),
+    losses: thin(lm.losses),
+  });
+  await renderRuns();
 }
 
 $('lm-export').addEventListener('click', guarded('lm', async () => {
@@ -2643,6 +2696,7 @@ async function resumeSavedLmRun() {
     state.lm = { summary, losses: [], history: [], done: false, stopped: false, before: null, after: null, metrics: null, exported: null, recipe: r, resumedFrom: summary.step };
     $('lm-stop').disabled = false;
     $('gen-start').disabled = true;
+    showRunPanel('lm');
     // The curve so far, from the checkpoint.
     showLmProgress({
       reports: summary.losses.map((loss, i) => ({ step: i + 1, total_steps: summary.total_steps, epoch: 0, epochs: summary.epochs, loss, lr: 0, grad_norm: 0, tokens_per_s: 0, elapsed_s: 0, done: false, eval: null })),

@@ -104,9 +104,17 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     }
     for (const [id, v] of Object.entries({ 'lm-epochs': '6', 'lm-lr': lora ? '3e-2' : '1e-2', 'lm-batch': '4', 'lm-max-len': '64' })) await page.fill(`#${id}`, v);
     await page.click('#lm-start');
-    state = await waitForState(page, (s) => s.lm?.done, timeout);
+    // While it trains, the run panel follows it (Stop only: decoder runs have no Pause).
+    await page.waitForSelector('#run-panel:not([hidden])', { timeout: 30_000 });
+    assert.equal(await page.isVisible('#run-panel-pause'), false);
+    state = await waitForState(page, (s) => s.lm?.done && s.runs.length > 0, timeout);
     assert.deepEqual(state.errors, []);
     const lm = state.lm;
+    // Remembered with its held-out perplexity before and after, and the panel gone.
+    assert.equal(state.runs[0].task, 'instruct');
+    assert.ok(Math.abs(state.runs[0].perplexity - lm.history[6].perplexity) < 1e-9, JSON.stringify(state.runs[0]));
+    assert.match(await page.textContent('#runs-table tbody tr:nth-child(1)'), /instruct.*instruct-pairs\.jsonl.*perplexity [\d.]+ → [\d.]+/s);
+    assert.equal(await page.isVisible('#run-panel'), false);
     assert.equal(lm.summary.train_rows, 10);
     assert.equal(lm.summary.eval_rows, 2);
     assert.equal(lm.losses.length, lm.summary.total_steps);
