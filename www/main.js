@@ -1850,6 +1850,9 @@ $('start').addEventListener('click', guarded('train', startTraining));
 $('pause').addEventListener('click', guarded('train', async () => {
   const resume = state.paused;
   await request(resume ? IN.RESUME : IN.PAUSE);
+  // The run may have ended while the request was on its way: then the buttons stay as the end
+  // of the run left them (Start enabled), rather than "running" for a run that is over.
+  if (!state.training) return;
   state.paused = !resume;
   setTrainingButtons(true);
 }));
