@@ -8,6 +8,8 @@ import { CompareCharts, LabelChart, MlmChart, TrainingCharts, chartsAvailable } 
 import { fetchHubModel, fflate, fileBytes, pickModelFiles, readBody } from './sources.js';
 import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from './saved-run.js';
 import { forgetRun, listRuns, rememberRun, runsAvailable } from './runs.js';
+import { currentTask, initTasks, renderSteps, showTask } from './views/tasks.js';
+import { layerPlan, renderLayerPicture, startText } from './views/layers.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -20,6 +22,8 @@ const state = (window.burnishState = {
   backend: null, // {kind, adapter, note, mode, gpu, measurement} (src/web/backend.rs BackendReport)
   wasmDownload: null, // {loaded, total, wire}: the wasm module's download
   model: null, // loadModel's summary + {source}
+  task: null, // the chosen task (views/tasks.js): classify, adapt, chat, continue, compare, multitask
+  layerPicture: null, // the recipe's layer picture: [{name, state, lrFactor, start}] top first
   runs: [], // the remembered runs (runs.js), newest first: {id, model, data, lr, accuracy}
   memory: null, // estimateMemory's answer
   data: null, // inspectData's summary
@@ -77,6 +81,8 @@ langSelect.addEventListener('change', () => {
   renderDataSummary();
   renderChecks();
   renderMemory();
+  renderSteps();
+  updateLayerPicture();
   setTrainingButtons(state.training);
 });
 
@@ -747,6 +753,7 @@ async function loadModel() {
     modelKey = key;
     $('model-status').textContent = t('model.loaded');
     renderModelInfo();
+    updateLayerPicture();
     if (files.recipe) applyRecipeText(new TextDecoder().decode(files.recipe), 'recipe.json in the archive');
     await updateMemory();
     if (state.data) await runChecks().catch((err) => showError(err, 'columns'));
@@ -876,12 +883,50 @@ const RECIPE_FLAGS = { freeze_embeddings: 'freeze-embeddings', gradual_unfreeze:
 /** Every recipe key the engine knows (a recipe.json of any task, from the CLI or the page). */
 const recipeKeys = () => recipeSchema.fields.map((f) => f.name);
 
-/** LoRA's own fields show only with the LoRA strategy. */
+/** A setting shows only when it applies: LoRA's own fields with the LoRA strategy, the number
+ * of top layers with "top layers + head", the unfreezing interval with gradual unfreezing. */
 function showStrategyFields() {
   const lora = $('strategy').value === 'lora';
   for (const el of document.querySelectorAll('[data-lora]')) el.hidden = !lora;
+  const applies = { top: $('strategy').value === 'top', gradual: $('gradual-unfreeze').checked };
+  for (const el of document.querySelectorAll('[data-when]')) el.hidden = !applies[el.dataset.when];
+  updateLayerPicture();
 }
-$('strategy').addEventListener('change', showStrategyFields);
+
+// ---------------------------------------------------------------- the layer picture
+// What the strategy freezes and trains, and each group's learning rate, drawn from the form as
+// it changes (views/layers.js). Before a model is loaded it shows the bundled model's layers.
+let pictureLayers = null;
+fetch(`assets/models/${encodeURIComponent(bundledModel)}/config.json`)
+  .then((res) => (res.ok ? res.json() : null))
+  .then((config) => {
+    if (Number.isInteger(config?.num_hidden_layers) && config.num_hidden_layers > 0) pictureLayers = config.num_hidden_layers;
+    updateLayerPicture();
+  })
+  .catch(() => {});
+
+function updateLayerPicture() {
+  const layers = state.model?.layers ?? pictureLayers;
+  const figure = $('layer-picture');
+  if (!layers) {
+    figure.hidden = true;
+    return;
+  }
+  const num = (id, fallback) => (($(id).value !== '' && Number.isFinite(Number($(id).value))) ? Number($(id).value) : fallback);
+  const recipe = {
+    strategy: $('strategy').value, top_layers: Math.max(1, Math.round(num('top-layers', 2))), freeze_embeddings: $('freeze-embeddings').checked,
+    gradual_unfreeze: $('gradual-unfreeze').checked, unfreeze_every: Math.max(0, Math.round(num('unfreeze-every', 0))),
+    layer_lr_decay: num('layer-lr-decay', 1), epochs: Math.max(1, Math.round(num('epochs', 1))),
+  };
+  const plan = layerPlan({ layers, recipe });
+  renderLayerPicture($('layer-stack'), plan, num('lr', 2e-4), t);
+  state.layerPicture = plan.map((g) => ({ name: g.name, state: g.state, lrFactor: g.lrFactor, start: startText(g) }));
+  figure.hidden = false;
+}
+for (const id of ['strategy', 'top-layers', 'freeze-embeddings', 'gradual-unfreeze', 'unfreeze-every', 'layer-lr-decay', 'lr', 'epochs']) {
+  $(id).addEventListener('input', showStrategyFields);
+  $(id).addEventListener('change', showStrategyFields);
+}
 showStrategyFields();
 
 function fieldError(id) {
@@ -966,7 +1011,7 @@ function applyDecoderRecipe(recipe, source) {
   }
   if (recipe.prompt_template !== undefined) $('lm-template-text').value = recipe.prompt_template;
   $('lm-strategy').dispatchEvent(new Event('change'));
-  log(`Decoder recipe loaded from ${source} into the generative-model section.`);
+  log(`Decoder recipe loaded from ${source} into the generative model's recipe.`);
 }
 
 /** Fills the form from a recipe JSON text (the page's download, or the CLI's recipe.json). */
@@ -998,6 +1043,7 @@ function applyRecipeText(text, source) {
     if (recipe[key] !== undefined && typeof recipe[key] !== 'boolean') failWith('recipe', `${source}: "${key}" must be true or false (got ${JSON.stringify(recipe[key])}).`);
   }
   if (recipe.task === 'causal-lm' || recipe.task === 'instruct') {
+    showTask(recipe.task === 'instruct' ? 'chat' : 'continue');
     applyDecoderRecipe(recipe, source);
     return;
   }
@@ -1007,6 +1053,7 @@ function applyRecipeText(text, source) {
     delete recipe.epochs;
     delete recipe.lr;
     log(`${source} is a masked-LM recipe: its epochs and learning rate are set as the domain-adaptation stage (Adapt only runs it alone).`);
+    showTask('adapt');
   }
   const targets = recipe.lora_targets;
   if (targets !== undefined && (!Array.isArray(targets) || targets.some((x) => !LORA_TARGETS.includes(x)))) {
@@ -1439,18 +1486,13 @@ function renderTrainable(summary, trainable) {
     n: trainable.trainable_parameters.toLocaleString('en-US'), total: trainable.total_parameters.toLocaleString('en-US'),
     pct: pctOf(trainable.trainable_parameters), groups: trainable.training.join(', '),
   });
-  // What the strategy allows, and when gradual unfreezing reaches each group.
+  // What the strategy allows, and when gradual unfreezing reaches each group: the plan the
+  // recipe's layer picture showed (views/layers.js), now with the run's step counts.
   const layers = groups.length - 2;
   const lora = r.strategy === 'lora';
-  const max = r.strategy === 'head' || lora ? 1 : r.strategy === 'top' ? 1 + Math.min(r.top_layers, layers) : layers + 2;
   const perEpoch = Math.max(1, Math.round(summary.total_steps / r.epochs));
-  const from = (depth) => {
-    if (lora && depth >= 1 && depth <= layers) return 'step 1 (LoRA adapters only)';
-    if (depth >= max || (depth === groups.length - 1 && r.freeze_embeddings)) return 'frozen';
-    if (!r.gradual_unfreeze || depth === 0) return 'step 1';
-    const step = depth * (r.unfreeze_every > 0 ? r.unfreeze_every : perEpoch) + 1;
-    return step > summary.total_steps ? `frozen (would start at step ${step})` : `step ${step}`;
-  };
+  const plan = layerPlan({ layers, recipe: r, stepsPerEpoch: perEpoch, totalSteps: summary.total_steps });
+  const from = (depth) => startText(plan[depth]);
   fillTable(
     $('layer-table'),
     ['layer group', 'parameters', 'LR factor', 'peak LR', 'trains from', 'training now'],
@@ -1584,6 +1626,8 @@ async function offerSavedRun() {
   state.savedRun = saved;
   $('resume-banner').hidden = !saved;
   if (!saved) return;
+  // The banner lives in the Train step: a page that opened on the task choice shows that task.
+  if (!currentTask()) showTask('classify');
   const { meta, progress } = saved;
   const model = meta.model.source === 'hub' ? meta.model.hubId : meta.model.source === 'local' ? meta.model.files.join(', ') : meta.model.bundled;
   const data = [meta.data.main ?? 'the sample dataset', ...meta.data.extras].join(' + ');
@@ -1840,9 +1884,11 @@ function compareRuns(a, b) {
 }
 
 function rerun(r) {
+  const decoder = r.task === 'instruct' || r.task === 'causal-lm';
+  showTask(decoder ? (r.task === 'instruct' ? 'chat' : 'continue') : 'classify');
   applyRecipeText(JSON.stringify(r.recipe), `the run of ${when(r.date)}`);
   log(`The recipe of the run of ${when(r.date)} is back in the form: start it when ready (model ${r.model}, data ${r.data}).`);
-  $('recipe-section').scrollIntoView?.({ block: 'start' });
+  $(decoder ? 'lm-recipe-section' : 'recipe-section').scrollIntoView?.({ block: 'start' });
 }
 renderRuns().catch((err) => showError(err, 'runs'));
 
@@ -2660,6 +2706,7 @@ async function offerSavedLmRun() {
   $('lm-resume-banner').hidden = !saved;
   if (!saved) return;
   const { meta, progress } = saved;
+  if (!currentTask()) showTask(meta.recipe?.task === 'causal-lm' ? 'continue' : 'chat');
   const model = meta.model.source === 'bundled' ? 'SmolLM2-135M-Instruct (bundled)' : meta.model.files.join(', ');
   $('lm-resume-text').textContent =
     `An unfinished fine-tuning run was saved at step ${progress.step} of ${progress.total_steps} (${new Date(progress.saved_at).toLocaleString()}): ` +
@@ -2720,3 +2767,40 @@ $('lm-discard').addEventListener('click', guarded('lm', async () => {
   $('lm-resume-banner').hidden = true;
 }));
 backendReady.then(() => offerSavedLmRun()).catch(() => {});
+
+// ---------------------------------------------------------------- task first
+// The page opens on the choice of what to do (views/tasks.js); each task shows its steps. A
+// choice sets the defaults that fit it; it never touches a run in progress.
+// The adapt task has no labelled-data step: its held-out share of the domain text is the same
+// recipe field (eval_fraction), shown beside the domain text.
+for (const [from, to] of [['domain-eval-fraction', 'eval-fraction'], ['eval-fraction', 'domain-eval-fraction']]) {
+  $(from).addEventListener('input', () => {
+    $(to).value = $(from).value;
+  });
+}
+let adaptEpochsSet = false; // the adapt task set the adaptation epochs from 0 to 1
+function taskChosen(task) {
+  state.task = task;
+  const decoder = task === 'chat' || task === 'continue';
+  if (decoder && !(state.lm && !state.lm.done)) {
+    $('lm-task').value = task === 'chat' ? 'instruct' : 'causal-lm';
+    $('lm-task').dispatchEvent(new Event('change'));
+  }
+  if (task === 'adapt') {
+    $('domain').open = true;
+    $('domain-eval-fraction').value = $('eval-fraction').value;
+    if (Number($('mlm-epochs').value) < 1) {
+      $('mlm-epochs').value = '1';
+      adaptEpochsSet = true;
+    }
+  } else if (adaptEpochsSet && !state.domain) {
+    // Classifying without domain text: the adaptation stage the adapt task switched on goes off.
+    $('mlm-epochs').value = '0';
+    adaptEpochsSet = false;
+  }
+}
+initTasks(taskChosen);
+$('change-task').addEventListener('click', () => {
+  showTask(null);
+  $('task-picker').scrollIntoView?.({ block: 'start' });
+});

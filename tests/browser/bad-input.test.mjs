@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CLI, DATA, REPO, TINY, TINY_FILES, messageIn, openPage, waitForState } from './harness.mjs';
+import { CLI, DATA, REPO, TINY, TINY_FILES, chooseTask, messageIn, openPage, waitForState } from './harness.mjs';
 
 let session;
 let page;
@@ -205,7 +205,9 @@ for (const [task, args] of Object.entries(cliRuns)) {
     await upload('#recipe-file', path.join(out, 'recipe.json'));
     const log = page.locator('#log');
     if (task === 'causal-lm' || task === 'instruct') {
-      await log.filter({ hasText: 'Decoder recipe loaded' }).waitFor({ timeout: 10_000 });
+      await log.filter({ hasText: 'Decoder recipe loaded' }).waitFor({ state: 'attached', timeout: 10_000 });
+      // A decoder recipe opens the generative task it belongs to.
+      assert.equal(await page.getAttribute('#task-picker [data-task="' + (task === 'instruct' ? 'chat' : 'continue') + '"]', 'aria-pressed'), 'true');
       assert.equal(await page.inputValue('#lm-task'), task);
       assert.equal(Number(await page.inputValue('#lm-epochs')), written.epochs);
       assert.equal(Number(await page.inputValue('#lm-lr')), written.lr);
@@ -214,7 +216,7 @@ for (const [task, args] of Object.entries(cliRuns)) {
       assert.equal(await page.inputValue('#lm-strategy'), written.strategy);
       if (task === 'instruct') assert.equal(Number(await page.inputValue('#lm-lora-rank')), 4);
     } else {
-      await log.filter({ hasText: 'Recipe loaded from recipe.json' }).last().waitFor({ timeout: 10_000 });
+      await log.filter({ hasText: 'Recipe loaded from recipe.json' }).last().waitFor({ state: 'attached', timeout: 10_000 });
       if (task === 'masked-lm') {
         assert.equal(Number(await page.inputValue('#mlm-epochs')), written.epochs);
         assert.equal(Number(await page.inputValue('#mlm-lr')), written.lr);
@@ -229,6 +231,7 @@ for (const [task, args] of Object.entries(cliRuns)) {
 }
 
 test('try-it and export before any training', async () => {
+  await chooseTask(page, 'classify');
   await page.fill('#try-text', 'hello');
   await page.click('#try-button');
   await messageIn(page, '#try-error', /Start training .* first/);

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { loadStudioData, messageIn, openPage, waitForState } from './harness.mjs';
 
 test('compare two strategies side by side', { timeout: 150_000 }, async (t) => {
-  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu', task: 'compare' });
   const { page, problems } = session;
   try {
     await waitForState(page, (s) => s.presets.length > 0, 30_000);

@@ -18,7 +18,7 @@ const BIN = CLI;
 const cli = async (args) => JSON.parse((await promisify(execFile)(BIN, args)).stdout);
 
 async function decoderFlow(t, { name, args, query, kind, timeout }) {
-  const session = await openPage({ args, query });
+  const session = await openPage({ args, query, task: 'chat' });
   const { page, problems } = session;
   const out = path.join(ARTIFACTS, `decoder-${name}`);
   try {
@@ -219,7 +219,7 @@ test('generate, stop, and instruction-tune a tiny Llama on WebGPU (SwiftShader)'
 
 test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as transformers does', { timeout: 240_000 }, async (t) => {
   const reference = JSON.parse(await readFile(path.join(REPO, 'tests', 'fixtures', 'gguf_reference.json'), 'utf8')).smollm2.prompts[0];
-  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu', task: 'chat' });
   const { page, problems } = session;
   try {
     await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);
@@ -262,7 +262,7 @@ test('the bundled SmolLM2-135M-Instruct (GGUF) loads in the tab and answers as t
 });
 
 test('a decoder run checkpointed in the tab resumes after a reload with the same curve (CPU)', { timeout: 300_000 }, async (t) => {
-  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu', task: 'chat' });
   const { page, problems } = session;
   try {
     await waitForState(page, (s) => s.backend !== null && s.backend !== undefined, 30_000);

@@ -142,14 +142,14 @@ test('two-stage domain adaptation on WebGPU (SwiftShader)', { timeout: 420_000 }
 });
 
 test('masked-LM adaptation only: no labelled data, then fill-mask and the adapted encoder', { timeout: 180_000 }, async (t) => {
-  const session = await openPage({ query: '?model=tiny-bert&backend=cpu' });
+  const session = await openPage({ query: '?model=tiny-bert&backend=cpu', task: 'adapt' });
   const { page, problems } = session;
   const out = path.join(ARTIFACTS, 'domain-only');
   try {
     await page.setInputFiles('#domain-file', DATA('domain-reviews.txt'));
     await waitForState(page, (s) => s.domain?.name === 'domain-reviews.txt', 20_000);
     await page.waitForFunction(() => document.querySelector('#mlm-epochs').value === '1'); // set on choosing
-    for (const [id, v] of Object.entries({ 'mlm-epochs': '2', 'mlm-lr': '5e-3', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25' })) await page.fill(`#${id}`, v);
+    for (const [id, v] of Object.entries({ 'mlm-epochs': '2', 'mlm-lr': '5e-3', 'batch-size': '8', 'max-len': '32', 'domain-eval-fraction': '0.25' })) await page.fill(`#${id}`, v);
     await page.click('#adapt-only');
     let state = await waitForState(page, (s) => s.done, 120_000);
     assert.deepEqual(state.errors, []);

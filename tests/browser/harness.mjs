@@ -32,7 +32,7 @@ export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swif
  * page errors and foreign requests as they happen. `isolate: false` serves without the COOP/COEP
  * headers, as a plain static host does.
  */
-export async function openPage({ args = [], root, query = '', viewport = { width: 1280, height: 800 }, colorScheme = 'light', locale = 'en-US', isolate = true, contextOptions = {} } = {}) {
+export async function openPage({ args = [], root, query = '', task = 'classify', viewport = { width: 1280, height: 800 }, colorScheme = 'light', locale = 'en-US', isolate = true, contextOptions = {} } = {}) {
   const server = await startServer({ root, port: 0, isolate });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -55,6 +55,7 @@ export async function openPage({ args = [], root, query = '', viewport = { width
     }
   });
   await page.goto(`${server.url}/${query}`);
+  if (task) await chooseTask(page, task);
   return {
     page,
     context,
@@ -77,6 +78,17 @@ export async function openPage({ args = [], root, query = '', viewport = { width
       await server.close();
     },
   };
+}
+
+/**
+ * Picks `task` on the page's task choice (as a person clicks it) and unfolds every "Advanced"
+ * group, so that tests can set any field; a test of the folding itself opens with `task: null`.
+ */
+export async function chooseTask(page, task) {
+  await page.click(`#task-picker [data-task="${task}"]`);
+  await page.evaluate(() => {
+    for (const d of document.querySelectorAll('details.advanced')) d.open = true;
+  });
 }
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -13,7 +13,7 @@ import { ARTIFACTS, DATA, REPO, WEBGPU_ARGS, download, loadStudioData, messageIn
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
 async function multitask({ name, args, query, kind, epochs, timeout, t, full }) {
-  const session = await openPage({ args, query });
+  const session = await openPage({ args, query, task: 'multitask' });
   const { page, problems } = session;
   const out = path.join(ARTIFACTS, `multitask-${name}`);
   try {

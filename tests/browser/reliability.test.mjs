@@ -165,7 +165,7 @@ test('a zip bomb is refused by its declared sizes, off the page\'s thread, a fil
 
 test('a chat template that never ends runs out of fuel, and the page goes on', { timeout: 180_000 }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'burnish-tpl-'));
-  const session = await openPage({ query: '?backend=cpu' });
+  const session = await openPage({ query: '?backend=cpu', task: 'chat' });
   const { page, problems } = session;
   try {
     const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors.index.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];

@@ -19,11 +19,22 @@ test('top layers + gradual unfreezing + layer-wise LR + cosine, shown and done',
   const { page, problems } = session;
   try {
     await loadStudioData(page);
-    const fields = { epochs: '2', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'top-layers': '1', 'unfreeze-every': '3', 'layer-lr-decay': '0.5' };
-    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+    // "Top layers" and "Unfreeze every" show once the strategy and gradual unfreezing ask for them.
+    assert.equal(await page.isVisible('#top-layers'), false);
+    assert.equal(await page.isVisible('#unfreeze-every'), false);
     await page.selectOption('#strategy', 'top');
     await page.selectOption('#schedule', 'cosine');
     await page.check('#gradual-unfreeze');
+    const fields = { epochs: '2', lr: '1e-2', 'batch-size': '8', 'max-len': '32', 'eval-fraction': '0.25', 'top-layers': '1', 'unfreeze-every': '3', 'layer-lr-decay': '0.5' };
+    for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
+    // The layer picture shows the plan before the run: the head trains, encoder layer 1 joins
+    // at step 4, the rest stays frozen; each group at lr × 0.5^depth.
+    const picture = (await waitForState(page, (s) => s.layerPicture?.length === 4, 10_000)).layerPicture;
+    assert.deepEqual(picture.map((g) => [g.name, g.state, g.start]), [
+      ['head (pooler + classifier)', 'trains', 'step 1'], ['encoder layer 1', 'later', 'step 4'], ['encoder layer 0', 'frozen', 'frozen'], ['embeddings', 'frozen', 'frozen'],
+    ]);
+    assert.deepEqual(picture.map((g) => g.lrFactor), [1, 0.5, 0.25, 0.125]);
+    assert.match(await page.textContent('#layer-stack'), /encoder layer 1trains from step 4LR 5\.0e-3 \(×0\.50\)/);
     await page.click('#start');
     let state = await waitForState(page, (s) => s.done, 90_000);
     assert.deepEqual(state.errors, []);
