@@ -3,6 +3,9 @@
 // EN or ZH. Messages that come from the engine (Rust) stay in English.
 
 const EN = {
+  'demo.score': 'Accuracy on the held-out reviews: {before} before → {now} at step {step}',
+  'demo.start': 'Start training',
+  'demo.again': 'Train again',
   'layers.adaptersOnly': 'LoRA adapters train; the weights stay frozen',
   'layers.neverStep': 'frozen (would start at step {n})',
   'layers.neverEpoch': 'frozen (would start in epoch {n})',
@@ -67,6 +70,24 @@ const EN = {
 };
 
 const ZH = {
+  'demo.score': '留出影评上的准确率：训练前 {before} → 第 {step} 步 {now}',
+  'demo.start': '开始训练',
+  'demo.again': '再训练一次',
+  'demo.exit': '退出演示',
+  'demo.title': '课堂演示：微调一个情感分类器',
+  'demo.data': '数据。',
+  'demo.dataText': '480 条简短的影评，每条标注为正面或负面。其中五分之一留作测试：模型从不在这些影评上训练，所以它们能看出模型是学会了还是死记硬背。',
+  'demo.model': '预训练模型。',
+  'demo.modelText': 'all-MiniLM-L6-v2，约 2300 万个已经会读英文的权重。顶部加上一个新的分类头，有两个输出（正面、负面），权重是随机的：一开始它只是在猜。',
+  'demo.objective': '目标函数。',
+  'demo.objectiveText': '每一步给它看 8 条影评。损失衡量它对正确标签有多“意外”（交叉熵，写在曲线旁边）；反向传播再把每个权重都稍稍调整，让损失变小。',
+  'demo.train': '训练。',
+  'demo.trainText': '把数据过一遍，共 48 步。每 6 步在它从未训练过的影评上打一次分：看准确率如何上升。',
+  'demo.evaluate': '评估。',
+  'demo.evaluateText': '训练前后的准确率、混淆矩阵，以及它仍然判断错的影评。然后在“试一试”里输入你自己的句子。',
+  'demo.objectiveTitle': '损失衡量的是什么',
+  'demo.ce': '交叉熵：在两个标签之间瞎猜时约为 0.69（= ln 2），随着它对正确标签越来越有把握而下降。',
+  'demo.others': '其他任务用同样的方式学习，只是目标不同：被遮住的词（适应某个领域），或者下一个词（对话和写作模型）。',
   'tasks.title': '你想做什么？',
   'tasks.classify': '给文本分类',
   'tasks.classifyHelp': '情感、主题、垃圾信息：模型学会给每段文本贴上你的标签之一。',

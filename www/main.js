@@ -10,6 +10,7 @@ import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart
 import { forgetRun, listRuns, rememberRun, runsAvailable } from './runs.js';
 import { currentTask, initTasks, renderSteps, showTask } from './views/tasks.js';
 import { layerPlan, renderLayerPicture, startText } from './views/layers.js';
+import { demoWanted, startDemo } from './views/demo.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -2804,3 +2805,20 @@ $('change-task').addEventListener('click', () => {
   showTask(null);
   $('task-picker').scrollIntoView?.({ block: 'start' });
 });
+
+// ---------------------------------------------------------------- class demo
+// ?demo=sentiment: the classification task on the bundled model and data, for a classroom.
+const demo = demoWanted();
+if (demo?.error) showError(new Error(demo.error), null);
+else if (demo) {
+  startDemo(demo.name, {
+    state,
+    showTask,
+    setStrategy: (value) => {
+      $('strategy').value = value;
+      showStrategyFields();
+    },
+    loadModel: () => guarded('model', loadModel)(),
+    start: () => guarded('train', startTraining)(),
+  });
+}
