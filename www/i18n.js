@@ -3,6 +3,13 @@
 // EN or ZH. Messages that come from the engine (Rust) stay in English.
 
 const EN = {
+  'gallery.model': 'model',
+  'gallery.languages': 'languages',
+  'gallery.parameters': 'parameters',
+  'gallery.download': 'download (f32)',
+  'gallery.memory': 'memory to train with this recipe',
+  'gallery.use': 'Use',
+  'results.was': 'before: {value} ({change})',
   'demo.score': 'Accuracy on the held-out reviews: {before} before → {now} at step {step}',
   'demo.start': 'Start training',
   'demo.again': 'Train again',
@@ -70,6 +77,19 @@ const EN = {
 };
 
 const ZH = {
+  'gallery.model': '模型',
+  'gallery.languages': '语言',
+  'gallery.parameters': '参数',
+  'gallery.download': '下载大小（f32）',
+  'gallery.memory': '按此配方训练所需内存',
+  'gallery.use': '使用',
+  'gallery.title': '推荐模型',
+  'gallery.explain': 'Burnish 所训练架构（BERT）的小型编码器。内存一栏是按下面的配方训练每个模型所需的内存，在下载任何文件之前就根据其配置算出。✔：已在本机上用这个页面运行过；其余模型架构和文件布局相同，按“加载模型”时从 huggingface.co 下载。',
+  'results.was': '训练前：{value}（{change}）',
+  'results.accuracy': '准确率',
+  'results.loss': '损失',
+  'results.evaluated': '评估样本',
+  'results.perClass': '每个标签的全部指标（训练前后）',
   'demo.score': '留出影评上的准确率：训练前 {before} → 第 {step} 步 {now}',
   'demo.start': '开始训练',
   'demo.again': '再训练一次',

@@ -11,6 +11,7 @@ import { forgetRun, listRuns, rememberRun, runsAvailable } from './runs.js';
 import { currentTask, initTasks, renderSteps, showTask } from './views/tasks.js';
 import { layerPlan, renderLayerPicture, startText } from './views/layers.js';
 import { demoWanted, startDemo } from './views/demo.js';
+import { renderGallery } from './views/gallery.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -25,6 +26,7 @@ const state = (window.burnishState = {
   model: null, // loadModel's summary + {source}
   task: null, // the chosen task (views/tasks.js): classify, adapt, chat, continue, compare, multitask
   layerPicture: null, // the recipe's layer picture: [{name, state, lrFactor, start}] top first
+  gallery: null, // the model gallery's rows: [{id, parameters, total}] (memory for the form's recipe)
   runs: [], // the remembered runs (runs.js), newest first: {id, model, data, lr, accuracy}
   memory: null, // estimateMemory's answer
   data: null, // inspectData's summary
@@ -793,21 +795,47 @@ function renderModelInfo() {
   $('max-len').max = String(m.max_position_embeddings);
 }
 
-async function updateMemory() {
-  if (!state.model) return;
+/** What the memory estimates need from the form: batch × length and what the strategy trains. */
+function memoryInputs() {
   const batch = Math.round(Number($('batch-size').value));
   const len = Math.round(Number($('max-len').value));
-  if (!(batch >= 1 && len >= 1)) return;
+  if (!(batch >= 1 && len >= 1)) return null;
   // What the chosen strategy trains decides the gradients' and AdamW's share.
   const num = (id, fallback) => (Number.isFinite(Number($(id).value)) && $(id).value !== '' ? Number($(id).value) : fallback);
   const recipe = {
     strategy: $('strategy').value, top_layers: Math.max(0, Math.round(num('top-layers', 2))), freeze_embeddings: $('freeze-embeddings').checked,
     lora_rank: Math.max(1, Math.round(num('lora-rank', 8))), lora_targets: loraTargetBoxes().filter((b) => b.checked).map((b) => b.value),
   };
-  const numLabels = state.checks?.label_counts?.length ?? 2;
+  return { batch, len, recipe, numLabels: state.checks?.label_counts?.length ?? 2 };
+}
+
+async function updateMemory() {
+  if (!state.model) return;
+  const inputs = memoryInputs();
+  if (!inputs) return;
+  const { batch, len, recipe, numLabels } = inputs;
   state.memory = await request(IN.ESTIMATE_MEMORY, { batchSize: batch, maxLen: len, recipe, numLabels });
   Object.assign(state.memory, { batch, len, recipe });
   renderMemory();
+}
+
+// ---------------------------------------------------------------- model gallery
+// Suggested Hub models (views/gallery.js) with the memory this recipe needs on each.
+async function updateGallery() {
+  const inputs = memoryInputs();
+  if (!inputs) return;
+  const { batch, len, recipe, numLabels } = inputs;
+  state.gallery = await renderGallery({
+    estimate: (config) => request(IN.ESTIMATE_MEMORY_FOR_CONFIG, { config, batchSize: batch, maxLen: len, recipe, numLabels }),
+    use: (g) => {
+      const bundled = g.checked && g.id.endsWith(`/${bundledModel}`);
+      document.querySelector(`input[name="model-source"][value="${bundled ? 'bundled' : 'hub'}"]`).checked = true;
+      if (!bundled) $('hub-id').value = g.id;
+      $('load-model').focus();
+      log(`${g.id} chosen: press Load model${bundled ? '' : ' to download it from huggingface.co'}.`);
+    },
+    bytes, millions, tr: t,
+  });
 }
 
 function renderMemory() {
@@ -1118,6 +1146,7 @@ for (const id of ['batch-size', 'max-len', 'strategy', 'top-layers', 'freeze-emb
     clearTimeout(memoryTimer);
     memoryTimer = setTimeout(guarded('model', async () => {
       await updateMemory();
+      await updateGallery();
       if (id === 'max-len') await runChecks().catch((err) => showError(err, 'columns'));
     }), 300);
   });
@@ -2196,6 +2225,20 @@ function showResults({ metrics, predictions = [], phase = 'after', step = 0 }) {
   $('metric-f1').textContent = fmt(metrics.macro_f1, 3);
   $('metric-loss').textContent = fmt(metrics.loss);
   $('metric-count').textContent = String(metrics.count);
+  // Each card: the score now, and what it was before fine-tuning with the change.
+  const before = state.before;
+  const was = (b, a, format, points) => {
+    if (typeof b !== 'number' || !Number.isFinite(b)) return '';
+    const d = a - b;
+    const change = points ? `${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} pt` : `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
+    return t('results.was', { value: format(b), change });
+  };
+  $('metric-accuracy-before').textContent = was(before?.accuracy, metrics.accuracy, pct, true);
+  $('metric-f1-before').textContent = was(before?.macro_f1, metrics.macro_f1, (x) => fmt(x, 3), false);
+  $('metric-loss-before').textContent = was(before?.loss, metrics.loss, (x) => fmt(x, 4), false);
+  for (const [id, better] of [['metric-accuracy', metrics.accuracy > (before?.accuracy ?? Infinity)], ['metric-f1', metrics.macro_f1 > (before?.macro_f1 ?? Infinity)], ['metric-loss', metrics.loss < (before?.loss ?? -Infinity)]]) {
+    $(id).closest('.metric-card').classList.toggle('better', better);
+  }
   renderMetricsTable();
   renderConfusion(metrics);
   renderPredictions();
@@ -2822,3 +2865,4 @@ else if (demo) {
     start: () => guarded('train', startTraining)(),
   });
 }
+backendReady.then(() => updateGallery()).catch((err) => showError(err, 'model'));

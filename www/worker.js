@@ -563,6 +563,11 @@ const handlers = {
     return exclusive(() => m.estimateMemory(batchSize, maxLen, recipe, numLabels));
   },
 
+  async [IN.ESTIMATE_MEMORY_FOR_CONFIG]({ config, batchSize, maxLen, recipe, numLabels }) {
+    const m = await wasm();
+    return exclusive(() => m.estimateMemoryForConfig(config, batchSize, maxLen, recipe, numLabels));
+  },
+
   async [IN.EVALUATE_ONLY](recipe) {
     refuseWhileTraining('evaluating');
     const m = await wasm();

@@ -308,6 +308,23 @@ pub fn estimate_memory(batch_size: usize, max_len: usize, recipe: JsValue, num_l
     })
 }
 
+/// Training-memory estimate for a model that is not loaded, from its `config.json` text (the
+/// page's model gallery: what the chosen recipe would need before anything is downloaded). The
+/// config goes through the same checks as a loaded one.
+#[wasm_bindgen(js_name = estimateMemoryForConfig)]
+pub fn estimate_memory_for_config(config_json: String, batch_size: usize, max_len: usize, recipe: JsValue, num_labels: usize) -> Result<JsValue, JsError> {
+    let recipe: Recipe = serde_wasm_bindgen::from_value(recipe).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
+    let config = crate::hf::config::HfConfigFile::from_bytes(config_json.as_bytes()).and_then(|c| c.into_bert()).map_err(js_err)?;
+    let (all, trainable) = crate::engine::memory::planned_parameters(&config, &recipe, num_labels.max(2));
+    let mut est = crate::engine::memory::estimate_memory(&config, all, trainable, batch_size, max_len);
+    STATE.with(|s| {
+        if let Some((_, info)) = &s.borrow().device {
+            est.warnings = info.memory_warnings(est.total, est.largest_tensor);
+        }
+    });
+    to_js(&est)
+}
+
 #[derive(Serialize)]
 struct Started<'a> {
     total_steps: usize,
