@@ -79,9 +79,20 @@ test('every control is labelled and reachable with the keyboard; a strict CSP is
       await page.keyboard.press('Tab');
       reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute('name') || ''));
     }
-    for (const id of ['drop-zone', 'data-file', 'data-bundled', 'text-column', 'label-column', 'model-source', 'hub-id', 'model-files', 'model-folder', 'load-model', 'epochs', 'lr', 'recipe-download', 'recipe-file', 'start', 'checkpoint-every', 'try-text', 'export', 'mix-file', 'compare-a', 'compare-start']) {
+    for (const id of ['task-classify', 'task-chat', 'drop-zone', 'data-file', 'data-bundled', 'text-column', 'label-column', 'model-source', 'hub-id', 'model-files', 'model-folder', 'load-model', 'epochs', 'lr', 'recipe-download', 'recipe-file', 'start', 'checkpoint-every', 'try-text', 'export', 'mix-file']) {
       assert.ok(reached.has(id), `${id} is not reachable with Tab (reached: ${[...reached].join(', ')})`);
     }
+    // Another task's controls, once it is chosen with the keyboard.
+    await page.focus('#task-compare');
+    await page.keyboard.press('Enter');
+    reached.clear();
+    for (let i = 0; i < 120; i++) {
+      await page.keyboard.press('Tab');
+      reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute('name') || ''));
+    }
+    for (const id of ['compare-a', 'compare-b', 'compare-start']) assert.ok(reached.has(id), `${id} is not reachable with Tab in the compare task`);
+    assert.equal(reached.has('try-text'), false, 'a classify-only control is reachable in the compare task');
+    await page.click('#task-classify');
     // Enter on the drop zone opens the file chooser.
     const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 5_000 }), page.focus('#drop-zone').then(() => page.keyboard.press('Enter'))]);
     assert.ok(chooser, 'no file chooser');
