@@ -35,7 +35,7 @@ export function startDemo(name, page) {
   page.showTask('classify');
   for (const [id, value] of Object.entries(demo.fields)) $(id).value = value;
   page.setStrategy(demo.strategy);
-  for (const id of ['mlm-epochs']) $(id).value = '0';
+  $('mlm-epochs').value = '0'; // no domain-adaptation stage in the demo
   const steps = [...document.querySelectorAll('#demo-steps li')];
   const render = () => {
     const s = page.state;
