@@ -301,11 +301,25 @@ impl Recipe {
             }
             let v = values.get(f.name).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
             if !f.allows(v) {
-                return bad(format!("{} must be {} (got {})", f.label, f.range(), values[f.name]));
+                return Err(crate::error::coded!(
+                    Recipe,
+                    "recipe.out-of-range",
+                    "{label} must be {range} (got {got})",
+                    field = f.name,
+                    label = f.label,
+                    range = f.range(),
+                    got = &values[f.name]
+                ));
             }
         }
         if self.max_len > max_positions {
-            return bad(format!("max length must be between 4 and the model's {max_positions} positions (got {})", self.max_len));
+            return Err(crate::error::coded!(
+                Recipe,
+                "recipe.max-len-beyond-model",
+                "max length must be between 4 and the model's {positions} positions (got {got})",
+                positions = max_positions,
+                got = self.max_len
+            ));
         }
         if self.strategy == Strategy::Lora {
             if self.lora_targets.is_empty() {

@@ -1,8 +1,16 @@
 // UI text in English and Chinese. Static text lives in index.html (English) and is marked
 // data-i18n="key"; ZH below replaces it. Dynamic text goes through t(key, vars), which reads
-// EN or ZH. Messages that come from the engine (Rust) stay in English.
+// EN or ZH. Messages that come from the engine (Rust) carry a code and the values they name
+// (src/error.rs): errorText() says them in Chinese from ZH_ERRORS; in English the engine's own text.
 
 const EN = {
+  'field.number': '{name} must be a number.',
+  'field.whole': '{name} must be a whole number (got {got}).',
+  'field.min': '{name} must be at least {limit} (got {got}).',
+  'field.max': '{name} must be at most {limit} (got {got}).',
+  'field.gt': '{name} must be greater than {limit} (got {got}).',
+  'field.lt': '{name} must be below {limit} (got {got}).',
+  'field.positions': "{name} must be at most the model's {limit} positions (got {got}).",
   'gallery.model': 'model',
   'gallery.languages': 'languages',
   'gallery.parameters': 'parameters',
@@ -64,6 +72,8 @@ const EN = {
   'runPanel.step': 'step',
   'runPanel.accuracy': 'accuracy',
   'runPanel.perplexity': 'perplexity',
+  'runPanel.adapting': 'domain adaptation',
+  'runPanel.task': 'task',
   'train.resume': 'Resume',
   'results.before': 'before (step 0)',
   'results.after': 'after (step {step})',
@@ -77,6 +87,13 @@ const EN = {
 };
 
 const ZH = {
+  'field.number': '{name}必须是数字。',
+  'field.whole': '{name}必须是整数（现在是 {got}）。',
+  'field.min': '{name}至少为 {limit}（现在是 {got}）。',
+  'field.max': '{name}至多为 {limit}（现在是 {got}）。',
+  'field.gt': '{name}必须大于 {limit}（现在是 {got}）。',
+  'field.lt': '{name}必须小于 {limit}（现在是 {got}）。',
+  'field.positions': '{name}不能超过模型的 {limit} 个位置（现在是 {got}）。',
   'gallery.model': '模型',
   'gallery.languages': '语言',
   'gallery.parameters': '参数',
@@ -352,6 +369,8 @@ const ZH = {
   'runPanel.step': '步',
   'runPanel.accuracy': '准确率',
   'runPanel.perplexity': '困惑度',
+  'runPanel.adapting': '领域适应',
+  'runPanel.task': '任务',
   'runs.title': '以前的训练',
   'runs.explain': '每次完成的训练都保存在这个浏览器里（不会上传）：配方、模型、数据、分数和曲线。勾选两次训练并排比较，用它的配方重新训练，或删除它。',
   'runs.empty': '还没有训练记录：训练完成后会出现在这里。',
@@ -397,6 +416,90 @@ const ZH = {
   'train.bestKept': '保留了最好的权重，来自第 {best} 步（{metric} {value}）。',
 };
 
+
+// The engine's errors in Chinese, by code (src/error.rs `coded!`); an entry is a template of the
+// error's values or a function of them. A code without an entry falls back to its kind's entry,
+// which says the kind of problem in Chinese and keeps the engine's English detail.
+const ZH_SEPARATOR = { comma: '逗号', tab: '制表符' };
+const ZH_ROLE = { text: '文本', label: '标签' };
+const ZH_FIELD = {
+  epochs: '训练轮数', lr: '学习率', batch_size: '批大小', max_len: '最大长度', warmup_ratio: '预热比例',
+  weight_decay: '权重衰减', seed: '随机种子', eval_fraction: '评估集比例', eval_every: '评估间隔',
+  max_grad_norm: '梯度裁剪范数', grad_accum: '梯度累积', early_stopping_patience: '早停耐心',
+  top_layers: '顶部层数', unfreeze_every: '解冻间隔', layer_lr_decay: '逐层学习率衰减', lora_rank: 'LoRA 秩',
+  lora_alpha: 'LoRA alpha', lora_dropout: 'LoRA dropout', mix_temperature: '混合温度', mlm_epochs: '领域适应轮数',
+  mlm_lr: '领域适应学习率', mlm_probability: '掩码概率',
+};
+/** "between 1 and 1000", "a positive number below 1", "in [0, 1)", "≥ 0" … (recipe.rs `range`) in Chinese. */
+function zhRange(range) {
+  const rules = [
+    [/^between (\S+) and (\S+)$/, '在 $1 到 $2 之间'],
+    [/^a positive number below (\S+)$/, '是小于 $1 的正数'],
+    [/^a positive number$/, '是正数'],
+    [/^a number$/, '是数字'],
+    [/^in (.+)$/, '在 $1 区间内'],
+    [/^([≥≤<>]) (\S+)$/, '$1 $2'],
+  ];
+  for (const [re, zh] of rules) if (re.test(range)) return range.replace(re, zh);
+  return range;
+}
+const ZH_ERRORS = {
+  'kind.config': 'config.json 有问题：{detail}',
+  'kind.tokenizer': 'tokenizer.json 有问题：{detail}',
+  'kind.weights': '权重文件 model.safetensors 有问题：{detail}',
+  'kind.data': '数据有问题：{detail}',
+  'kind.recipe': '训练配方有问题：{detail}',
+  'kind.backend': '计算后端出错：{detail}',
+  'kind.io': '读写文件出错：{detail}',
+  'kind.other': '出错了：{detail}',
+  'data.utf8': '{name}：第 {line} 行（第 {byte} 个字节）不是有效的 UTF-8；请把文件另存为 UTF-8',
+  'data.empty-file': '{name}：文件是空的',
+  'data.no-rows': '{name}：文件只有表头，没有数据行',
+  'data.too-many-columns': '{name}：文件有 {n} 列，上限是 {max} 列',
+  'data.cell-too-long': '{name}：第 {row} 行“{column}”列的单元格有 {bytes} 字节，上限是 {max} 字节（1 MiB）',
+  'data.unclosed-quote': '{name}：第 {line} 行开始的字段引号没有闭合，文件其余部分会被读成一个单元格；请补上或删掉这个引号',
+  'data.no-header': '{name}：第一行必须是列名表头',
+  'data.duplicate-column': '{name}：表头中“{column}”列出现了两次',
+  'data.ragged': (a) => `${a.name}：第 ${a.line} 行有 ${a.fields} 个字段，但表头有 ${a.header} 个（字段里有没加引号的${ZH_SEPARATOR[a.separator] ?? a.separator}？）`,
+  'data.bad-json-line': '{name}：第 {line} 行不是有效的 JSON：{error}',
+  'data.not-object': '{name}：第 {line} 行不是 JSON 对象（应当形如 {"text": ..., "label": ...}）',
+  'data.no-column': (a) => `${a.name}：没有${ZH_ROLE[a.role] ?? a.role}列“${a.column}”；现有的列：${a.columns}`,
+  'data.no-labelled-rows': '{name}：没有任何一行同时有文本和标签',
+  'data.one-class': '{name}：标签列“{column}”只有一个类别（“{label}”）；分类至少需要两个类别',
+  'data.too-many-classes': '{name}：标签列“{column}”有 {n} 个不同的值，上限是 {max} 个类别（是不是选成了文本列？）',
+  'data.same-columns': '{name}：文本列和标签列必须不同（现在都是“{column}”）',
+  'data.no-training-file': '请先选择训练文件',
+  'data.eval-unseen-labels': '评估数据中有训练数据没有的标签：{unseen}（训练标签：{labels}）',
+  'config.not-json': 'config.json：不是有效的模型配置 JSON（{error}）',
+  'config.unsupported-model': '不支持的模型类型 model_type“{found}”：Burnish 支持 {supported}',
+  'tokenizer.other-model': 'tokenizer.json：分词器有 {tokens} 个词元，但 config.json 的 vocab_size 是 {vocab}：它们来自不同的模型',
+  'recipe.out-of-range': (a) => `训练配方：${ZH_FIELD[a.field] ?? a.label}必须${zhRange(a.range)}（现在是 ${a.got}）`,
+  'recipe.max-len-beyond-model': '训练配方：最大长度必须在 4 到模型的 {positions} 个位置之间（现在是 {got}）',
+};
+
+/** Fills `{name}` slots from `vars` (a slot without a value stays as written). */
+function fill(template, vars) {
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (vars[name] ?? whole).toString());
+}
+
+/** An error as the page shows it: a page error made with `say` (lib/errors.js failSaying) is said
+ * again in the current language; in Chinese an engine error is said from its code and values
+ * (ZH_ERRORS); in English (or without a code) it is the message itself. */
+export function errorText(err) {
+  if (typeof err?.say === 'function') return err.say();
+  const message = err instanceof Error ? err.message : String(err?.message ?? err);
+  if (lang !== 'zh' || typeof err?.code !== 'string') return message;
+  const args = { ...(err.args ?? {}) };
+  const entry = ZH_ERRORS[err.code];
+  if (typeof entry === 'function') return entry(args);
+  if (entry) return fill(entry, args);
+  const kind = ZH_ERRORS[`kind.${err.kind}`];
+  return kind ? fill(kind, { detail: err.detail ?? message }) : message;
+}
+
+/** The codes that have a Chinese text of their own (for the tests). */
+export const TRANSLATED_CODES = Object.keys(ZH_ERRORS).filter((k) => !k.startsWith('kind.'));
+
 const DICTS = { en: EN, zh: ZH };
 const original = new Map(); // element -> its English text from index.html
 let lang = 'en';
@@ -407,8 +510,7 @@ export function currentLang() {
 
 /** Dynamic text: `t('check.rows', {usable: 3, rows: 4})`. */
 export function t(key, vars = {}) {
-  const template = DICTS[lang][key] ?? EN[key] ?? key;
-  return template.replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? `{${name}}`).toString());
+  return fill(DICTS[lang][key] ?? EN[key] ?? key, vars);
 }
 
 /** Switches the static text (data-i18n elements) and <html lang>. */

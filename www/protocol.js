@@ -58,7 +58,7 @@ export const OUT = Object.freeze({
   METRICS: 'metrics', // {metrics, predictions, phase: 'before'|'after', step, stopped}
   LOG: 'log', // {message}
   DONE: 'done', // {stopped, step, ok}
-  ERROR: 'error', // {message, concerns, step}
+  ERROR: 'error', // {message, concerns, step, code?, kind?, args?, detail?} (an engine error's code: src/error.rs)
   RESULT: 'result', // the request's return value
   CHECKPOINT: 'checkpoint', // {step}: a checkpoint of the run was written to OPFS
   COMPARE_PROGRESS: 'compareProgress', // {reports: StepReport[][]} (one list per compared run)
@@ -130,11 +130,16 @@ export const CONCERNS = Object.freeze({
 
 /** An error reported by the worker; `concerns` names the page section, `step` the training step. */
 export class BurnishError extends Error {
-  constructor({ message, concerns = null, step = null }) {
+  constructor({ message, concerns = null, step = null, code = null, kind = null, args = null, detail = null }) {
     super(message);
     this.name = 'BurnishError';
     this.concerns = concerns;
     this.step = step;
+    // An engine error's code and the values it names (src/error.rs): the page translates from them.
+    this.code = code;
+    this.kind = kind;
+    this.args = args;
+    this.detail = detail;
   }
 }
 

@@ -1,4 +1,4 @@
-// Runs remembered in this browser (IndexedDB, never uploaded): each finished classifier run's
+// Runs remembered in this browser (IndexedDB, never uploaded): each finished run's (any task)
 // recipe, model, data name, metrics before and after, loss curve and evaluations, and its date.
 // The page lists them, compares any two side by side, re-runs one (its recipe back in the form)
 // or deletes it.

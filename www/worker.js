@@ -88,6 +88,12 @@ function describe(err) {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** An engine error's code, kind, values and detail (src/web/mod.rs js_err), for the page's translation. */
+function codeOf(/** @type {any} */ err) {
+  if (!err || typeof err !== 'object' || typeof err.code !== 'string') return {};
+  return { code: err.code, kind: err.kind ?? null, args: { ...(err.args ?? {}) }, detail: err.detail ?? null };
+}
+
 // Two builds of the engine (scripts/build_wasm.sh): pkg/ (WebGPU + the CPU on one thread) and
 // pkg-mt/ (the CPU only, on a pool of Web Workers: wasm threads). Threads need shared memory,
 // which browsers allow only on a cross-origin isolated page (COOP/COEP headers: serve.mjs sends
@@ -220,7 +226,7 @@ async function lmLoop(ckpt = { every: 0, lastSaved: 0 }) {
     });
     ok = true;
   } catch (err) {
-    post(OUT.ERROR, { message: describe(err), concerns: 'lm', step: null });
+    post(OUT.ERROR, { message: describe(err), concerns: 'lm', step: null, ...codeOf(err) });
   } finally {
     lmRun.active = false;
     post(OUT.LM_DONE, { ok, stopped: lmRun.stopped });
@@ -243,7 +249,7 @@ async function generateLoop(id) {
       await nextTask();
     }
   } catch (err) {
-    post(OUT.ERROR, { message: describe(err), concerns: 'generate', step: null });
+    post(OUT.ERROR, { message: describe(err), concerns: 'generate', step: null, ...codeOf(err) });
     post(OUT.GEN_TOKENS, { id, done: true, stopped: 'error', text: null });
   } finally {
     generating.active = false;
@@ -271,7 +277,7 @@ async function multitaskLoop() {
     metrics = await exclusive(() => m.multitaskEvaluate());
     ok = true;
   } catch (err) {
-    post(OUT.ERROR, { message: describe(err), concerns: 'multitask', step: null });
+    post(OUT.ERROR, { message: describe(err), concerns: 'multitask', step: null, ...codeOf(err) });
   } finally {
     multitasking.active = false;
     post(OUT.MT_DONE, { ok, stopped: multitasking.stopped, metrics });
@@ -299,7 +305,7 @@ async function compareLoop(summary) {
     if (summary.eval_count > 0) results = await exclusive(() => m.compareEvaluate());
     ok = true;
   } catch (err) {
-    post(OUT.ERROR, { message: describe(err), concerns: 'compare', step: null });
+    post(OUT.ERROR, { message: describe(err), concerns: 'compare', step: null, ...codeOf(err) });
   } finally {
     comparing.active = false;
     post(OUT.COMPARE_DONE, { ok, stopped: comparing.stopped, results });
@@ -409,7 +415,7 @@ async function trainLoop(summary, ckpt = { every: 0, lastSaved: 0 }) {
     }
     ok = true;
   } catch (err) {
-    post(OUT.ERROR, { message: describe(err), concerns: 'train', step: training.step });
+    post(OUT.ERROR, { message: describe(err), concerns: 'train', step: training.step, ...codeOf(err) });
   } finally {
     training.active = false;
     post(OUT.DONE, { ok, stopped: training.stopped, step: training.step });
@@ -441,7 +447,7 @@ async function adaptThenTrain(recipe, ckpt, adaptOnly) {
     }
   } catch (err) {
     failed = true;
-    post(OUT.ERROR, { message: describe(err), concerns: 'train', step: null });
+    post(OUT.ERROR, { message: describe(err), concerns: 'train', step: null, ...codeOf(err) });
   } finally {
     if (!handedOver) {
       training.active = false;
@@ -810,14 +816,14 @@ self.addEventListener('message', async (/** @type {MessageEvent} */ { data: { id
     post(OUT.RESULT, await handler(payload ?? {}), id);
   } catch (err) {
     const step = training.active ? training.step : null;
-    post(OUT.ERROR, { message: describe(err), concerns: CONCERNS[type] ?? null, step }, id);
+    post(OUT.ERROR, { message: describe(err), concerns: CONCERNS[type] ?? null, step, ...codeOf(err) }, id);
   }
 });
 
 // Last line of defence: nothing reaches the console unhandled.
 self.addEventListener('unhandledrejection', (event) => {
   event.preventDefault();
-  post(OUT.ERROR, { message: describe(event.reason), concerns: null, step: null });
+  post(OUT.ERROR, { message: describe(event.reason), concerns: null, step: null, ...codeOf(event.reason) });
 });
 self.addEventListener('error', (event) => {
   event.preventDefault();

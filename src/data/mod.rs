@@ -56,7 +56,7 @@ pub fn decode_utf8<'a>(bytes: &'a [u8], name: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
         let upto = e.valid_up_to();
         let line = bytes[..upto].iter().filter(|&&b| b == b'\n').count() + 1;
-        Error::data(format!("{name}: invalid UTF-8 on line {line} (byte {}); save the file as UTF-8", upto + 1))
+        crate::error::coded!(Data, "data.utf8", "{name}: invalid UTF-8 on line {line} (byte {byte}); save the file as UTF-8", name = name, line = line, byte = upto + 1)
     })
 }
 
@@ -106,7 +106,7 @@ pub fn parse_table(bytes: &[u8], name: &str) -> Result<Table> {
 pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table> {
     let text = decode_utf8(bytes, name)?;
     if text.trim().is_empty() {
-        return Err(Error::data(format!("{name}: the file is empty")));
+        return Err(crate::error::coded!(Data, "data.empty-file", "{name}: the file is empty", name = name));
     }
     let (columns, rows) = match format {
         Format::Csv => parse_delimited(text, name, b',')?,
@@ -123,19 +123,23 @@ pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table>
         }
     };
     if rows.is_empty() {
-        return Err(Error::data(format!("{name}: the file has a header but no data rows")));
+        return Err(crate::error::coded!(Data, "data.no-rows", "{name}: the file has a header but no data rows", name = name));
     }
     if columns.len() > MAX_COLUMNS {
-        return Err(Error::data(format!("{name}: the file has {} columns; the limit is {MAX_COLUMNS}", columns.len())));
+        return Err(crate::error::coded!(Data, "data.too-many-columns", "{name}: the file has {n} columns; the limit is {max}", name = name, n = columns.len(), max = MAX_COLUMNS));
     }
     for (r, row) in rows.iter().enumerate() {
         if let Some((c, cell)) = row.iter().enumerate().find(|(_, cell)| cell.len() > MAX_CELL_BYTES) {
-            return Err(Error::data(format!(
-                "{name}: row {}, column \"{}\": the cell is {} bytes long; the limit is {MAX_CELL_BYTES} bytes (1 MiB)",
-                r + 1,
-                columns.get(c).map(String::as_str).unwrap_or("?"),
-                cell.len()
-            )));
+            return Err(crate::error::coded!(
+                Data,
+                "data.cell-too-long",
+                "{name}: row {row}, column \"{column}\": the cell is {bytes} bytes long; the limit is {max} bytes (1 MiB)",
+                name = name,
+                row = r + 1,
+                column = columns.get(c).map(String::as_str).unwrap_or("?"),
+                bytes = cell.len(),
+                max = MAX_CELL_BYTES
+            ));
         }
     }
     Ok(Table { name: name.to_string(), format, columns, rows })
@@ -144,9 +148,13 @@ pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table>
 fn parse_delimited(text: &str, name: &str, delim: u8) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let kind = if delim == b'\t' { "TSV" } else { "CSV" };
     if let Some(line) = unclosed_quote(text, delim) {
-        return Err(Error::data(format!(
-            "{name}: the quote that opens a field on line {line} is never closed, so the rest of the file would be read as one cell; close it or remove it"
-        )));
+        return Err(crate::error::coded!(
+            Data,
+            "data.unclosed-quote",
+            "{name}: the quote that opens a field on line {line} is never closed, so the rest of the file would be read as one cell; close it or remove it",
+            name = name,
+            line = line
+        ));
     }
     let mut reader = csv::ReaderBuilder::new().delimiter(delim).flexible(false).has_headers(true).from_reader(text.as_bytes());
     let headers = reader
@@ -156,12 +164,12 @@ fn parse_delimited(text: &str, name: &str, delim: u8) -> Result<(Vec<String>, Ve
         .map(|h| h.trim().to_string())
         .collect::<Vec<_>>();
     if headers.iter().all(|h| h.is_empty()) {
-        return Err(Error::data(format!("{name}: the first line must be a header with column names")));
+        return Err(crate::error::coded!(Data, "data.no-header", "{name}: the first line must be a header with column names", name = name));
     }
     let mut seen = BTreeSet::new();
     for h in &headers {
         if !h.is_empty() && !seen.insert(h.clone()) {
-            return Err(Error::data(format!("{name}: column \"{h}\" appears twice in the header")));
+            return Err(crate::error::coded!(Data, "data.duplicate-column", "{name}: column \"{column}\" appears twice in the header", name = name, column = h));
         }
     }
     let mut rows = Vec::new();
@@ -169,10 +177,16 @@ fn parse_delimited(text: &str, name: &str, delim: u8) -> Result<(Vec<String>, Ve
         let rec = rec.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
             match e.kind() {
-                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::data(format!(
-                    "{name}: line {line} has {len} fields but the header has {expected_len} (an unquoted {} inside a field?)",
-                    if delim == b'\t' { "tab" } else { "comma" }
-                )),
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => crate::error::coded!(
+                    Data,
+                    "data.ragged",
+                    "{name}: line {line} has {fields} fields but the header has {header} (an unquoted {separator} inside a field?)",
+                    name = name,
+                    line = line,
+                    fields = len,
+                    header = expected_len,
+                    separator = if delim == b'\t' { "tab" } else { "comma" }
+                ),
                 _ => Error::data(format!("{name}: {kind} error on line {line}: {e}")),
             }
         })?;
@@ -199,14 +213,14 @@ fn parse_jsonl(text: &str, name: &str) -> Result<(Vec<String>, Vec<Vec<String>>)
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| Error::data(format!("{name}: line {} is not valid JSON: {e}", i + 1)))?;
+                .map_err(|e| crate::error::coded!(Data, "data.bad-json-line", "{name}: line {line} is not valid JSON: {error}", name = name, line = i + 1, error = e))?;
             out.push((i + 1, v));
         }
         out
     };
     for (line, v) in items {
         let serde_json::Value::Object(obj) = v else {
-            return Err(Error::data(format!("{name}: line {line} is not a JSON object like {{\"text\": ..., \"label\": ...}}")));
+            return Err(crate::error::coded!(Data, "data.not-object", "{name}: line {line} is not a JSON object like {{\"text\": ..., \"label\": ...}}", name = name, line = line));
         };
         for k in obj.keys() {
             if !columns.contains(k) {
@@ -251,11 +265,15 @@ pub struct LabeledData {
 
 fn column_index(table: &Table, col: &str, role: &str) -> Result<usize> {
     table.columns.iter().position(|c| c == col).ok_or_else(|| {
-        Error::data(format!(
-            "{}: no {role} column \"{col}\"; columns found: {}",
-            table.name,
-            table.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
-        ))
+        crate::error::coded!(
+            Data,
+            "data.no-column",
+            "{name}: no {role} column \"{column}\"; columns found: {columns}",
+            name = &table.name,
+            role = role,
+            column = col,
+            columns = table.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
@@ -263,7 +281,7 @@ fn column_index(table: &Table, col: &str, role: &str) -> Result<usize> {
 pub fn labeled_examples(table: &Table, text_col: &str, label_col: &str) -> Result<LabeledData> {
     let (usable, empty_text, empty_label) = pairs(table, text_col, label_col)?;
     if usable.is_empty() {
-        return Err(Error::data(format!("{}: no row has both a text and a label", table.name)));
+        return Err(crate::error::coded!(Data, "data.no-labelled-rows", "{name}: no row has both a text and a label", name = &table.name));
     }
     let examples = usable.into_iter().map(|(t, l)| Example { text: t.to_string(), label: l.to_string() }).collect();
     Ok(LabeledData { examples, skipped_empty_text: empty_text, skipped_empty_label: empty_label })
@@ -274,16 +292,25 @@ pub fn label_vocab(examples: &[Example], name: &str, label_col: &str) -> Result<
     let set: BTreeSet<&str> = examples.iter().map(|e| e.label.as_str()).collect();
     let mut labels: Vec<String> = set.into_iter().map(String::from).collect();
     if labels.len() < 2 {
-        return Err(Error::data(format!(
-            "{name}: the label column \"{label_col}\" has only one class ({}); classification needs at least two",
-            labels.first().map(|s| format!("\"{s}\"")).unwrap_or_default()
-        )));
+        return Err(crate::error::coded!(
+            Data,
+            "data.one-class",
+            "{name}: the label column \"{column}\" has only one class (\"{label}\"); classification needs at least two",
+            name = name,
+            column = label_col,
+            label = labels.first().map(String::as_str).unwrap_or_default()
+        ));
     }
     if labels.len() > MAX_CLASSES {
-        return Err(Error::data(format!(
-            "{name}: the label column \"{label_col}\" has {} different values; the limit is {MAX_CLASSES} classes (is it a text column?)",
-            labels.len()
-        )));
+        return Err(crate::error::coded!(
+            Data,
+            "data.too-many-classes",
+            "{name}: the label column \"{column}\" has {n} different values; the limit is {max} classes (is it a text column?)",
+            name = name,
+            column = label_col,
+            n = labels.len(),
+            max = MAX_CLASSES
+        ));
     }
     if labels.iter().all(|l| l.parse::<i64>().is_ok()) {
         labels.sort_by_key(|l| l.parse::<i64>().unwrap_or(0));
@@ -402,7 +429,7 @@ fn pairs<'a>(table: &'a Table, text_col: &str, label_col: &str) -> Result<(Vec<(
     let ti = column_index(table, text_col, "text")?;
     let li = column_index(table, label_col, "label")?;
     if ti == li {
-        return Err(Error::data(format!("{}: the text and label columns must differ (both are \"{text_col}\")", table.name)));
+        return Err(crate::error::coded!(Data, "data.same-columns", "{name}: the text and label columns must differ (both are \"{column}\")", name = &table.name, column = text_col));
     }
     let (mut empty_text, mut empty_label) = (0, 0);
     let mut out = Vec::with_capacity(table.rows.len());
@@ -532,7 +559,7 @@ impl TrainingData {
 /// stratified share of each training file.
 pub fn training_data(train: &[&Table], eval: Option<&Table>, text_col: &str, label_col: &str, eval_fraction: f64, seed: u64) -> Result<TrainingData> {
     if train.is_empty() {
-        return Err(Error::data("choose a training file first"));
+        return Err(crate::error::coded!(Data, "data.no-training-file", "choose a training file first"));
     }
     let mut labeled = Vec::with_capacity(train.len());
     let mut skipped = 0;

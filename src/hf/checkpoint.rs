@@ -37,11 +37,13 @@ impl Checkpoint {
         let cfg = config_file.clone().into_bert()?;
         let tok = TextTokenizer::from_bytes(tokenizer)?;
         if tok.vocab_size() > cfg.vocab_size {
-            return Err(Error::Tokenizer(format!(
-                "the tokenizer has {} tokens but config.json says vocab_size {}: they belong to different models",
-                tok.vocab_size(),
-                cfg.vocab_size
-            )));
+            return Err(crate::error::coded!(
+                Tokenizer,
+                "tokenizer.other-model",
+                "the tokenizer has {tokens} tokens but config.json says vocab_size {vocab}: they belong to different models",
+                tokens = tok.vocab_size(),
+                vocab = cfg.vocab_size
+            ));
         }
         tok.check_fits(cfg.vocab_size)?;
         crate::hf::weights::validate_safetensors(&weights)?;

@@ -61,7 +61,7 @@ impl HfConfigFile {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::Config("the file is not UTF-8 text (is it really config.json?)".into()))?;
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("not valid JSON for a model config: {e}")))
+        serde_json::from_str(text).map_err(|e| crate::error::coded!(Config, "config.not-json", "not valid JSON for a model config: {error}", error = e))
     }
 
     /// Checks the file and turns it into the runtime config.

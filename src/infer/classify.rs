@@ -173,11 +173,14 @@ pub fn encode_examples(ckpt: &mut Checkpoint, examples: &[Example], labels: &[St
     }
     if !unknown.is_empty() {
         unknown.truncate(10);
-        return Err(Error::data(format!(
-            "{what} has labels that the training data does not: {} (training labels: {})",
-            unknown.join(", "),
-            labels.join(", ")
-        )));
+        return Err(crate::error::coded!(
+            Data,
+            "data.eval-unseen-labels",
+            "{what} has labels that the training data does not: {unseen} (training labels: {labels})",
+            what = what,
+            unseen = unknown.join(", "),
+            labels = labels.join(", ")
+        ));
     }
     Ok(out)
 }

@@ -29,7 +29,7 @@ pub enum DecoderConfig {
 
 impl DecoderConfig {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Config(format!("not valid JSON for a model config: {e}")))?;
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| crate::error::coded!(Config, "config.not-json", "not valid JSON for a model config: {error}", error = e))?;
         let model_type = v
             .get("model_type")
             .and_then(Value::as_str)

@@ -54,7 +54,7 @@ thread_local! {
 }
 
 fn err(e: Error) -> JsError {
-    JsError::new(&e.to_string())
+    crate::web::js_err(e)
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {

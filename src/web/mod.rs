@@ -1,7 +1,8 @@
 //! The only JavaScript boundary: thin `#[wasm_bindgen]` functions for the page's Web Worker.
 //! State lives in one thread-local (the worker owns a single session); async calls take what
 //! they need out of it, await, and put it back, so nothing is borrowed across an await.
-//! Errors become JS `Error`s carrying the library's user-facing message.
+//! Errors become JS `Error`s carrying the library's user-facing message, and its `code`, `kind`,
+//! `args` and `detail` (error.rs), from which the page says it in the user's language.
 
 
 pub mod backend;
@@ -50,8 +51,21 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-fn js_err(e: Error) -> JsError {
-    JsError::new(&e.to_string())
+/// A JS `Error` with the English message and, as properties, the error's `code`, `kind`, `args`
+/// (an object of the values it names) and `detail` (the text without its kind's prefix).
+pub(crate) fn js_err(e: Error) -> JsError {
+    let err = JsError::new(&e.to_string());
+    // A JsError is a handle: the clone names the same JS object, so the properties set on it
+    // travel with the error returned.
+    let obj = JsValue::from(err.clone());
+    let args = js_sys::Object::new();
+    for (k, v) in e.args() {
+        let _ = js_sys::Reflect::set(&args, &JsValue::from_str(k), &JsValue::from_str(&v));
+    }
+    for (k, v) in [("code", JsValue::from_str(e.code())), ("kind", JsValue::from_str(e.kind())), ("args", args.into()), ("detail", JsValue::from_str(&e.detail()))] {
+        let _ = js_sys::Reflect::set(&obj, &JsValue::from_str(k), &v);
+    }
+    err
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {

@@ -239,6 +239,42 @@ test('try-it and export before any training', async () => {
   await messageIn(page, '#export-error', /Train a model first/);
 });
 
+// In Chinese: the engine's messages are said from their code and values (src/error.rs →
+// www/i18n.js ZH_ERRORS), the page's own ones from its catalogue; switching back says them again
+// in English.
+test('在中文界面: engine and page messages in Chinese, and back in English', async () => {
+  await chooseTask(page, 'classify');
+  await page.selectOption('#lang', 'zh');
+  try {
+    await upload('#data-file', DATA('ragged.csv'));
+    await messageIn(page, '#data-error', /^ragged\.csv：第 3 行有 4 个字段，但表头有 2 个（字段里有没加引号的逗号？）$/);
+    assert.equal((await page.evaluate(() => window.burnishState.errors.at(-1).code)), 'data.ragged');
+    await upload('#data-file', await file('empty.csv', ' \n'));
+    await messageIn(page, '#data-error', /^empty\.csv：文件是空的$/);
+    await upload('#data-file', await file('dup.csv', 'text,label,text\na,b,c\n'));
+    await messageIn(page, '#data-error', /^dup\.csv：表头中“text”列出现了两次$/);
+    // A config that is not JSON: the code's text keeps the parser's own detail.
+    const bad = await file('config.json', '{"model_type": "bert", ');
+    await upload('#model-files', [bad, TINY_FILES[1], TINY_FILES[2]]);
+    await page.click('#load-model');
+    await messageIn(page, '#model-error', /^config\.json：不是有效的模型配置 JSON（EOF while parsing/);
+    // The page's own check of a field, with the field's Chinese label.
+    await page.check('input[name="model-source"][value="bundled"]');
+    await page.fill('#lr', '5');
+    await page.click('#start');
+    await messageIn(page, '#err-lr', /^学习率必须小于 1（现在是 5）。$/);
+    // Back to English: the messages on show are said again in English.
+    await page.selectOption('#lang', 'en');
+    await messageIn(page, '#err-lr', /^Learning rate must be below 1 \(got 5\)\.$/);
+    await messageIn(page, '#model-error', /^config\.json: not valid JSON for a model config/);
+  } finally {
+    await page.selectOption('#lang', 'en');
+    await page.fill('#lr', '1e-2');
+    await upload('#data-file', DATA('studio-train.csv'));
+    await waitForState(page, (s) => s.data?.name === 'studio-train.csv', 20_000);
+  }
+});
+
 // Last: runs after every case above.
 test('nothing reached the console: every problem above was a message in the page', () => {
   const { problems } = session;

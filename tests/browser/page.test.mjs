@@ -14,7 +14,7 @@ const PAGE_FILES = ['index.html', 'main.js', 'worker.js', 'protocol.js', 'style.
 async function pageRoot() {
   const root = await mkdtemp(path.join(tmpdir(), 'burnish-page-'));
   for (const file of PAGE_FILES) await cp(path.join(REPO, 'www', file), path.join(root, file));
-  await cp(path.join(REPO, 'www', 'views'), path.join(root, 'views'), { recursive: true });
+  for (const dir of ['views', 'steps', 'lib']) await cp(path.join(REPO, 'www', dir), path.join(root, dir), { recursive: true });
   return root;
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 
 mod data_parsing;
+mod error_codes;
 mod engine;
 mod fidelity;
 mod fuzz;

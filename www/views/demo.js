@@ -4,6 +4,7 @@
 // they happen, and the objectives written out beside the live curves.
 
 import { t } from '../i18n.js';
+import { $, pct } from '../lib/dom.js';
 
 /** The demos: the recipe fields each one sets (ids of the recipe form). */
 export const DEMOS = Object.freeze({
@@ -14,8 +15,6 @@ export const DEMOS = Object.freeze({
   },
 });
 
-const $ = (id) => document.getElementById(id);
-const pct = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '—');
 
 /** Which demo the address asks for: null (none), a name, or an error message. */
 export function demoWanted() {
@@ -25,8 +24,9 @@ export function demoWanted() {
 }
 
 /**
- * Turns the page into the demo: `page` gives what main.js owns: {state, showTask, loadData,
- * loadModel, start, setStrategy}. Returns once the data and model are loading.
+ * Turns the page into the demo: `page` gives what main.js owns: {state, showTask, onChange,
+ * loadModel, start, setStrategy}; `onChange(fn)` calls fn whenever the page's state changes (a
+ * file or model loaded, each engine event). Returns once the model is loading.
  */
 export function startDemo(name, page) {
   const demo = DEMOS[name];
@@ -57,12 +57,12 @@ export function startDemo(name, page) {
     const last = s.evals.length ? s.evals[s.evals.length - 1] : null;
     const now = s.done && s.metrics ? s.metrics.accuracy : last?.accuracy;
     $('demo-score').textContent = Number.isFinite(before)
-      ? t('demo.score', { before: pct(before), now: pct(now), step: s.done ? s.losses.length : last?.step ?? 0 })
+      ? t('demo.score', { before: pct(before, 0), now: pct(now, 0), step: s.done ? s.losses.length : last?.step ?? 0 })
       : '';
     $('demo-start').disabled = s.training || !s.data;
     $('demo-start').textContent = s.done ? t('demo.again') : t('demo.start');
   };
-  const timer = setInterval(render, 400);
+  page.onChange(render);
   render();
   $('demo-start').addEventListener('click', async () => {
     $('demo-start').disabled = true;
@@ -74,7 +74,6 @@ export function startDemo(name, page) {
     }
   });
   $('demo-exit').addEventListener('click', () => {
-    clearInterval(timer);
     const url = new URL(location.href);
     url.searchParams.delete('demo');
     location.assign(url.href);

@@ -3,6 +3,9 @@
 // engine from each model's config.json (estimateMemoryForConfig) before anything is downloaded.
 // "Use" fills in the Hugging Face id; the download happens on Load, as for any id.
 
+import { t } from '../i18n.js';
+import { $, bytes, millions } from '../lib/dom.js';
+
 const bert = (c) => ({
   model_type: 'bert', architectures: ['BertModel'], hidden_act: 'gelu', hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
   initializer_range: 0.02, layer_norm_eps: 1e-12, max_position_embeddings: 512, type_vocab_size: 2, pad_token_id: 0, ...c,
@@ -28,10 +31,8 @@ export const GALLERY = Object.freeze([
     config: bert({ vocab_size: 119547, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 }) },
 ]);
 
-const $ = (id) => document.getElementById(id);
-
 /** Fills the gallery table; `estimate(config, entry)` answers the engine's MemoryEstimate. */
-export async function renderGallery({ estimate, use, bytes, millions, tr }) {
+export async function renderGallery({ estimate, use }) {
   const table = $('gallery-table');
   const rows = await Promise.all(GALLERY.map(async (g) => {
     let est = null;
@@ -45,7 +46,7 @@ export async function renderGallery({ estimate, use, bytes, millions, tr }) {
   }));
   const head = document.createElement('thead');
   const hr = document.createElement('tr');
-  for (const h of [tr('gallery.model'), tr('gallery.languages'), tr('gallery.parameters'), tr('gallery.download'), tr('gallery.memory'), '']) {
+  for (const h of [t('gallery.model'), t('gallery.languages'), t('gallery.parameters'), t('gallery.download'), t('gallery.memory'), '']) {
     const th = document.createElement('th');
     th.textContent = h;
     hr.append(th);
@@ -76,8 +77,8 @@ export async function renderGallery({ estimate, use, bytes, millions, tr }) {
     const td = document.createElement('td');
     const button = document.createElement('button');
     button.type = 'button';
-    button.textContent = tr('gallery.use');
-    button.setAttribute('aria-label', `${tr('gallery.use')} ${g.id}`);
+    button.textContent = t('gallery.use');
+    button.setAttribute('aria-label', `${t('gallery.use')} ${g.id}`);
     button.addEventListener('click', () => use(g));
     td.append(button);
     tr_.append(td);

@@ -1,7 +1,9 @@
 // The model's layers as a picture: what the recipe freezes, what trains (and from when, with
 // gradual unfreezing), and each layer group's learning rate (discriminative rates), updated as
 // the strategy changes. The same plan fills the layer table once a run starts, where the engine's
-// own layer groups (parameters, LR factors) are shown beside it (main.js renderTrainable).
+// own layer groups (parameters, LR factors) are shown beside it (steps/train.js renderTrainable).
+
+import { sci } from '../lib/dom.js';
 
 /**
  * The layer groups of an encoder with `layers` layers, top first (as the engine's
@@ -52,7 +54,6 @@ function stateText(g, tr) {
   return tr('layers.fromEpoch', { e: g.startEpoch });
 }
 
-const sci = (x) => (Number.isFinite(x) ? x.toExponential(1) : '—');
 
 /** Draws `plan` into the <ol> `list`: one row per group, a bar as long as its learning rate. */
 export function renderLayerPicture(list, plan, lr, tr) {
@@ -77,7 +78,7 @@ export function renderLayerPicture(list, plan, lr, tr) {
     const rate = document.createElement('span');
     rate.className = 'layer-lr';
     const trains = g.state !== 'frozen';
-    rate.textContent = trains ? `LR ${sci(lr * g.lrFactor)}${g.lrFactor !== 1 ? ` (×${g.lrFactor.toFixed(2)})` : ''}` : '';
+    rate.textContent = trains ? `LR ${sci(lr * g.lrFactor, 1)}${g.lrFactor !== 1 ? ` (×${g.lrFactor.toFixed(2)})` : ''}` : '';
     // The bar's length is the group's share of the peak rate (a custom property; no inline style).
     li.style.setProperty('--lr-share', trains ? String(g.lrFactor) : '0');
     li.append(name, what, rate);

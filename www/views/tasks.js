@@ -5,6 +5,7 @@
 // address (?task=…) so that a reload, a bookmark or a shared link opens on it.
 
 import { t } from '../i18n.js';
+import { $ } from '../lib/dom.js';
 
 /** Each task's steps in order: [step key, section id]. Sections without `data-tasks` (the
  * earlier runs) show for every task. */
@@ -17,7 +18,6 @@ export const TASKS = Object.freeze({
   multitask: [['data', 'data-section'], ['model', 'model-section'], ['recipe', 'recipe-section'], ['train', 'multitask-section']],
 });
 
-const $ = (id) => document.getElementById(id);
 let current = null;
 let onChange = () => {};
 
