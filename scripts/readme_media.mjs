@@ -91,7 +91,7 @@ async function demo() {
     await frame(2500);
     await page.click('#demo-start');
     await page.waitForTimeout(1500);
-    await page.evaluate(() => document.getElementById('train-section').scrollIntoView({ block: 'start' }));
+    await page.evaluate(() => document.querySelector('#train-section .charts').scrollIntoView({ block: 'center' }));
     for (;;) {
       await page.waitForTimeout(5000);
       const s = await page.evaluate(() => window.burnishState);
@@ -105,7 +105,7 @@ async function demo() {
     await page.evaluate(() => document.getElementById('demo-panel').scrollIntoView({ block: 'start' }));
     await page.waitForTimeout(300);
     await frame(3000);
-    await page.evaluate(() => document.getElementById('train-section').scrollIntoView({ block: 'start' }));
+    await page.evaluate(() => document.querySelector('#train-section .charts').scrollIntoView({ block: 'center' }));
     await page.screenshot({ path: path.join(OUT, 'demo-training.png') });
     await writeFile(path.join(OUT, 'class-demo.apng'), apng(frames, delays));
     console.log(`class-demo.apng: ${frames.length} frames`);

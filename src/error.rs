@@ -90,14 +90,15 @@ impl std::fmt::Display for Coded {
 }
 
 /// Makes an [`Error::Coded`]: `coded!(Data, "data.empty-file", "{name}: the file is empty", name = n)`.
-/// The named values fill the English text and are kept, by name, for the page's translation.
+/// The named values fill the English text and are kept, by name, for the page's translation;
+/// values after a `;` are kept without appearing in the English text (`…; field = f.name`).
 macro_rules! coded {
-    ($kind:ident, $code:literal, $fmt:literal $(, $k:ident = $v:expr)* $(,)?) => {{
+    ($kind:ident, $code:literal, $fmt:literal $(, $k:ident = $v:expr)* $(; $xk:ident = $xv:expr)* $(,)?) => {{
         $( let $k = $v; )*
         $crate::error::Error::Coded(Box::new($crate::error::Coded {
             kind: $crate::error::Kind::$kind,
             code: $code,
-            args: vec![$( (stringify!($k), $k.to_string()) ),*],
+            args: vec![$( (stringify!($k), $k.to_string()), )* $( (stringify!($xk), $xv.to_string()), )*],
             text: format!($fmt $(, $k = $k)*),
         }))
     }};

@@ -305,10 +305,10 @@ impl Recipe {
                     Recipe,
                     "recipe.out-of-range",
                     "{label} must be {range} (got {got})",
-                    field = f.name,
                     label = f.label,
                     range = f.range(),
-                    got = &values[f.name]
+                    got = &values[f.name];
+                    field = f.name
                 ));
             }
         }

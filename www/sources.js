@@ -88,14 +88,10 @@ export async function readBody(res, onProgress, name = res.url) {
   return out;
 }
 
-/**
- * Downloads the model files of `id` (or takes them from the cache). `onProgress({file, loaded,
- * total, cached})`. Resolves with {config, tokenizer, weights, tokenizerConfig}.
- */
-export async function fetchHubModel(rawId, onProgress) {
-  const id = checkHubId(rawId);
+/** `get(file, {optional})`: one file of Hub model `id`, from the cache or downloaded into it. */
+async function hubFiles(id, onProgress) {
   const cache = await openCache();
-  const get = async (file, { optional = false } = {}) => {
+  return async (file, { optional = false } = {}) => {
     const url = hubUrl(id, file);
     const hit = cache ? await cache.match(url) : undefined;
     if (hit) {
@@ -133,11 +129,53 @@ export async function fetchHubModel(rawId, onProgress) {
     }
     return bytes;
   };
+}
+
+/**
+ * Downloads the model files of `id` (or takes them from the cache). `onProgress({file, loaded,
+ * total, cached})`. Resolves with {config, tokenizer, weights, tokenizerConfig}.
+ */
+export async function fetchHubModel(rawId, onProgress) {
+  const id = checkHubId(rawId);
+  const get = await hubFiles(id, onProgress);
   const config = await get('config.json');
   const tokenizer = await get('tokenizer.json');
   const tokenizerConfig = await get('tokenizer_config.json', { optional: true });
   const weights = await get('model.safetensors');
   return { config, tokenizer, weights, tokenizerConfig, source: `huggingface.co/${id}` };
+}
+
+/**
+ * Downloads a decoder from the Hub: config.json, tokenizer.json, model.safetensors or its shards
+ * (named by model.safetensors.index.json), and, where the model has them, tokenizer_config.json
+ * and chat_template.jinja (the chat template). Resolves with the decoder load's payload
+ * {config, tokenizer, weights: [shard bytes], tokenizerConfig, chatTemplate} and the source.
+ */
+export async function fetchHubDecoder(rawId, onProgress) {
+  const id = checkHubId(rawId);
+  const get = await hubFiles(id, onProgress);
+  const config = await get('config.json');
+  const tokenizer = await get('tokenizer.json');
+  const tokenizerConfig = await get('tokenizer_config.json', { optional: true });
+  const template = await get('chat_template.jinja', { optional: true });
+  const index = await get('model.safetensors.index.json', { optional: true });
+  let weights;
+  if (index) {
+    let names;
+    try {
+      names = Object.values(JSON.parse(new TextDecoder().decode(index)).weight_map ?? {});
+    } catch (err) {
+      fail(`${id}/model.safetensors.index.json is not valid JSON (${err.message}).`);
+    }
+    const shards = [...new Set(names)].filter((n) => typeof n === 'string').sort();
+    if (!shards.length || shards.some((n) => !/^[\w.-]+\.safetensors$/.test(n))) fail(`${id}/model.safetensors.index.json names no usable shards (${shards.slice(0, 3).join(', ') || 'none'}).`);
+    weights = [];
+    for (const shard of shards) weights.push(await get(shard));
+  } else {
+    weights = [await get('model.safetensors')];
+  }
+  const chatTemplate = template ? new TextDecoder().decode(template) : undefined;
+  return { config, tokenizer, weights, tokenizerConfig, chatTemplate, source: `huggingface.co/${id}` };
 }
 
 const base = (p) => p.split('/').pop();

@@ -787,6 +787,11 @@ const handlers = {
     return exclusive(() => m.estimateDecoderMemory(batchSize, maxLen, recipe));
   },
 
+  async [IN.DECODER_MEMORY_FOR_CONFIG]({ config, batchSize, maxLen, recipe }) {
+    const m = await wasm();
+    return exclusive(() => m.estimateDecoderMemoryForConfig(config, batchSize, maxLen, recipe));
+  },
+
   async [IN.GENERATE]({ prompt, options, tuned = false, chat = false, templated = false }) {
     if (generating.active) throw new Error('A generation is already running: stop it first.');
     if (lmRun.active) throw new Error('Wait for the fine-tuning run to end (or stop it) before generating.');

@@ -2,11 +2,10 @@
 //! weights, gradients and AdamW's moments for what trains, and the activations one batch keeps
 //! for the backward pass, for encoders and decoders.
 
-use burn::module::Module;
 use serde::Serialize;
 
 use crate::hf::config::BertConfig;
-use crate::models::causal::{CausalLm, DecoderConfig};
+use crate::models::causal::DecoderConfig;
 use crate::recipe::{LoraTarget, Recipe, Strategy};
 
 /// Rough bytes needed to fine-tune (all parameters trained, f32, AdamW), for the page's
@@ -90,17 +89,51 @@ pub fn planned_parameters(cfg: &BertConfig, r: &Recipe, num_labels: usize) -> (u
 }
 
 
-/// Memory to fine-tune `model` (as loaded, before any LoRA) under the recipe's strategy at
-/// `batch × max_len`, f32 and AdamW: weights; gradients and two moments for what trains (every
-/// weight, or the LoRA factors, rank·(in + out) per adapted linear); activations kept for the
-/// backward pass. Per token and layer a Llama layer keeps about 12·hidden + 4·intermediate +
-/// 3·kv_dim floats (norms, q/k/v before and after rotary, repeated k/v, context, residuals,
-/// gate, up, SiLU and their product) plus 2·heads·len for the attention scores and
-/// probabilities; a GPT-2 block about 13·hidden + 3·inner + 3·heads·len. The head adds 3·vocab
-/// per token (logits, log-softmax, their gradient), and LoRA keeps each adapted linear's merged
-/// weight `W + s·A·B` for the backward pass.
-pub fn estimate_decoder_memory(model: &CausalLm, cfg: &DecoderConfig, recipe: &Recipe, batch: usize, max_len: usize) -> MemoryEstimate {
-    let parameters = model.num_params();
+/// The parameters of a decoder from its config alone (as `CausalLm` builds it: a tied LM head
+/// adds none), and the `(d_in, d_out)` of each linear named in `modules` within one layer.
+pub fn decoder_shapes(cfg: &DecoderConfig, modules: &[&str]) -> (usize, Vec<(usize, usize)>) {
+    match cfg {
+        DecoderConfig::Llama(c) => {
+            let (h, i, q, kv) = (c.hidden, c.intermediate, c.heads * c.head_dim, c.kv_heads * c.head_dim);
+            let bias = if c.qkv_bias { q + 2 * kv } else { 0 };
+            let layer = h * q + 2 * h * kv + bias + q * h + 3 * h * i + 2 * h;
+            let head = if c.tie_word_embeddings { 0 } else { c.vocab_size * h };
+            let dims = |m: &str| match m {
+                "self_attn.q_proj" => (h, q),
+                "self_attn.k_proj" | "self_attn.v_proj" => (h, kv),
+                "self_attn.o_proj" => (q, h),
+                "mlp.gate_proj" | "mlp.up_proj" => (h, i),
+                _ => (i, h), // mlp.down_proj
+            };
+            (c.vocab_size * h + c.layers * layer + h + head, modules.iter().map(|m| dims(m)).collect())
+        }
+        DecoderConfig::Gpt2(c) => {
+            let (h, i) = (c.hidden, c.inner);
+            let layer = 2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h);
+            let dims = |m: &str| match m {
+                "attn.c_attn" => (h, 3 * h),
+                "attn.c_proj" => (h, h),
+                "mlp.c_fc" => (h, i),
+                _ => (i, h), // mlp.c_proj
+            };
+            ((c.vocab_size + c.max_positions) * h + c.layers * layer + 2 * h, modules.iter().map(|m| dims(m)).collect())
+        }
+    }
+}
+
+/// Memory to fine-tune a decoder of config `cfg` (before any LoRA) under the recipe's strategy at
+/// `batch × max_len`, f32 and AdamW, from the config alone (so the page can say it before a
+/// download): weights; gradients and two moments for what trains (every weight, or the LoRA
+/// factors, rank·(in + out) per adapted linear); activations kept for the backward pass. Per
+/// token and layer a Llama layer keeps about 12·hidden + 4·intermediate + 3·kv_dim floats
+/// (norms, q/k/v before and after rotary, repeated k/v, context, residuals, gate, up, SiLU and
+/// their product) plus 2·heads·len for the attention scores and probabilities; a GPT-2 block
+/// about 13·hidden + 3·inner + 3·heads·len. The head adds 3·vocab per token (logits,
+/// log-softmax, their gradient), and LoRA keeps each adapted linear's merged weight `W + s·A·B`
+/// for the backward pass.
+pub fn estimate_decoder_memory(cfg: &DecoderConfig, recipe: &Recipe, batch: usize, max_len: usize) -> MemoryEstimate {
+    let modules = if recipe.strategy == Strategy::Lora { crate::models::causal::lora_modules(cfg, &recipe.lora_targets) } else { Vec::new() };
+    let (parameters, linears) = decoder_shapes(cfg, &modules);
     let (tokens, len) = ((batch * max_len) as u64, max_len as u64);
     let (per_layer, heads, hidden, layers, vocab) = match cfg {
         DecoderConfig::Llama(c) => {
@@ -113,13 +146,9 @@ pub fn estimate_decoder_memory(model: &CausalLm, cfg: &DecoderConfig, recipe: &R
         }
     };
     let (trainable, merged) = match recipe.strategy {
-        Strategy::Lora => {
-            let modules = crate::models::causal::lora_modules(cfg, &recipe.lora_targets);
-            model.lora_linears(&modules).iter().fold((0u64, 0u64), |(t, m), (_, l)| {
-                let [d_in, d_out] = l.weight.dims();
-                (t + (recipe.lora_rank * (d_in + d_out)) as u64, m + (d_in * d_out) as u64)
-            })
-        }
+        Strategy::Lora => linears.iter().fold((0u64, 0u64), |(t, m), &(d_in, d_out)| {
+            (t + layers * (recipe.lora_rank * (d_in + d_out)) as u64, m + layers * (d_in * d_out) as u64)
+        }),
         _ => (parameters as u64, 0),
     };
     let activations = 4 * (tokens * (layers * per_layer + 2 * hidden + 3 * vocab) + merged);

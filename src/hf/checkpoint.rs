@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::hf::config::{BertConfig, HfConfigFile, export_classifier_config};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hf::tokenizer::TextTokenizer;
 
 pub struct Checkpoint {

@@ -8,7 +8,7 @@ use web_time::Instant;
 
 use crate::hf::checkpoint::Checkpoint;
 use crate::data::Example;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::infer::metrics::{Metrics, classification_metrics};
 use crate::models::bert::{BertInput, SequenceClassifier};
 use crate::hf::weights::{LoadReport, ParamSource};

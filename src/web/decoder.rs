@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use web_time::Instant;
 
-use crate::models::causal::{CausalLm, CausalModel};
+use crate::models::causal::{CausalLm, CausalModel, DecoderConfig};
 use crate::infer::generate::{GenerateOptions, Generation, StopReason};
 use crate::models::q8::Q8Llama;
 use std::sync::Arc;
@@ -411,13 +411,26 @@ pub fn estimate_decoder_memory(batch_size: usize, max_len: usize, recipe: JsValu
     let recipe = parse_recipe(&recipe)?;
     DEC.with(|d| {
         let d = d.borrow();
-        let (cm, base) = d.model.as_ref().zip(d.base.as_ref()).ok_or_else(|| JsError::new("load a model first"))?;
-        let mut est = crate::engine::memory::estimate_decoder_memory(base, &cm.config, &recipe, batch_size.max(1), max_len.max(1));
+        let cm = d.model.as_ref().ok_or_else(|| JsError::new("load a model first"))?;
+        let mut est = crate::engine::memory::estimate_decoder_memory(&cm.config, &recipe, batch_size.max(1), max_len.max(1));
         if let Some(info) = crate::web::current_backend() {
             est.warnings = info.memory_warnings(est.total, est.largest_tensor);
         }
         to_js(&est)
     })
+}
+
+/// The same estimate for a decoder config.json not loaded (the decoder gallery: what the recipe
+/// would need before anything is downloaded). The config goes through the same checks.
+#[wasm_bindgen(js_name = estimateDecoderMemoryForConfig)]
+pub fn estimate_decoder_memory_for_config(config_json: String, batch_size: usize, max_len: usize, recipe: JsValue) -> Result<JsValue, JsError> {
+    let recipe = parse_recipe(&recipe)?;
+    let config = DecoderConfig::from_bytes(config_json.as_bytes()).map_err(err)?;
+    let mut est = crate::engine::memory::estimate_decoder_memory(&config, &recipe, batch_size.max(1), max_len.max(1));
+    if let Some(info) = crate::web::current_backend() {
+        est.warnings = info.memory_warnings(est.total, est.largest_tensor);
+    }
+    to_js(&est)
 }
 
 /// The fine-tuned model as HF folder files `[{name, bytes}]` (with `peft/` after a LoRA run,

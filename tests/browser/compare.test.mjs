@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadStudioData, messageIn, openPage, waitForState } from './harness.mjs';
+import { loadStudioData, messageIn, openPage, waitForState, watchRunPanel } from './harness.mjs';
 
 test('compare two strategies side by side', { timeout: 150_000 }, async (t) => {
   const session = await openPage({ query: '?model=tiny-bert&backend=cpu', task: 'compare' });
@@ -18,6 +18,7 @@ test('compare two strategies side by side', { timeout: 150_000 }, async (t) => {
 
     await page.selectOption('#compare-a', 'head');
     await page.selectOption('#compare-b', 'full');
+    const panel = await watchRunPanel(page);
     await page.click('#compare-start');
     const state = await waitForState(page, (s) => s.compare?.done, 120_000);
     assert.deepEqual(state.errors, []);
@@ -45,6 +46,13 @@ test('compare two strategies side by side', { timeout: 150_000 }, async (t) => {
     assert.equal(rows[1][3], `${(100 * full.metrics.accuracy).toFixed(1)}%`);
     t.diagnostic(`head: accuracy ${head.metrics.accuracy}, full: accuracy ${full.metrics.accuracy}`);
     await session.screenshotOf('#compare-section', 'compare-strategies');
+    // The run panel followed both runs; both are remembered and ticked side by side.
+    assert.ok((await panel()).some((line) => new RegExp(`^step \\d+/${2 * steps} · full · loss`).test(line)), `run panel: ${(await panel()).slice(-2)}`);
+    const kept = await waitForState(page, (s) => s.runs.filter((r) => / \(compare: /.test(r.data)).length === 2, 10_000);
+    assert.deepEqual(kept.runs.slice(0, 2).map((r) => r.data.match(/compare: (\w+)/)[1]), ['full', 'head'], 'newest first');
+    assert.ok(Math.abs(kept.runs[0].accuracy - full.metrics.accuracy) < 1e-9);
+    await page.waitForSelector('#runs-compare:not([hidden])');
+    assert.equal(await page.isVisible('#run-panel'), false, 'the panel goes once the comparison ends');
 
     // The same strategy twice is refused next to the view.
     await page.selectOption('#compare-b', 'head');

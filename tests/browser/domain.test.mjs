@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ARTIFACTS, DATA, REPO, TINY, WEBGPU_ARGS, download, loadStudioData, messageIn, openPage, safetensorsHeader, waitForState, CLI } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, TINY, WEBGPU_ARGS, download, loadStudioData, messageIn, openPage, safetensorsHeader, waitForState, CLI, watchRunPanel } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
@@ -150,6 +150,7 @@ test('masked-LM adaptation only: no labelled data, then fill-mask and the adapte
     await waitForState(page, (s) => s.domain?.name === 'domain-reviews.txt', 20_000);
     await page.waitForFunction(() => document.querySelector('#mlm-epochs').value === '1'); // set on choosing
     for (const [id, v] of Object.entries({ 'mlm-epochs': '2', 'mlm-lr': '5e-3', 'batch-size': '8', 'max-len': '32', 'domain-eval-fraction': '0.25' })) await page.fill(`#${id}`, v);
+    const panel = await watchRunPanel(page);
     await page.click('#adapt-only');
     let state = await waitForState(page, (s) => s.done, 120_000);
     assert.deepEqual(state.errors, []);
@@ -164,6 +165,12 @@ test('masked-LM adaptation only: no labelled data, then fill-mask and the adapte
     assert.equal(state.losses.length, 0);
     assert.match(await page.textContent('#log'), /Domain adaptation finished: try the adapted encoder with fill-mask, or download it/);
     assert.equal(await page.isDisabled('#start'), false);
+    // The run panel followed the adaptation; the run is remembered with its perplexity before → after.
+    assert.ok((await panel()).some((line) => /^step \d+\/8 · domain adaptation · loss [\d.]+/.test(line)), `run panel: ${(await panel()).slice(-3)}`);
+    state = await waitForState(page, (s) => s.runs.some((r) => r.task === 'masked-lm'), 10_000);
+    const kept = state.runs.find((r) => r.task === 'masked-lm');
+    assert.ok(Math.abs(kept.perplexity - a.history[2].perplexity) < 1e-9, 'the remembered perplexity is the last evaluation');
+    assert.match(await page.textContent('#runs-table tbody tr:first-child'), /masked-lm.*perplexity [\d.]+ → [\d.]+/);
 
     await page.fill('#fill-text', 'The film was [MASK].');
     await page.click('#fill-button');

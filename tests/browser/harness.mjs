@@ -98,6 +98,19 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
  * returns the state. Polling from Node (page.evaluate) rather than page.waitForFunction,
  * whose in-page eval the page's CSP rightly refuses.
  */
+/** Records every line the run panel shows from now on; the returned function reads them back. */
+export async function watchRunPanel(page) {
+  await page.evaluate(() => {
+    window.runPanelSeen = [];
+    const text = document.querySelector('#run-panel-text');
+    const panel = document.querySelector('#run-panel');
+    new MutationObserver(() => {
+      if (!panel.hidden) window.runPanelSeen.push(text.textContent);
+    }).observe(text, { childList: true, characterData: true, subtree: true });
+  });
+  return () => page.evaluate(() => window.runPanelSeen);
+}
+
 export async function waitForState(page, predicate, timeout) {
   const deadline = Date.now() + timeout;
   for (;;) {

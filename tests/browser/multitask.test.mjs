@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ARTIFACTS, DATA, REPO, WEBGPU_ARGS, download, loadStudioData, messageIn, openPage, safetensorsHeader, waitForState } from './harness.mjs';
+import { ARTIFACTS, DATA, REPO, WEBGPU_ARGS, download, loadStudioData, messageIn, openPage, safetensorsHeader, waitForState, watchRunPanel } from './harness.mjs';
 
 const { unzipSync } = await import(path.join(REPO, 'www', 'vendor', 'fflate.js'));
 
@@ -27,6 +27,7 @@ async function multitask({ name, args, query, kind, epochs, timeout, t, full }) 
     assert.equal(await page.inputValue('#task-table select.task-label'), 'kind');
 
     // Proportional: each epoch holds every task's batches once.
+    const panel = await watchRunPanel(page);
     await page.click('#multitask-start');
     state = await waitForState(page, (s) => s.multitask?.done, timeout);
     assert.deepEqual(state.errors, []);
@@ -42,6 +43,10 @@ async function multitask({ name, args, query, kind, epochs, timeout, t, full }) 
     assert.deepEqual(mt.charts.eval, [epochs, epochs]);
     assert.deepEqual(mt.charts.loss, mt.drawn);
     t.diagnostic(`proportional: drawn ${mt.drawn}; accuracy ${mt.metrics.map((m) => m.accuracy.toFixed(3))}`);
+    // The run panel followed the run; it is remembered with the tasks' mean accuracy.
+    assert.ok((await panel()).some((line) => /^step \d+\/\d+ · task (studio|topic)-train · loss/.test(line)), `run panel: ${(await panel()).slice(-2)}`);
+    const kept = (await waitForState(page, (s) => s.runs.some((r) => r.task === 'multi-task'), 10_000)).runs.find((r) => r.task === 'multi-task');
+    assert.ok(Math.abs(kept.accuracy - (mt.metrics[0].accuracy + mt.metrics[1].accuracy) / 2) < 1e-9);
     const cells = await page.$$eval('#task-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
     assert.equal(cells[1][6], `${(100 * batches[1] / total).toFixed(1)}%`);
     assert.equal(cells[1][8], `${(100 * mt.metrics[1].accuracy).toFixed(1)}%`);

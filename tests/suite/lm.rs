@@ -184,7 +184,7 @@ fn lora_trains_only_the_adapters_and_exports_merged_weights_and_a_peft_adapter()
     let want: usize = base.lora_linears(&s.objective.lora_modules).iter().map(|(_, l)| 4 * l.weight.dims().iter().sum::<usize>()).sum();
     assert_eq!(base.lora_linears(&s.objective.lora_modules).len(), 2 * 4, "2 layers × 4 projections");
     assert_eq!(s.objective.trainable, want);
-    let est = estimate_decoder_memory(&base, &cm.config, &r, 4, 64);
+    let est = estimate_decoder_memory(&cm.config, &r, 4, 64);
     assert_eq!((est.trainable, est.parameters), (want, base.num_params()));
     // B starts at zero: the adapted model answers exactly like the base model.
     assert_eq!(logits(&s.inference_model().unwrap(), &rows[0].ids), logits(&base, &rows[0].ids));
@@ -259,8 +259,10 @@ fn decoders_refuse_classifier_strategies_and_estimate_memory() {
     assert_eq!(config["target_modules"], r".*\.h\.\d+\.(attn\.c_attn|mlp\.c_proj)");
     // Full fine-tuning trains every parameter; LoRA a small share and keeps merged weights.
     let (base, _) = cm.load(0, &Device::flex()).unwrap();
-    let full = estimate_decoder_memory(&base, &cm.config, &recipe("causal-lm", 1, 1e-3), 4, 32);
-    let small = estimate_decoder_memory(&base, &cm.config, &lora, 4, 32);
+    let full = estimate_decoder_memory(&cm.config, &recipe("causal-lm", 1, 1e-3), 4, 32);
+    // From the config alone: the parameters the built model has.
+    assert_eq!(full.parameters, base.num_params());
+    let small = estimate_decoder_memory(&cm.config, &lora, 4, 32);
     assert_eq!(full.trainable, full.parameters);
     assert_eq!(small.trainable, s.objective.trainable);
     assert!(small.gradients < full.gradients / 4 && small.total < full.total);
@@ -327,4 +329,23 @@ fn a_resumed_decoder_run_equals_the_uninterrupted_one() {
     let e = LmSession::resume(&cm, train[1..].to_vec(), eval.clone(), &bytes, &Device::flex()).err().unwrap().to_string();
     assert!(e.contains("not the data this checkpoint was trained on"), "{e}");
     assert!(LmSession::resume(&cm, train, eval, b"nonsense", &Device::flex()).is_err());
+}
+
+/// The decoder gallery sizes a model from its config.json alone (`decoder_shapes`): for every
+/// architecture, the count and the LoRA factors are those of the model as built.
+#[test]
+fn decoder_memory_from_the_config_alone_matches_the_built_models() {
+    use burnish::models::causal::lora_modules;
+    let all = vec![LoraTarget::Query, LoraTarget::Key, LoraTarget::Value, LoraTarget::AttentionOutput, LoraTarget::Intermediate, LoraTarget::Output];
+    for name in ["tiny-gpt2", "tiny-llama", "tiny-qwen2"] {
+        let cm = load_causal(fixture(name));
+        let (base, _) = cm.load(0, &Device::flex()).unwrap();
+        let full = estimate_decoder_memory(&cm.config, &Recipe { task: burnish::recipe::Task::CausalLm, ..Recipe::default() }, 2, 16);
+        assert_eq!(full.parameters, base.num_params(), "{name}: parameters");
+        let lora = Recipe { task: burnish::recipe::Task::CausalLm, strategy: Strategy::Lora, lora_rank: 3, lora_targets: all.clone(), ..Recipe::default() };
+        let est = estimate_decoder_memory(&cm.config, &lora, 2, 16);
+        let modules = lora_modules(&cm.config, &all);
+        let want: usize = base.lora_linears(&modules).iter().map(|(_, l)| 3 * l.weight.dims().iter().sum::<usize>()).sum();
+        assert_eq!(est.trainable, want, "{name}: LoRA factors");
+    }
 }

@@ -5,8 +5,9 @@
 import { IN } from '../protocol.js';
 import { t } from '../i18n.js';
 import { MlmChart } from '../charts.js';
-import { fileBytes, readBody } from '../sources.js';
+import { fetchHubDecoder, fileBytes, readBody } from '../sources.js';
 import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart, savedFile } from '../saved-run.js';
+import { DECODER_GALLERY, renderGallery } from '../views/gallery.js';
 import { currentTask, showTask } from '../views/tasks.js';
 import { lossText, panelKind, showRunPanel, updateRunPanel } from '../views/runpanel.js';
 import { $, bytes, fillTable, fmt, log } from '../lib/dom.js';
@@ -39,6 +40,59 @@ function decoderReady(summary, source) {
 }
 
 $('decoder-bundled').addEventListener('click', guarded('decoder', () => loadBundledDecoder()));
+$('decoder-hub-load').addEventListener('click', guarded('decoder', () => loadHubDecoder($('decoder-hub-id').value)));
+$('decoder-hub-id').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') $('decoder-hub-load').click();
+});
+
+/** A decoder from the Hub (Cache API after the first download), as a folder of files would load. */
+async function loadHubDecoder(id) {
+  clearErrors('decoder');
+  await concerning('backend', () => backendReady);
+  const bar = $('decoder-progress');
+  const progress = ({ file, loaded, total, cached }) => {
+    bar.hidden = false;
+    bar.max = total || loaded || 1;
+    bar.value = loaded;
+    $('decoder-status').textContent = cached ? t('model.fromCache', { file }) : t('model.fetching', { file, done: bytes(loaded), total: total ? bytes(total) : '?' });
+  };
+  $('decoder-hub-load').disabled = true;
+  try {
+    const files = await fetchHubDecoder(id, progress).catch((err) => {
+      err.concerns = 'decoder';
+      throw err;
+    });
+    $('decoder-status').textContent = t('model.loading');
+    const { source, ...payload } = files;
+    decoderReady(await request(IN.DECODER_LOAD, payload), source);
+    state.decoderSource = { kind: 'hub', id: id.trim() };
+    $('decoder-status').textContent = '';
+  } catch (err) {
+    $('decoder-status').textContent = '';
+    throw err;
+  } finally {
+    bar.hidden = true;
+    $('decoder-hub-load').disabled = false;
+  }
+}
+
+/** The decoder gallery (views/gallery.js), with the memory the decoder recipe needs for each. */
+export async function updateDecoderGallery() {
+  const batch = Math.round(Number($('lm-batch').value));
+  const len = Math.round(Number($('lm-max-len').value));
+  if (!(batch >= 1 && len >= 1)) return;
+  const recipe = { task: $('lm-task').value, ...lmStrategy(false) };
+  state.decoderGallery = await renderGallery({
+    list: DECODER_GALLERY,
+    table: 'decoder-gallery-table',
+    estimate: (config) => request(IN.DECODER_MEMORY_FOR_CONFIG, { config, batchSize: batch, maxLen: len, recipe }),
+    use: (g) => {
+      $('decoder-hub-id').value = g.id;
+      $('decoder-hub-load').focus();
+      log(`${g.id} chosen: press Download and load to fetch it from huggingface.co${g.checked ? ' (or load the bundled GGUF of the same model)' : ''}.`);
+    },
+  });
+}
 
 async function loadBundledDecoder() {
   clearErrors('decoder');
@@ -242,7 +296,10 @@ let lmMemoryTimer = null;
 for (const id of ['lm-strategy', 'lm-lora-rank', 'lm-lora-targets', 'lm-batch', 'lm-max-len']) {
   $(id).addEventListener(id.endsWith('strategy') || id.endsWith('targets') ? 'change' : 'input', () => {
     clearTimeout(lmMemoryTimer);
-    lmMemoryTimer = setTimeout(guarded('lm', updateLmMemory), 150);
+    lmMemoryTimer = setTimeout(guarded('lm', async () => {
+      await updateLmMemory();
+      await updateDecoderGallery();
+    }), 150);
   });
 }
 
@@ -388,8 +445,9 @@ async function saveLmRun(recipe, checkpointEvery) {
   if (!src || !state.lmFile) return;
   const files = [[`data-${state.lmFile.name}`, state.lmFile]];
   if (src.kind === 'files') for (const f of src.files) files.push([`model-${f.name}`, f]);
+  const model = src.kind === 'bundled' ? { source: 'bundled' } : src.kind === 'hub' ? { source: 'hub', id: src.id } : { source: 'files', files: src.files.map((f) => f.name) };
   const meta = {
-    version: 1, model: src.kind === 'bundled' ? { source: 'bundled' } : { source: 'files', files: src.files.map((f) => f.name) },
+    version: 1, model,
     data: state.lmFile.name, recipe, checkpointEvery, started_at: new Date().toISOString(),
   };
   await saveRunStart(meta, files, DECODER_RUN);
@@ -402,7 +460,7 @@ async function offerSavedLmRun() {
   if (!saved) return;
   const { meta, progress } = saved;
   if (!currentTask()) showTask(meta.recipe?.task === 'causal-lm' ? 'continue' : 'chat');
-  const model = meta.model.source === 'bundled' ? 'SmolLM2-135M-Instruct (bundled)' : meta.model.files.join(', ');
+  const model = meta.model.source === 'bundled' ? 'SmolLM2-135M-Instruct (bundled)' : meta.model.source === 'hub' ? `huggingface.co/${meta.model.id}` : meta.model.files.join(', ');
   $('lm-resume-text').textContent =
     `An unfinished fine-tuning run was saved at step ${progress.step} of ${progress.total_steps} (${new Date(progress.saved_at).toLocaleString()}): ` +
     `model ${model}, data ${meta.data}. Resume it where it stopped, or discard it.`;
@@ -420,6 +478,7 @@ async function resumeSavedLmRun() {
   $('lm-resume').disabled = true;
   try {
     if (meta.model.source === 'bundled') await loadBundledDecoder();
+    else if (meta.model.source === 'hub') await loadHubDecoder(meta.model.id); // from the Cache API
     else await loadDecoderFromFiles(await Promise.all(meta.model.files.map((n) => savedFile('model', n, DECODER_RUN))));
     await loadLmData(await savedFile('data', meta.data, DECODER_RUN));
     const r = meta.recipe;
@@ -462,3 +521,4 @@ $('lm-discard').addEventListener('click', guarded('lm', async () => {
   $('lm-resume-banner').hidden = true;
 }));
 backendReady.then(() => offerSavedLmRun()).catch(() => {});
+backendReady.then(() => updateDecoderGallery()).catch((err) => showError(err, 'decoder'));

@@ -45,6 +45,8 @@ export async function keepRun(stopped) {
   });
 }
 
+/** An "Adapt only" run: its epochs and rate are the recipe's adaptation stage. */
+const adapting = (r) => r.task === 'masked-lm' && r.recipe.mlm_epochs !== undefined;
 const strategyOf = (r) => `${r.strategy}${r.strategy === 'top' ? ` ${r.top_layers}` : ''}${r.strategy === 'lora' ? ` r${r.lora_rank}` : ''}`;
 
 export async function renderRuns() {
@@ -80,7 +82,7 @@ export async function renderRuns() {
     }));
     const acc = r.after?.accuracy != null ? `${pct(r.before?.accuracy)} → ${pct(r.after.accuracy)}`
       : r.after?.perplexity != null ? `${t('runPanel.perplexity')} ${fmt(r.before?.perplexity, 2)} → ${fmt(r.after.perplexity, 2)}` : '—';
-    return [{ node: box }, when(r.date) + (r.stopped ? ' (stopped)' : ''), r.task ?? 'text-classification', r.model, r.data, strategyOf(r.recipe), String(r.recipe.epochs), sci(r.recipe.lr), acc, fmt(r.after?.macro_f1, 3), { node: actions }];
+    return [{ node: box }, when(r.date) + (r.stopped ? ' (stopped)' : ''), r.task ?? 'text-classification', r.model, r.data, strategyOf(r.recipe), String(adapting(r) ? r.recipe.mlm_epochs : r.recipe.epochs), sci(adapting(r) ? r.recipe.mlm_lr : r.recipe.lr), acc, fmt(r.after?.macro_f1, 3), { node: actions }];
   }));
   const pair = runsView.selected.map((id) => runs.find((r) => r.id === id)).filter(Boolean);
   $('runs-compare').hidden = pair.length !== 2;

@@ -1,7 +1,9 @@
-// The model gallery: a short list of small Hub encoders of the architecture Burnish trains (BERT),
-// with their languages, size, and the memory the chosen recipe would need, worked out by the
-// engine from each model's config.json (estimateMemoryForConfig) before anything is downloaded.
-// "Use" fills in the Hugging Face id; the download happens on Load, as for any id.
+// The model galleries: short lists of small Hub models of the architectures Burnish trains (BERT
+// encoders for classification and adaptation; Llama, Qwen2 and GPT-2 decoders for the generative
+// tasks), with their languages, size, and the memory the chosen recipe would need, worked out by
+// the engine from each model's config.json (estimateMemoryForConfig,
+// estimateDecoderMemoryForConfig) before anything is downloaded. "Use" fills in the Hugging
+// Face id; the download happens on Load, as for any id.
 
 import { t } from '../i18n.js';
 import { $, bytes, millions } from '../lib/dom.js';
@@ -31,10 +33,35 @@ export const GALLERY = Object.freeze([
     config: bert({ vocab_size: 119547, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 }) },
 ]);
 
-/** Fills the gallery table; `estimate(config, entry)` answers the engine's MemoryEstimate. */
-export async function renderGallery({ estimate, use }) {
-  const table = $('gallery-table');
-  const rows = await Promise.all(GALLERY.map(async (g) => {
+const llama = (c) => ({
+  model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_act: 'silu', rms_norm_eps: 1e-5, tie_word_embeddings: true, attention_bias: false, mlp_bias: false, ...c,
+});
+const gpt2 = (c) => ({
+  model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], activation_function: 'gelu_new', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_head: 12, layer_norm_epsilon: 1e-5, ...c,
+});
+
+/** Decoders for the chat and continue tasks; `bytesPerParameter` is the dtype of their safetensors. */
+export const DECODER_GALLERY = Object.freeze([
+  { id: 'HuggingFaceTB/SmolLM2-135M-Instruct', languages: 'English', note: 'the bundled model (here as a 98 MB GGUF); chat template', checked: true, bytesPerParameter: 2,
+    config: llama({ vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, max_position_embeddings: 8192, rope_theta: 100000 }) },
+  { id: 'HuggingFaceTB/SmolLM2-360M-Instruct', languages: 'English', note: 'the next size up; chat template', bytesPerParameter: 2,
+    config: llama({ vocab_size: 49152, hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5, max_position_embeddings: 8192, rope_theta: 100000 }) },
+  { id: 'Qwen/Qwen2.5-0.5B-Instruct', languages: '中文, English and 27 more', note: 'multilingual, Chinese among them; chat template; LoRA fits best', bytesPerParameter: 2,
+    config: { ...llama({ vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, rope_theta: 1000000, rms_norm_eps: 1e-6 }), model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], use_sliding_window: false } },
+  { id: 'distilbert/distilgpt2', languages: 'English', note: 'six layers of GPT-2: quick to continue text in a style', bytesPerParameter: 4,
+    config: gpt2({ n_layer: 6 }) },
+  { id: 'openai-community/gpt2', languages: 'English', note: 'the original GPT-2 (124M)', bytesPerParameter: 4,
+    config: gpt2({ n_layer: 12 }) },
+]);
+
+/**
+ * Fills a gallery table (`table`: its element id) from `list` (GALLERY or DECODER_GALLERY);
+ * `estimate(config)` answers the engine's MemoryEstimate for the form's recipe; `use(entry)` runs
+ * on the row's button. Resolves with [{id, parameters, total}] per row.
+ */
+export async function renderGallery({ estimate, use, list = GALLERY, table: tableId = 'gallery-table' }) {
+  const table = $(tableId);
+  const rows = await Promise.all(list.map(async (g) => {
     let est = null;
     let problem = null;
     try {
@@ -59,7 +86,7 @@ export async function renderGallery({ estimate, use }) {
     const cells = [
       `${g.id}${g.checked ? ' ✔' : ''}`, g.languages,
       est ? millions(est.parameters) : '—',
-      est ? `≈ ${bytes(4 * est.parameters)}` : '—',
+      est ? `≈ ${bytes((g.bytesPerParameter ?? 4) * est.parameters)}` : '—',
       est ? bytes(est.total) + (est.warnings?.length ? ' ⚠' : '') : problem ?? '—',
     ];
     for (const [i, text] of cells.entries()) {
