@@ -75,5 +75,11 @@ assistant: "
       --train tests/data/domain-reviews.txt --strategy lora --lora-targets query,attention_output,intermediate,output \
       --epochs 2 --lr 2e-2 --batch-size 4 --max-len 32 --out "$OUT" >/dev/null
     python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN" --peft-base tests/fixtures/tiny-gpt2
+    # Qwen3 (q_norm / k_norm): LoRA on every projection, merged folder and PEFT adapter.
+    OUT="$(mktemp -d)"
+    "$BIN" train --task instruct --model tests/fixtures/tiny-qwen3 \
+      --train tests/data/instruct-pairs.jsonl --prompt-template question-answering --strategy lora --lora-rank 4 \
+      --lora-targets query,key,value,attention_output,intermediate,output --epochs 3 --lr 2e-2 --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
+    python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN" --peft-base tests/fixtures/tiny-qwen3
   fi
 fi

@@ -96,7 +96,8 @@ pub fn decoder_shapes(cfg: &DecoderConfig, modules: &[&str]) -> (usize, Vec<(usi
         DecoderConfig::Llama(c) => {
             let (h, i, q, kv) = (c.hidden, c.intermediate, c.heads * c.head_dim, c.kv_heads * c.head_dim);
             let bias = if c.qkv_bias { q + 2 * kv } else { 0 };
-            let layer = h * q + 2 * h * kv + bias + q * h + 3 * h * i + 2 * h;
+            let qk_norm = if c.qk_norm { 2 * c.head_dim } else { 0 };
+            let layer = h * q + 2 * h * kv + bias + qk_norm + q * h + 3 * h * i + 2 * h;
             let head = if c.tie_word_embeddings { 0 } else { c.vocab_size * h };
             let dims = |m: &str| match m {
                 "self_attn.q_proj" => (h, q),

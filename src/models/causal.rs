@@ -18,7 +18,7 @@ use crate::recipe::LoraTarget;
 use crate::hf::weights::{LoadReport, ParamSource};
 
 pub const SUPPORTED_DECODERS: &str =
-    "GPT-2 (model_type \"gpt2\"), Llama (\"llama\": SmolLM2, TinyLlama) and Qwen2 (\"qwen2\") causal language models";
+    "GPT-2 (model_type \"gpt2\"), Llama (\"llama\": SmolLM2, TinyLlama), Qwen2 (\"qwen2\") and Qwen3 (\"qwen3\") causal language models";
 
 /// A decoder's validated configuration, by architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,7 @@ impl DecoderConfig {
         let parse = |what: &str, e: serde_json::Error| Error::Config(format!("not a valid {what} config: {e}"));
         match model_type.as_str() {
             "gpt2" => Ok(DecoderConfig::Gpt2(serde_json::from_value::<Gpt2ConfigFile>(v).map_err(|e| parse("GPT-2", e))?.validate()?)),
-            "llama" | "qwen2" => Ok(DecoderConfig::Llama(serde_json::from_value::<LlamaConfigFile>(v).map_err(|e| parse(&model_type, e))?.validate()?)),
+            "llama" | "qwen2" | "qwen3" => Ok(DecoderConfig::Llama(serde_json::from_value::<LlamaConfigFile>(v).map_err(|e| parse(&model_type, e))?.validate()?)),
             "bert" => Err(Error::UnsupportedModel {
                 found: model_type,
                 supported: format!("{SUPPORTED_DECODERS} for generation (BERT is an encoder: fine-tune it for classification instead)"),
@@ -52,6 +52,7 @@ impl DecoderConfig {
         match self {
             DecoderConfig::Gpt2(_) => "GPT2LMHeadModel",
             DecoderConfig::Llama(c) if c.qwen2 => "Qwen2ForCausalLM",
+            DecoderConfig::Llama(c) if c.qk_norm => "Qwen3ForCausalLM",
             DecoderConfig::Llama(_) => "LlamaForCausalLM",
         }
     }
@@ -103,7 +104,7 @@ impl CausalLm {
                 (CausalLm::Gpt2(Gpt2LmHead::load(c, &mut src, device)?), src.report())
             }
             DecoderConfig::Llama(c) => {
-                let kind = if c.qwen2 { "Qwen2 checkpoint" } else { "Llama checkpoint" };
+                let kind = if c.qwen2 { "Qwen2 checkpoint" } else if c.qk_norm { "Qwen3 checkpoint" } else { "Llama checkpoint" };
                 let mut src = ParamSource::from_shards(weights, init, seed, llama_optional, llama_buffer, kind)?;
                 (CausalLm::Llama(LlamaForCausalLm::load(c, &mut src, device)?), src.report())
             }

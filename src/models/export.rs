@@ -161,6 +161,11 @@ pub async fn export_causal_safetensors(model: &CausalLm) -> Result<Vec<u8>> {
                 linear_entries(&mut m, &mut v, &format!("{p}.self_attn.k_proj"), &a.k_proj);
                 linear_entries(&mut m, &mut v, &format!("{p}.self_attn.v_proj"), &a.v_proj);
                 linear_entries(&mut m, &mut v, &format!("{p}.self_attn.o_proj"), &a.o_proj);
+                for (name, n) in [("q_norm", &a.q_norm), ("k_norm", &a.k_norm)] {
+                    if let Some(n) = n {
+                        v.push((format!("{p}.self_attn.{name}.weight"), n.gamma.val()));
+                    }
+                }
                 v.push((format!("{p}.post_attention_layernorm.weight"), layer.post_attention_layernorm.gamma.val()));
                 linear_entries(&mut m, &mut v, &format!("{p}.mlp.gate_proj"), &layer.gate_proj);
                 linear_entries(&mut m, &mut v, &format!("{p}.mlp.up_proj"), &layer.up_proj);

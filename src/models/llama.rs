@@ -2,7 +2,9 @@
 //! (transformers/models/llama/modeling_llama.py): RMSNorm, rotary position embeddings in HF's
 //! half-split layout, SwiGLU MLP (`down(silu(gate(x)) · up(x))`), grouped-query attention, and an
 //! LM head that is its own matrix or tied to the embeddings. **Qwen2** is the same network with
-//! biases on q/k/v (`Qwen2ForCausalLM`), chosen by `model_type`; SmolLM2 and TinyLlama are Llama.
+//! biases on q/k/v (`Qwen2ForCausalLM`), and **Qwen3** adds an RMSNorm over each head's queries and
+//! keys before the rotary embedding (`q_norm`, `k_norm`; `Qwen3ForCausalLM`), chosen by
+//! `model_type`; SmolLM2 and TinyLlama are Llama.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear, RmsNorm, RmsNormConfig};
@@ -46,6 +48,8 @@ pub struct LlamaConfigFile {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
     pub qwen2: bool,
+    /// Qwen3: RMSNorm over each head's queries and keys (`q_norm`, `k_norm`, of head_dim).
+    pub qk_norm: bool,
     pub vocab_size: usize,
     pub hidden: usize,
     pub intermediate: usize,
@@ -66,6 +70,7 @@ pub struct LlamaConfig {
 impl LlamaConfigFile {
     pub fn validate(self) -> Result<LlamaConfig> {
         let qwen2 = self.model_type == "qwen2";
+        let qwen3 = self.model_type == "qwen3";
         let rope = |key: &str| -> Option<Value> {
             self.rope_parameters.as_ref().and_then(|p| p.get(key)).or_else(|| self.rope_scaling.as_ref().and_then(|p| p.get(key))).cloned()
         };
@@ -98,6 +103,7 @@ impl LlamaConfigFile {
         check_size("head_dim", head_dim, 2, limits::HEAD_DIM)?;
         Ok(LlamaConfig {
             qwen2,
+            qk_norm: qwen3,
             vocab_size: check_size("vocab_size", self.vocab_size, 1, limits::VOCAB)?,
             hidden: check_size("hidden_size", self.hidden_size, 1, limits::HIDDEN)?,
             intermediate: check_size("intermediate_size", self.intermediate_size, 1, limits::INTERMEDIATE)?,
@@ -122,6 +128,9 @@ pub struct LlamaAttention {
     pub k_proj: Linear,
     pub v_proj: Linear,
     pub o_proj: Linear,
+    /// Qwen3's RMSNorm over each query and key head (head_dim), before the rotary embedding.
+    pub q_norm: Option<RmsNorm>,
+    pub k_norm: Option<RmsNorm>,
     pub dropout: Dropout,
     pub heads: usize,
     pub kv_heads: usize,
@@ -140,7 +149,7 @@ pub struct LlamaLayer {
     pub lora_dropout: Dropout,
 }
 
-/// `LlamaForCausalLM` / `Qwen2ForCausalLM`. `lm_head` is `None` when tied to `embed_tokens`.
+/// `LlamaForCausalLM` / `Qwen2ForCausalLM` / `Qwen3ForCausalLM`. `lm_head` is `None` when tied to `embed_tokens`.
 #[derive(Module, Debug)]
 pub struct LlamaForCausalLm {
     pub embed_tokens: Embedding,
@@ -183,6 +192,8 @@ impl LlamaForCausalLm {
                     k_proj: proj(src, format!("{p}.self_attn.k_proj"), h, cfg.kv_heads * d, cfg.qkv_bias)?,
                     v_proj: proj(src, format!("{p}.self_attn.v_proj"), h, cfg.kv_heads * d, cfg.qkv_bias)?,
                     o_proj: proj(src, format!("{p}.self_attn.o_proj"), cfg.heads * d, h, false)?,
+                    q_norm: if cfg.qk_norm { Some(rms_norm(src, &format!("{p}.self_attn.q_norm"), d, cfg.eps, device)?) } else { None },
+                    k_norm: if cfg.qk_norm { Some(rms_norm(src, &format!("{p}.self_attn.k_norm"), d, cfg.eps, device)?) } else { None },
                     dropout: DropoutConfig::new(cfg.attention_dropout).init(),
                     heads: cfg.heads,
                     kv_heads: cfg.kv_heads,
@@ -251,8 +262,12 @@ impl LlamaAttention {
         let [batch, seq, _] = x.dims();
         let d = self.head_dim;
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, seq, n, d]).swap_dims(1, 2); // [batch, n, seq, d]
-        let q = apply_rope(split(lora_linear(&self.q_proj, x.clone(), ld), self.heads), cos, sin);
-        let k = apply_rope(split(lora_linear(&self.k_proj, x.clone(), ld), self.kv_heads), cos, sin);
+        let norm = |n: &Option<RmsNorm>, t: Tensor<4>| match n {
+            Some(n) => n.forward(t), // over each head's head_dim (the last axis)
+            None => t,
+        };
+        let q = apply_rope(norm(&self.q_norm, split(lora_linear(&self.q_proj, x.clone(), ld), self.heads)), cos, sin);
+        let k = apply_rope(norm(&self.k_norm, split(lora_linear(&self.k_proj, x.clone(), ld), self.kv_heads)), cos, sin);
         let v = split(lora_linear(&self.v_proj, x, ld), self.kv_heads);
         let a = causal_attention(q, k, v, cache, &self.dropout); // [batch, seq, heads·d]
         lora_linear(&self.o_proj, a, ld)

@@ -187,13 +187,16 @@ struct Q8Layer {
     k: Q8Matrix,
     v: Q8Matrix,
     o: Q8Matrix,
+    /// Qwen3's per-head RMSNorm gains of queries and keys (head_dim each).
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
     post_norm: Vec<f32>,
     gate: Q8Matrix,
     up: Q8Matrix,
     down: Q8Matrix,
 }
 
-/// A Llama/Qwen2 decoder on 8-bit weights, for generation.
+/// A Llama/Qwen2/Qwen3 decoder on 8-bit weights, for generation.
 pub struct Q8Llama {
     layers: Vec<Q8Layer>,
     /// The embedding rows (also the LM head when tied).
@@ -259,6 +262,14 @@ impl Q8Llama {
                 k: linear(&l.self_attn.k_proj).await?,
                 v: linear(&l.self_attn.v_proj).await?,
                 o: linear(&l.self_attn.o_proj).await?,
+                q_norm: match &l.self_attn.q_norm {
+                    Some(n) => Some(read_f32(n.gamma.val()).await?),
+                    None => None,
+                },
+                k_norm: match &l.self_attn.k_norm {
+                    Some(n) => Some(read_f32(n.gamma.val()).await?),
+                    None => None,
+                },
                 post_norm: read_f32(l.post_attention_layernorm.gamma.val()).await?,
                 gate: linear(&l.gate_proj).await?,
                 up: linear(&l.up_proj).await?,
@@ -312,6 +323,13 @@ impl Q8Llama {
             rms_norm(&mut a, &l.input_norm, self.eps);
             let aq = Q8Rows::new(&a, n, h);
             let (mut q, mut k, v) = (l.q.apply(&aq), l.k.apply(&aq), l.v.apply(&aq));
+            // Qwen3: each head's queries and keys normalised (rows of head_dim) before the rotary.
+            if let Some(g) = &l.q_norm {
+                rms_norm(&mut q, g, self.eps);
+            }
+            if let Some(g) = &l.k_norm {
+                rms_norm(&mut k, g, self.eps);
+            }
             for t in 0..n {
                 for hd in 0..self.heads {
                     self.rope(&mut q[t * qw + hd * d..t * qw + (hd + 1) * d], past + t);

@@ -51,16 +51,17 @@ test('model gallery: sizes and memory from the engine, a Chinese model, Use fill
 // The generative tasks' gallery: decoders sized from their config.json by the engine
 // (estimateDecoderMemoryForConfig); the parameter counts are the ones transformers reports for
 // these checkpoints, and the bundled SmolLM2's row equals the estimate once it is loaded.
-test('decoder gallery: Llama, Qwen2 and GPT-2 sized from their configs; the bundled one agrees once loaded', { timeout: 180_000 }, async () => {
+test('decoder gallery: Llama, Qwen2, Qwen3 and GPT-2 sized from their configs; the bundled one agrees once loaded', { timeout: 180_000 }, async () => {
   const session = await openPage({ query: '?backend=cpu', task: 'chat' });
   try {
     const { page, problems } = session;
-    let state = await waitForState(page, (s) => s.decoderGallery?.length === 5, 60_000);
+    let state = await waitForState(page, (s) => s.decoderGallery?.length === 6, 60_000);
     assert.deepEqual(state.errors, []);
     const byId = Object.fromEntries(state.decoderGallery.map((g) => [g.id, g]));
     assert.equal(byId['HuggingFaceTB/SmolLM2-135M-Instruct'].parameters, 134_515_008);
     assert.equal(byId['HuggingFaceTB/SmolLM2-360M-Instruct'].parameters, 361_821_120);
     assert.equal(byId['Qwen/Qwen2.5-0.5B-Instruct'].parameters, 494_032_768);
+    assert.equal(byId['Qwen/Qwen3-0.6B'].parameters, 596_049_920);
     assert.equal(byId['openai-community/gpt2'].parameters, 124_439_808);
     assert.equal(byId['distilbert/distilgpt2'].parameters, 81_912_576);
     const rows = await page.$$eval('#decoder-gallery-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));

@@ -13,7 +13,7 @@ use burnish::backend::read_f32;
 
 use super::common::*;
 
-const MODELS: [&str; 3] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2"];
+const MODELS: [&str; 4] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"];
 
 /// Reads an HF folder: config.json, tokenizer.json and model.safetensors or the shards named by
 /// model.safetensors.index.json; tokenizer_config.json and chat_template.jinja when present.
@@ -94,7 +94,7 @@ fn greedy_generation_matches_transformers_with_and_without_the_cache() {
 fn int8_generation_stays_within_rounding_of_the_f32_model() {
     let reference = read_json(fixture("decoder_reference.json"));
     let device = Device::flex();
-    for name in ["tiny-llama", "tiny-qwen2"] {
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-qwen3"] {
         let cm = load_causal(fixture(name));
         let (model, _) = cm.load(0, &device).unwrap();
         let q8 = pollster::block_on(burnish::infer::generate::int8_model(&model)).unwrap().expect("Llama and Qwen2 have an 8-bit path");

@@ -337,7 +337,7 @@ fn a_resumed_decoder_run_equals_the_uninterrupted_one() {
 fn decoder_memory_from_the_config_alone_matches_the_built_models() {
     use burnish::models::causal::lora_modules;
     let all = vec![LoraTarget::Query, LoraTarget::Key, LoraTarget::Value, LoraTarget::AttentionOutput, LoraTarget::Intermediate, LoraTarget::Output];
-    for name in ["tiny-gpt2", "tiny-llama", "tiny-qwen2"] {
+    for name in ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"] {
         let cm = load_causal(fixture(name));
         let (base, _) = cm.load(0, &Device::flex()).unwrap();
         let full = estimate_decoder_memory(&cm.config, &Recipe { task: burnish::recipe::Task::CausalLm, ..Recipe::default() }, 2, 16);
@@ -348,4 +348,36 @@ fn decoder_memory_from_the_config_alone_matches_the_built_models() {
         let want: usize = base.lora_linears(&modules).iter().map(|(_, l)| 3 * l.weight.dims().iter().sum::<usize>()).sum();
         assert_eq!(est.trainable, want, "{name}: LoRA factors");
     }
+}
+
+/// Qwen3 (q_norm / k_norm over each head, head_dim ≠ hidden / heads): fine-tuning trains the norms
+/// too, and the exported folder carries them under transformers' names and reloads identically.
+/// (scripts/test.sh also loads a LoRA run's merged folder and PEFT adapter in transformers.)
+#[test]
+fn qwen3_fine_tunes_and_exports_its_query_and_key_norms() {
+    let cm = load_causal(fixture("tiny-qwen3"));
+    assert_eq!(cm.config.architecture(), "Qwen3ForCausalLM");
+    let r = Recipe { prompt_template: "Question: {prompt}\nAnswer: ".into(), max_len: 64, ..recipe("instruct", 20, 1e-2) };
+    let rows = instruction_rows(&cm.tokenizer, &pairs(), &r.prompt_template, r.max_len, Some(0)).unwrap();
+    let mut s = LmSession::new(&cm, rows.clone(), rows.clone(), r.clone(), &Device::flex()).unwrap();
+    let before = pollster::block_on(s.score(&rows)).unwrap();
+    while !s.is_done() {
+        pollster::block_on(s.step()).unwrap();
+    }
+    let after = pollster::block_on(s.score(&rows)).unwrap();
+    assert!(after.loss < before.loss * 0.5, "completion loss {} → {}", before.loss, after.loss);
+    let files = pollster::block_on(s.export(&cm, "tiny-qwen3")).unwrap();
+    let get = |n: &str| files.iter().find(|f| f.0 == n).unwrap().1.clone();
+    let exported = tensors(&get("model.safetensors"));
+    let original = tensors(&std::fs::read(fixture("tiny-qwen3").join("model.safetensors")).unwrap());
+    for name in ["model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight"] {
+        assert_eq!(exported[name].0, vec![16], "{name}: one gain per head dimension");
+        assert_ne!(exported[name].1, original[name].1, "{name} trained");
+    }
+    assert_eq!(exported.len(), original.len(), "the same tensors as the checkpoint");
+    let back = CausalModel::from_bytes(&get("config.json"), &get("tokenizer.json"), vec![get("model.safetensors")]).unwrap();
+    let (reloaded, report) = back.load(0, &Device::flex()).unwrap();
+    assert!(report.initialized.is_empty() && report.unexpected.is_empty(), "{report:?}");
+    let model = s.inference_model().unwrap();
+    assert_eq!(logits(&model, &rows[0].ids), logits(&reloaded, &rows[0].ids));
 }

@@ -1,5 +1,5 @@
 // The model galleries: short lists of small Hub models of the architectures Burnish trains (BERT
-// encoders for classification and adaptation; Llama, Qwen2 and GPT-2 decoders for the generative
+// encoders for classification and adaptation; Llama, Qwen2, Qwen3 and GPT-2 decoders for the generative
 // tasks), with their languages, size, and the memory the chosen recipe would need, worked out by
 // the engine from each model's config.json (estimateMemoryForConfig,
 // estimateDecoderMemoryForConfig) before anything is downloaded. "Use" fills in the Hugging
@@ -48,6 +48,8 @@ export const DECODER_GALLERY = Object.freeze([
     config: llama({ vocab_size: 49152, hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5, max_position_embeddings: 8192, rope_theta: 100000 }) },
   { id: 'Qwen/Qwen2.5-0.5B-Instruct', languages: '中文, English and 27 more', note: 'multilingual, Chinese among them; chat template; LoRA fits best', bytesPerParameter: 2,
     config: { ...llama({ vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, rope_theta: 1000000, rms_norm_eps: 1e-6 }), model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], use_sliding_window: false } },
+  { id: 'Qwen/Qwen3-0.6B', languages: '中文, English and 117 more', note: 'Qwen3: per-head query/key norms; thinking and chat template; LoRA fits best', bytesPerParameter: 2,
+    config: { ...llama({ vocab_size: 151936, hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, max_position_embeddings: 40960, rope_theta: 1000000, rms_norm_eps: 1e-6 }), model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], use_sliding_window: false } },
   { id: 'distilbert/distilgpt2', languages: 'English', note: 'six layers of GPT-2: quick to continue text in a style', bytesPerParameter: 4,
     config: gpt2({ n_layer: 6 }) },
   { id: 'openai-community/gpt2', languages: 'English', note: 'the original GPT-2 (124M)', bytesPerParameter: 4,

@@ -92,7 +92,7 @@ pub fn is_decoder(path: &Path) -> bool {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["model_type"].as_str().map(String::from))
-        .is_some_and(|t| matches!(t.as_str(), "gpt2" | "llama" | "qwen2"))
+        .is_some_and(|t| matches!(t.as_str(), "gpt2" | "llama" | "qwen2" | "qwen3"))
 }
 
 pub fn load_table(path: &Path) -> Result<data::Table> {
