@@ -258,6 +258,11 @@ test('在中文界面: engine and page messages in Chinese, and back in English'
     await upload('#model-files', [bad, TINY_FILES[1], TINY_FILES[2]]);
     await page.click('#load-model');
     await messageIn(page, '#model-error', /^config\.json：不是有效的模型配置 JSON（EOF while parsing/);
+    // Switching the language says the message on show again.
+    await page.selectOption('#lang', 'en');
+    await messageIn(page, '#model-error', /^config\.json: not valid JSON for a model config/);
+    await page.selectOption('#lang', 'zh');
+    await messageIn(page, '#model-error', /^config\.json：不是有效的模型配置 JSON/);
     // The page's own check of a field, with the field's Chinese label.
     await page.check('input[name="model-source"][value="bundled"]');
     await page.fill('#lr', '5');
@@ -266,7 +271,6 @@ test('在中文界面: engine and page messages in Chinese, and back in English'
     // Back to English: the messages on show are said again in English.
     await page.selectOption('#lang', 'en');
     await messageIn(page, '#err-lr', /^Learning rate must be below 1 \(got 5\)\.$/);
-    await messageIn(page, '#model-error', /^config\.json: not valid JSON for a model config/);
   } finally {
     await page.selectOption('#lang', 'en');
     await page.fill('#lr', '1e-2');

@@ -66,10 +66,13 @@ test('decoder gallery: Llama, Qwen2, Qwen3 and GPT-2 sized from their configs; t
     assert.equal(byId['distilbert/distilgpt2'].parameters, 81_912_576);
     const rows = await page.$$eval('#decoder-gallery-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
     assert.ok(rows.some((r) => /中文/.test(r[1])), 'a decoder for Chinese text');
-    // LoRA needs less than full fine-tuning on every row.
-    const full = state.decoderGallery.map((g) => g.total);
+    // LoRA (the default here) needs less than full fine-tuning on every row.
+    assert.equal(await page.inputValue('#lm-strategy'), 'lora');
+    const lora = state.decoderGallery.map((g) => g.total);
+    await page.selectOption('#lm-strategy', 'full');
+    state = await waitForState(page, (s) => s.decoderGallery.every((g, i) => g.total > lora[i]), 10_000);
     await page.selectOption('#lm-strategy', 'lora');
-    state = await waitForState(page, (s) => s.decoderGallery.every((g, i) => g.total < full[i]), 10_000);
+    state = await waitForState(page, (s) => s.decoderGallery.every((g, i) => g.total === lora[i]), 10_000);
 
     await page.click('#decoder-bundled');
     state = await waitForState(page, (s) => s.decoder !== null && s.lmMemory !== null, 120_000);
