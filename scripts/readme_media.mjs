@@ -2,8 +2,10 @@
 //   node scripts/readme_media.mjs          (after the wasm build; about three minutes)
 // Writes docs/media/*.png and docs/media/class-demo.apng, an animated PNG assembled here from
 // Playwright screenshots of the demo run (Playwright's video capture needs its own ffmpeg build,
-// which cannot be downloaded on this machine; APNG plays in every current browser and on GitHub).
+// which cannot be downloaded on this machine; APNG plays in every current browser and on GitHub),
+// and docs/media/class-demo.gif from it where Debian's ffmpeg is installed.
 
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -109,6 +111,15 @@ async function demo() {
     await page.screenshot({ path: path.join(OUT, 'demo-training.png') });
     await writeFile(path.join(OUT, 'class-demo.apng'), apng(frames, delays));
     console.log(`class-demo.apng: ${frames.length} frames`);
+    // The GIF the README shows, from the APNG (ffmpeg: Debian's package; without it only the APNG).
+    const gif = path.join(OUT, 'class-demo.gif');
+    const filter = 'fps=2,scale=880:-1:flags=lanczos,split[a][b];[a]palettegen=max_colors=128[p];[b][p]paletteuse=dither=bayer:bayer_scale=4';
+    try {
+      execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(OUT, 'class-demo.apng'), '-vf', filter, '-loop', '0', gif]);
+      console.log('class-demo.gif written');
+    } catch (err) {
+      console.log(`class-demo.gif not written (ffmpeg: ${err.message.split('\n')[0]}); the APNG is the recording`);
+    }
   } finally {
     await session.close();
   }
