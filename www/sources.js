@@ -32,8 +32,9 @@ export const HUB = 'https://huggingface.co';
 const CACHE_NAME = 'burnish-hub-v1';
 export const MODEL_FILES = ['config.json', 'tokenizer.json', 'model.safetensors'];
 
-const fail = (message) => {
-  throw Object.assign(new Error(message), { concerns: 'model' });
+/** A model-files error; with `code` and `args` the page says it in the user's language too. */
+const fail = (message, code = undefined, args = {}) => {
+  throw Object.assign(new Error(message), { concerns: 'model' }, code ? { code, kind: 'page', args } : {});
 };
 
 /** `owner/name` or `name`: letters, digits, '-', '_', '.'; no '..', no leading or trailing '-'/'.'. */
@@ -44,7 +45,7 @@ export function checkHubId(raw) {
   const part = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
   const parts = id.split('/');
   if (parts.length > 2 || !parts.every((p) => part.test(p) && !p.includes('..'))) {
-    fail(`"${id}" is not a valid model id: use owner/name with letters, digits, '-', '_' or '.', for example sentence-transformers/all-MiniLM-L6-v2.`);
+    fail(`"${id}" is not a valid model id: use owner/name with letters, digits, '-', '_' or '.', for example sentence-transformers/all-MiniLM-L6-v2.`, 'page.bad-hub-id', { id });
   }
   return id;
 }
@@ -118,7 +119,7 @@ async function hubFiles(id, onProgress) {
       if (res.status === 404 && file === 'model.safetensors') {
         fail(`${id} has no model.safetensors (HTTP 404). Burnish reads safetensors only; pick a model that has them (a model id that does not exist also gives this).`);
       }
-      if (res.status === 404) fail(`${id} has no ${file} (HTTP 404). Check the id; Burnish needs config.json, tokenizer.json and model.safetensors.`);
+      if (res.status === 404) fail(`${id} has no ${file} (HTTP 404). Check the id; Burnish needs config.json, tokenizer.json and model.safetensors.`, 'page.hub-missing-file', { id, file });
       fail(`Downloading ${id}/${file} failed: HTTP ${res.status}.`);
     }
     const bytes = await readBody(res, (loaded, total) => onProgress?.({ file, loaded, total, cached: false }), `${id}/${file}`).catch((err) => fail(err.message));
@@ -194,7 +195,7 @@ export function unzipInWorker(file, timeoutMs = UNZIP_TIMEOUT_MS) {
       fn(value);
     };
     const timer = setTimeout(() => done(reject, new Error(`${file.name}: unpacking took longer than ${Math.round(timeoutMs / 1000)} s and was stopped.`)), timeoutMs);
-    worker.addEventListener('message', ({ data }) => (data.error ? done(reject, new Error(data.error)) : done(resolve, data.files)));
+    worker.addEventListener('message', ({ data }) => (data.error ? done(reject, Object.assign(new Error(data.error), data.code ? { code: data.code, args: data.args } : {})) : done(resolve, data.files)));
     worker.addEventListener('error', (e) => {
       e.preventDefault();
       done(reject, new Error(`${file.name}: the unpacking worker failed (${e.message || 'its script did not load'}).`));
@@ -223,7 +224,7 @@ export async function pickModelFiles(fileList) {
       try {
         entries = await unzipInWorker(file);
       } catch (err) {
-        fail(err.message);
+        fail(err.message, err.code, err.args);
       }
       for (const [path, bytes] of Object.entries(entries)) {
         if (!path.endsWith('/') && !found.has(base(path))) found.set(base(path), bytes);
@@ -238,7 +239,8 @@ export async function pickModelFiles(fileList) {
     const hint = names.includes('pytorch_model.bin') && missing.includes('model.safetensors')
       ? ' This model only has pytorch_model.bin, which Burnish cannot read: convert it to safetensors, or pick a model that has them.'
       : '';
-    fail(`Missing ${missing.join(', ')} among the chosen files (${[...new Set(names)].slice(0, 8).join(', ') || 'none'}). Choose config.json, tokenizer.json and model.safetensors together, their folder, or a Burnish .zip.${hint}`);
+    const chosen = [...new Set(names)].slice(0, 8).join(', ') || 'none';
+    fail(`Missing ${missing.join(', ')} among the chosen files (${chosen}). Choose config.json, tokenizer.json and model.safetensors together, their folder, or a Burnish .zip.${hint}`, 'page.missing-model-files', { missing: missing.join(', '), chosen, hint });
   }
   const bytes = async (v) => (v instanceof Uint8Array ? v : fileBytes(v).catch((err) => fail(err.message)));
   const optional = async (n) => (found.has(n) ? bytes(found.get(n)) : undefined);

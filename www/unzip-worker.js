@@ -1,5 +1,5 @@
 // A one-shot worker that unpacks one .zip (unzip.js, with its limits) off the page's thread: the
-// page sends {bytes, name}, gets {files} or {error} back, and terminates this worker when it
+// page sends {bytes, name}, gets {files} or {error, code, args} back, and terminates this worker when it
 // answers or when its time limit passes (sources.js), so no archive can freeze the tab.
 
 import { unzipSync } from './vendor/fflate.js';
@@ -10,6 +10,6 @@ self.addEventListener('message', ({ data: { bytes, name } }) => {
     const files = unzipLimited(new Uint8Array(bytes), name, unzipSync);
     self.postMessage({ files }, Object.values(files).map((f) => f.buffer));
   } catch (err) {
-    self.postMessage({ error: err instanceof Error ? err.message : String(err) });
+    self.postMessage({ error: err instanceof Error ? err.message : String(err), code: err?.code ?? null, args: err?.args ?? null });
   }
 });

@@ -46,7 +46,7 @@ export function unzipLimited(bytes, name, unzipSync, limits = ZIP_LIMITS) {
     files = unzipSync(bytes, { filter: (file) => !file.name.endsWith('/') });
   } catch (err) {
     if (err.limit) throw err;
-    throw new Error(`${name} is not a readable .zip archive (${err.message}).`);
+    throw Object.assign(new Error(`${name} is not a readable .zip archive (${err.message}).`), { code: 'page.not-a-zip', args: { name, error: err.message } });
   }
   return files;
 }

@@ -253,6 +253,15 @@ test('在中文界面: engine and page messages in Chinese, and back in English'
     await messageIn(page, '#data-error', /^empty\.csv：文件是空的$/);
     await upload('#data-file', await file('dup.csv', 'text,label,text\na,b,c\n'));
     await messageIn(page, '#data-error', /^dup\.csv：表头中“text”列出现了两次$/);
+    // The page's own checks, coded the same way.
+    await upload('#data-file', await file('sheet.xlsx', 'PK\x03\x04'));
+    await messageIn(page, '#data-error', /^sheet\.xlsx：不支持的文件类型。/);
+    await upload('#model-files', TINY_FILES.slice(0, 2));
+    await page.click('#load-model');
+    await messageIn(page, '#model-error', /^所选文件（config\.json, tokenizer\.json）中缺少 model\.safetensors。/);
+    await upload('#model-files', await file('model.zip', 'not a zip at all'));
+    await page.click('#load-model');
+    await messageIn(page, '#model-error', /^model\.zip 不是可读取的 \.zip 压缩包/);
     // A config that is not JSON: the code's text keeps the parser's own detail.
     const bad = await file('config.json', '{"model_type": "bert", ');
     await upload('#model-files', [bad, TINY_FILES[1], TINY_FILES[2]]);

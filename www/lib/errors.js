@@ -48,6 +48,12 @@ export const failWith = (concerns, message) => {
   throw Object.assign(new Error(message), { concerns });
 };
 
+/** Like failWith, for a message the page says in the user's language from `code` and the values
+ * it names (i18n.js ZH_ERRORS, as for the engine's coded errors); `message` is the English text. */
+export const failCoded = (concerns, code, args, message) => {
+  throw Object.assign(new Error(message), { concerns, code, kind: code.split('.')[0], args });
+};
+
 /** Like failWith, with the message from the catalogue (`t(key, vars)`), said again in the other
  * language when the user switches. */
 export const failSaying = (concerns, key, vars) => {

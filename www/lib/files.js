@@ -2,7 +2,7 @@
 // text and label columns.
 
 import { DATA_EXTENSIONS } from './state.js';
-import { failWith } from './errors.js';
+import { failCoded } from './errors.js';
 
 /** Picks the likely text and label columns: exact names first, then look-alikes, then first/last. */
 export function guessColumns(columns) {
@@ -30,9 +30,14 @@ export function guessColumns(columns) {
   return { text, label };
 }
 
+/** Refuses an empty file by name, next to the step it concerns. */
+export function checkNotEmpty(file, concerns) {
+  if (file.size === 0) failCoded(concerns, 'data.empty-file', { name: file.name }, `${file.name}: the file is empty`);
+}
+
 export function checkExtension(name, concerns) {
   const lower = name.toLowerCase();
   if (!DATA_EXTENSIONS.some((e) => lower.endsWith(e))) {
-    failWith(concerns, `${name}: unsupported file type. Use CSV (.csv), TSV (.tsv), JSON Lines (.jsonl) or plain text (.txt).`);
+    failCoded(concerns, 'page.unsupported-file', { name }, `${name}: unsupported file type. Use CSV (.csv), TSV (.tsv), JSON Lines (.jsonl) or plain text (.txt).`);
   }
 }

@@ -9,7 +9,7 @@ import { $, bytes, fillSelect, fillTable } from '../lib/dom.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
 import { emit } from '../lib/events.js';
-import { checkExtension, guessColumns } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, guessColumns } from '../lib/files.js';
 import { BUNDLED_DATA, sourceFiles, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { refreshMixture } from './mixing.js';
@@ -37,7 +37,7 @@ export async function loadData(file) {
   let data, name;
   if (file) {
     checkExtension(file.name, 'data');
-    if (file.size === 0) failWith('data', `${file.name}: the file is empty`);
+    checkNotEmpty(file, 'data');
     data = await readWithProgress(file, bar, status);
     name = file.name;
   } else {

@@ -10,7 +10,7 @@ import { $, fillSelect, fillTable, fmt, log, pct, sci } from '../lib/dom.js';
 import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded } from '../lib/errors.js';
-import { checkExtension, guessColumns } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, guessColumns } from '../lib/files.js';
 import { SAMPLE_DOMAIN, bundledModel, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { keep } from './runs.js';
@@ -21,7 +21,7 @@ async function loadDomain(file) {
   let data, name;
   if (file) {
     checkExtension(file.name, 'domain');
-    if (file.size === 0) failWith('domain', `${file.name}: the file is empty`);
+    checkNotEmpty(file, 'domain');
     data = await fileBytes(file);
     name = file.name;
   } else {

@@ -5,12 +5,12 @@ import { t } from '../i18n.js';
 import { $ } from '../lib/dom.js';
 import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
-import { clearErrors, failWith, guarded } from '../lib/errors.js';
+import { clearErrors, failCoded, failWith, guarded } from '../lib/errors.js';
 import { state } from '../lib/state.js';
 
 $('export').addEventListener('click', guarded('export', async () => {
   clearErrors('export');
-  if (!state.summary) failWith('export', 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
+  if (!state.summary) failCoded('export', 'page.export-before-training', {}, 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
   if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
   $('export').disabled = true;
   $('export-status').textContent = '…';

@@ -11,7 +11,7 @@ import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
 import { on } from '../lib/events.js';
-import { checkExtension, guessColumns } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, guessColumns } from '../lib/files.js';
 import { bundledModel, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { keep } from './runs.js';
@@ -67,7 +67,7 @@ $('task-file').addEventListener('change', guarded('multitask', async () => {
   try {
     for (const file of [...$('task-file').files]) {
       checkExtension(file.name, 'multitask');
-      if (file.size === 0) failWith('multitask', `${file.name}: the file is empty`);
+      checkNotEmpty(file, 'multitask');
       const data = await fileBytes(file);
       await concerning('backend', () => backendReady);
       const info = await request(IN.ADD_TASK, { bytes: data, fileName: file.name }, [data.buffer]);

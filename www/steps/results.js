@@ -5,7 +5,7 @@ import { IN } from '../protocol.js';
 import { t } from '../i18n.js';
 import { $, fillTable, fmt, pct } from '../lib/dom.js';
 import { request } from '../lib/engine.js';
-import { clearErrors, failWith, guarded } from '../lib/errors.js';
+import { clearErrors, failCoded, guarded } from '../lib/errors.js';
 import { state } from '../lib/state.js';
 
 export function showResults({ metrics, predictions = [], phase = 'after', step = 0 }) {
@@ -95,8 +95,8 @@ $('sort-predictions').addEventListener('change', guarded('results', renderPredic
 $('try-button').addEventListener('click', guarded('try', async () => {
   clearErrors('try');
   const text = $('try-text').value;
-  if (!text.trim()) failWith('try', 'Type some text to classify first.');
-  if (!state.summary) failWith('try', 'Start training (or "Evaluate without training") first: the try-it box uses the model being trained.');
+  if (!text.trim()) failCoded('try', 'page.no-text', {}, 'Type some text to classify first.');
+  if (!state.summary) failCoded('try', 'page.try-before-training', {}, 'Start training (or "Evaluate without training") first: the try-it box uses the model being trained.');
   const prediction = await request(IN.PREDICT, { text });
   state.prediction = prediction;
   const labels = state.summary?.labels ?? [];

@@ -9,7 +9,7 @@ import { layerPlan, startText } from '../views/layers.js';
 import { lossText, showRunPanel, updateRunPanel } from '../views/runpanel.js';
 import { $, duration, fillTable, fmt, log, pct, radioValue, sci } from '../lib/dom.js';
 import { prepareCheckpoints, request } from '../lib/engine.js';
-import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
+import { clearErrors, concerning, failCoded, failWith, guarded, showError } from '../lib/errors.js';
 import { bundledModel, sourceFiles, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { evalMode, loadData } from './data.js';
@@ -45,7 +45,7 @@ export async function prepareRun() {
   await concerning('backend', () => backendReady);
   await ensureModel();
   if (!state.data) await loadData(null);
-  if (!$('label-column').value) failWith('columns', 'Choose the label column: text classification needs a label for every text.');
+  if (!$('label-column').value) failCoded('columns', 'page.no-label-column', {}, 'Choose the label column: text classification needs a label for every text.');
   if (evalMode() === 'file' && !state.evalData) failWith('eval', 'Choose the evaluation file, or hold out part of the training file instead.');
   recipe.text_column = $('text-column').value;
   recipe.label_column = $('label-column').value;
