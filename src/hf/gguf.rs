@@ -652,6 +652,8 @@ fn hf_name(name: &str) -> Option<String> {
         "attn_k" => "self_attn.k_proj",
         "attn_v" => "self_attn.v_proj",
         "attn_output" => "self_attn.o_proj",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
         "ffn_gate" => "mlp.gate_proj",
         "ffn_up" => "mlp.up_proj",
         "ffn_down" => "mlp.down_proj",
@@ -696,10 +698,10 @@ pub fn tokenizer_config(g: &Gguf) -> Result<Vec<u8>> {
 pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let g = Gguf::parse(bytes)?;
     let arch = g.get("general.architecture").and_then(Meta::as_str).unwrap_or("").to_string();
-    if arch != "llama" && arch != "qwen2" {
+    if arch != "llama" && arch != "qwen2" && arch != "qwen3" {
         return Err(Error::UnsupportedModel {
             found: format!("GGUF architecture {arch}"),
-            supported: "GGUF files of the llama (SmolLM2, TinyLlama, Llama) and qwen2 architectures".into(),
+            supported: "GGUF files of the llama (SmolLM2, TinyLlama, Llama), qwen2 and qwen3 architectures".into(),
         });
     }
     let key = |k: &str| g.get(&format!("{arch}.{k}"));
@@ -725,7 +727,7 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let has_output = g.tensors.iter().any(|t| t.name == "output.weight");
     let id = |k: &str| g.get(&format!("tokenizer.ggml.{k}")).and_then(Meta::as_u64);
     let mut cfg = json!({
-        "architectures": [if arch == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" }],
+        "architectures": [match arch.as_str() { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" }],
         "model_type": arch,
         "vocab_size": vocab,
         "hidden_size": hidden,
@@ -740,9 +742,14 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         "hidden_act": "silu",
         "torch_dtype": "float32",
     });
-    if let Some(d) = key("rope.dimension_count").and_then(Meta::as_u64) {
-        if usize::try_from(d).ok() != Some(hidden / heads) {
-            cfg["head_dim"] = json!(d);
+    // The head size: attention.key_length where the file gives it (Qwen3's is not hidden / heads),
+    // else the rotary dimension count.
+    for k in ["attention.key_length", "rope.dimension_count"] {
+        if let Some(d) = key(k).and_then(Meta::as_u64) {
+            if usize::try_from(d).ok() != Some(hidden / heads) {
+                cfg["head_dim"] = json!(d);
+            }
+            break;
         }
     }
     if key("rope.scaling.type").and_then(Meta::as_str).is_some_and(|s| s != "none") {
@@ -765,7 +772,9 @@ pub fn to_hf_files(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         };
         let mut data = g.dequantize(t)?;
         let shape: Vec<usize> = t.dims.iter().rev().copied().collect();
-        if shape.len() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight")) {
+        // llama.cpp permutes q/k only for the llama architecture (its rotary pairs neighbours);
+        // qwen2 and qwen3 files keep HF's half-split order.
+        if arch == "llama" && shape.len() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight")) {
             let h = if name.ends_with("q_proj.weight") { heads } else { kv_heads };
             if h.checked_mul(2).is_none_or(|d| shape[0] % d != 0) {
                 return Err(Error::Weights(format!("GGUF tensor {} has {} rows, not a whole number of {h} rotary heads", t.name, shape[0])));

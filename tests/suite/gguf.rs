@@ -226,3 +226,34 @@ fn sentencepiece_gguf_vocabularies_tokenize_and_run_like_transformers() {
     let want: Vec<u32> = p["greedy"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
     assert_eq!(g.generated(), want.as_slice());
 }
+
+/// Qwen2 and Qwen3 GGUF files as llama.cpp writes them (q/k not permuted: their rotary is
+/// half-split, unlike llama's; Qwen3's q/k norms and head_dim), made from the tiny HF fixtures by
+/// tests/fixtures/make_qwen_gguf.py and checked against what transformers loads from the GGUF.
+#[test]
+fn qwen2_and_qwen3_gguf_files_match_transformers() {
+    let r = read_json(fixture("qwen_gguf_reference.json"));
+    let device = Device::flex();
+    for (name, arch) in [("tiny-qwen2", "Qwen2ForCausalLM"), ("tiny-qwen3", "Qwen3ForCausalLM")] {
+        let bytes = std::fs::read(fixture(&format!("{name}.gguf"))).unwrap();
+        let cm = from_gguf(&bytes).unwrap();
+        assert_eq!(cm.config.architecture(), arch);
+        let (model, report) = cm.load(0, &device).unwrap();
+        assert!(report.initialized.is_empty() && report.unexpected.is_empty(), "{name}: {report:?}");
+        let p = &r[name];
+        let ids: Vec<u32> = p["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(cm.tokenizer.encode_all("The film was great and").unwrap(), ids, "{name}: the GGUF's tokenizer");
+        let n = ids.len();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, n]), &device);
+        let logits = model.forward(input, None);
+        let vocab = logits.dims()[2];
+        let last = pollster::block_on(read_f32(logits.narrow(1, n - 1, 1).reshape([vocab]))).unwrap();
+        let want = f32s(&p["last_logits"]);
+        let worst = last.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{name}: last-position logits differ from transformers by {worst}");
+        let mut g = Generation::new(&model, ids, GenerateOptions { max_new_tokens: 8, ..Default::default() }, vec![], 128).unwrap();
+        while pollster::block_on(g.step(&model, &cm.tokenizer)).unwrap().is_some() {}
+        let greedy: Vec<u32> = p["greedy"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(g.generated(), greedy.as_slice(), "{name}: greedy continuation");
+    }
+}
