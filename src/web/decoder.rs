@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use web_time::Instant;
 
 use crate::models::causal::{CausalLm, CausalModel, DecoderConfig};
+use crate::web::Missing;
 use crate::infer::generate::{GenerateOptions, Generation, StopReason};
 use crate::models::q8::Q8Llama;
 use std::sync::Arc;
@@ -62,7 +63,7 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
 }
 
 fn device() -> Result<Device, JsError> {
-    crate::web::current_device().ok_or_else(|| err(crate::error::coded!(Other, "state.no-backend", "the backend is not initialised yet")))
+    crate::web::current_device().ok_or_else(|| Missing::Backend.err())
 }
 
 #[derive(Serialize)]
@@ -107,7 +108,7 @@ fn install(cm: CausalModel) -> Result<JsValue, JsError> {
 /// nothing. Returns the backend report.
 #[wasm_bindgen(js_name = measureDecoderBackends)]
 pub async fn measure_decoder_backends(len: usize) -> Result<JsValue, JsError> {
-    let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| err(crate::error::coded!(Other, "state.no-decoder", "load a decoder first")))?;
+    let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| Missing::Decoder.err())?;
     let before = crate::web::current_backend().map(|b| b.kind);
     let measured = crate::web::backend::measure_decoder(&cm, len).await;
     let moved = crate::web::current_backend().map(|b| b.kind) != before;
@@ -190,8 +191,8 @@ struct LmStarted {
 /// Rows from the data for the recipe's task, split into training and held-out rows (seeded),
 /// and up to three held-out prompts for the before/after view.
 fn prepare(d: &DecoderState, recipe: &Recipe) -> Result<(Vec<crate::data::text::LmRow>, Vec<crate::data::text::LmRow>, Vec<EvalPrompt>), JsError> {
-    let cm = d.model.as_ref().ok_or_else(|| err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
-    let table = d.data.as_ref().ok_or_else(|| err(crate::error::coded!(Data, "data.no-training-file", "choose a training file first")))?;
+    let cm = d.model.as_ref().ok_or_else(|| Missing::Model.err())?;
+    let table = d.data.as_ref().ok_or_else(|| Missing::TrainingFile.err())?;
     recipe.validate(cm.config.max_positions()).map_err(err)?;
     let (rows, prompts) = crate::data::decoder::rows_for_task(cm, table, recipe).map_err(err)?;
     // The same seeded split for rows and their prompts (one prompt per row for instruct).
@@ -235,7 +236,7 @@ fn begin(recipe: JsValue, make: impl FnOnce(&CausalModel, Vec<crate::data::text:
     DEC.with(|d| {
         let mut d = d.borrow_mut();
         let (train, eval, eval_prompts) = prepare(&d, &recipe)?;
-        let cm = d.model.as_ref().ok_or_else(|| err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let cm = d.model.as_ref().ok_or_else(|| Missing::Model.err())?;
         let session = make(cm, train, eval, recipe, &dev).map_err(err)?;
         let out = started(&d, &session, eval_prompts.clone())?;
         d.session = Some(session);
@@ -312,11 +313,11 @@ pub async fn start_generation(request: JsValue) -> Result<JsValue, JsError> {
     let on_cpu = crate::web::current_backend().is_some_and(|b| b.kind == "cpu");
     let (mut g, model, tok, n, version, cached) = DEC.with(|d| {
         let d = d.borrow();
-        let cm = d.model.as_ref().ok_or_else(|| err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let cm = d.model.as_ref().ok_or_else(|| Missing::Model.err())?;
         let model = if req.tuned {
-            d.session.as_ref().ok_or_else(|| err(crate::error::coded!(Other, "state.not-tuned", "fine-tune the model first")))?.inference_model().map_err(err)?
+            d.session.as_ref().ok_or_else(|| Missing::Tuning.err())?.inference_model().map_err(err)?
         } else {
-            d.base.clone().ok_or_else(|| err(crate::error::coded!(Other, "state.no-model", "load a model first")))?
+            d.base.clone().ok_or_else(|| Missing::Model.err())?
         };
         let ids = if req.chat {
             let t = cm.chat_template.as_ref().ok_or_else(|| JsError::new("this model has no chat template (load its tokenizer_config.json with it)"))?;
@@ -411,11 +412,8 @@ pub fn estimate_decoder_memory(batch_size: usize, max_len: usize, recipe: JsValu
     let recipe = parse_recipe(&recipe)?;
     DEC.with(|d| {
         let d = d.borrow();
-        let cm = d.model.as_ref().ok_or_else(|| err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
-        let mut est = crate::engine::memory::estimate_decoder_memory(&cm.config, &recipe, batch_size.max(1), max_len.max(1));
-        if let Some(info) = crate::web::current_backend() {
-            est.warnings = info.memory_warnings(est.total, est.largest_tensor);
-        }
+        let cm = d.model.as_ref().ok_or_else(|| Missing::Model.err())?;
+        let est = crate::web::with_backend_warnings(crate::engine::memory::estimate_decoder_memory(&cm.config, &recipe, batch_size.max(1), max_len.max(1)));
         to_js(&est)
     })
 }
@@ -426,10 +424,7 @@ pub fn estimate_decoder_memory(batch_size: usize, max_len: usize, recipe: JsValu
 pub fn estimate_decoder_memory_for_config(config_json: String, batch_size: usize, max_len: usize, recipe: JsValue) -> Result<JsValue, JsError> {
     let recipe = parse_recipe(&recipe)?;
     let config = DecoderConfig::from_bytes(config_json.as_bytes()).map_err(err)?;
-    let mut est = crate::engine::memory::estimate_decoder_memory(&config, &recipe, batch_size.max(1), max_len.max(1));
-    if let Some(info) = crate::web::current_backend() {
-        est.warnings = info.memory_warnings(est.total, est.largest_tensor);
-    }
+    let est = crate::web::with_backend_warnings(crate::engine::memory::estimate_decoder_memory(&config, &recipe, batch_size.max(1), max_len.max(1)));
     to_js(&est)
 }
 
@@ -437,7 +432,7 @@ pub fn estimate_decoder_memory_for_config(config_json: String, batch_size: usize
 /// naming `base_name` as its base model).
 #[wasm_bindgen(js_name = exportDecoder)]
 pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
-    let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| err(crate::error::coded!(Other, "state.not-tuned", "fine-tune the model first")))?;
+    let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| Missing::Tuning.err())?;
     let cm = DEC.with(|d| d.borrow_mut().model.take());
     let files = match &cm {
         Some(c) => s.export(c, &base_name).await,
@@ -467,7 +462,7 @@ pub async fn bench_decoder(strategy: String, batch: usize, len: usize, steps: us
     let dev = device()?;
     let strategy: crate::recipe::Strategy = serde_json::from_value(serde_json::json!(strategy)).map_err(|e| JsError::new(&format!("strategy: {e}")))?;
     let recipe = Recipe { task: crate::recipe::Task::CausalLm, strategy, batch_size: batch, max_len: len, lr: 1e-4, ..Recipe::default() };
-    let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| err(crate::error::coded!(Other, "state.no-decoder", "load a decoder first")))?;
+    let cm = DEC.with(|d| d.borrow_mut().model.take()).ok_or_else(|| Missing::Decoder.err())?;
     let result = crate::bench::bench_decoder(&cm, &recipe, steps, warmup, gen_tokens, &dev).await;
     DEC.with(|d| d.borrow_mut().model = Some(cm));
     to_js(&result.map_err(err)?)

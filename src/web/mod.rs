@@ -68,6 +68,40 @@ pub(crate) fn js_err(e: Error) -> JsError {
     err
 }
 
+/// What a call needs that is not there yet (both boundaries, mod.rs and decoder.rs, say it the same
+/// way, with one code each).
+#[derive(Clone, Copy)]
+pub(crate) enum Missing {
+    Backend,
+    Model,
+    Decoder,
+    TrainingFile,
+    Tuning,
+    Text,
+}
+
+impl Missing {
+    pub(crate) fn err(self) -> JsError {
+        use crate::error::coded;
+        js_err(match self {
+            Missing::Backend => coded!(Other, "state.no-backend", "the backend is not initialised yet"),
+            Missing::Model => coded!(Other, "state.no-model", "load a model first"),
+            Missing::Decoder => coded!(Other, "state.no-decoder", "load a decoder first"),
+            Missing::TrainingFile => coded!(Data, "data.no-training-file", "choose a training file first"),
+            Missing::Tuning => coded!(Other, "state.not-tuned", "fine-tune the model first"),
+            Missing::Text => coded!(Other, "state.no-text", "type some text first"),
+        })
+    }
+}
+
+/// A memory estimate with what the backend in use says about its size.
+pub(crate) fn with_backend_warnings(mut est: crate::engine::memory::MemoryEstimate) -> crate::engine::memory::MemoryEstimate {
+    if let Some(info) = current_backend() {
+        est.warnings = info.memory_warnings(est.total, est.largest_tensor);
+    }
+    est
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| JsError::new(&format!("internal: {e}")))
@@ -241,7 +275,7 @@ pub fn remove_train_source(index: usize) {
 }
 
 fn training_data(s: &State, recipe: &Recipe) -> Result<data::TrainingData, JsError> {
-    let first = s.train_table.as_ref().ok_or_else(|| js_err(crate::error::coded!(Data, "data.no-training-file", "choose a training file first")))?;
+    let first = s.train_table.as_ref().ok_or_else(|| Missing::TrainingFile.err())?;
     let tables: Vec<&Table> = std::iter::once(first).chain(&s.extra_tables).collect();
     data::training_data(&tables, s.eval_table.as_ref(), &recipe.text_column, &recipe.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)
 }
@@ -253,8 +287,8 @@ fn prepare(st: &State, recipe: &Recipe) -> Result<(Device, data::TrainingData), 
 
 /// The device, once the backend is up, a model is loaded and the recipe fits it.
 fn device_for(st: &State, recipe: &Recipe) -> Result<Device, JsError> {
-    let (device, _) = st.device.as_ref().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-backend", "the backend is not initialised yet")))?;
-    let ckpt = st.checkpoint.as_ref().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+    let (device, _) = st.device.as_ref().ok_or_else(|| Missing::Backend.err())?;
+    let ckpt = st.checkpoint.as_ref().ok_or_else(|| Missing::Model.err())?;
     recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
     Ok(device.clone())
 }
@@ -291,7 +325,7 @@ pub fn clear_eval_data() {
 pub fn check_data(text_column: &str, label_column: &str, max_len: usize) -> Result<JsValue, JsError> {
     STATE.with(|s| {
         let s = s.borrow();
-        let table = s.train_table.as_ref().ok_or_else(|| js_err(crate::error::coded!(Data, "data.no-training-file", "choose a training file first")))?;
+        let table = s.train_table.as_ref().ok_or_else(|| Missing::TrainingFile.err())?;
         if label_column.is_empty() {
             return Err(JsError::new("choose the label column: text classification needs a label for every text"));
         }
@@ -312,13 +346,9 @@ pub fn estimate_memory(batch_size: usize, max_len: usize, recipe: JsValue, num_l
     let recipe: Recipe = serde_wasm_bindgen::from_value(recipe).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
     STATE.with(|s| {
         let s = s.borrow();
-        let c = s.checkpoint.as_ref().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let c = s.checkpoint.as_ref().ok_or_else(|| Missing::Model.err())?;
         let (all, trainable) = crate::engine::memory::planned_parameters(&c.config, &recipe, num_labels.max(2));
-        let mut est = crate::engine::memory::estimate_memory(&c.config, all, trainable, batch_size, max_len);
-        if let Some((_, info)) = &s.device {
-            est.warnings = info.memory_warnings(est.total, est.largest_tensor);
-        }
-        to_js(&est)
+        to_js(&with_backend_warnings(crate::engine::memory::estimate_memory(&c.config, all, trainable, batch_size, max_len)))
     })
 }
 
@@ -330,13 +360,7 @@ pub fn estimate_memory_for_config(config_json: String, batch_size: usize, max_le
     let recipe: Recipe = serde_wasm_bindgen::from_value(recipe).map_err(|e| JsError::new(&format!("recipe: {e}")))?;
     let config = crate::hf::config::HfConfigFile::from_bytes(config_json.as_bytes()).and_then(|c| c.into_bert()).map_err(js_err)?;
     let (all, trainable) = crate::engine::memory::planned_parameters(&config, &recipe, num_labels.max(2));
-    let mut est = crate::engine::memory::estimate_memory(&config, all, trainable, batch_size, max_len);
-    STATE.with(|s| {
-        if let Some((_, info)) = &s.borrow().device {
-            est.warnings = info.memory_warnings(est.total, est.largest_tensor);
-        }
-    });
-    to_js(&est)
+    to_js(&with_backend_warnings(crate::engine::memory::estimate_memory(&config, all, trainable, batch_size, max_len)))
 }
 
 #[derive(Serialize)]
@@ -393,7 +417,7 @@ fn begin(recipe: Recipe, checkpoint: Option<&[u8]>) -> Result<JsValue, JsError> 
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
         let (device, td) = prepare(st, &recipe)?;
-        let original = st.checkpoint.as_mut().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let original = st.checkpoint.as_mut().ok_or_else(|| Missing::Model.err())?;
         // The classifier stage of a two-stage recipe starts from the adapted encoder (a resumed
         // run takes every weight from its checkpoint).
         let ckpt = match st.adapted.as_mut() {
@@ -470,7 +494,7 @@ pub fn start_adaptation(recipe: JsValue, adapt_only: Option<bool>) -> Result<JsV
             return Err(JsError::new("set the domain adaptation epochs above 0 to adapt the model first"));
         }
         let table = st.domain_table.as_ref().ok_or_else(|| JsError::new("choose the domain text for the masked-LM adaptation (or set its epochs to 0)"))?;
-        let ckpt = st.checkpoint.as_mut().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| Missing::Model.err())?;
         let session = crate::engine::masked_lm::MlmSession::domain_stage(ckpt, table, &recipe, &device).map_err(js_err)?;
         let out = to_js(&AdaptationStarted {
             total_steps: session.total_steps,
@@ -601,7 +625,7 @@ pub fn start_multitask(recipe: JsValue, columns: JsValue) -> Result<JsValue, JsE
     STATE.with(|s| {
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
-        let (device, _) = st.device.as_ref().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-backend", "the backend is not initialised yet")))?.clone();
+        let (device, _) = st.device.as_ref().ok_or_else(|| Missing::Backend.err())?.clone();
         let main = st.train_table.as_ref().ok_or_else(|| JsError::new("choose the main training file first: it is the first task"))?;
         if st.task_tables.is_empty() {
             return Err(JsError::new("add at least one more labelled file: multi-task training needs two or more tasks"));
@@ -613,7 +637,7 @@ pub fn start_multitask(recipe: JsValue, columns: JsValue) -> Result<JsValue, JsE
         for ((name, table), c) in st.task_tables.iter().zip(&columns) {
             tasks.push(crate::engine::multitask::task_from_table(name, table, None, &c.text_column, &c.label_column, recipe.eval_fraction, recipe.seed).map_err(js_err)?);
         }
-        let ckpt = st.checkpoint.as_mut().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| Missing::Model.err())?;
         let session = crate::engine::multitask::MultiTaskSession::new(ckpt, &tasks, recipe, &device).map_err(js_err)?;
         let out = to_js(&MultitaskStarted { tasks: session.tasks(), total_steps: session.total_steps, recipe: &session.recipe })?;
         st.multitask = Some(session);
@@ -649,7 +673,7 @@ pub async fn multitask_evaluate() -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = multitaskPredict)]
 pub async fn multitask_predict(text: String) -> Result<JsValue, JsError> {
     if text.trim().is_empty() {
-        return Err(js_err(crate::error::coded!(Other, "state.no-text", "type some text first")));
+        return Err(Missing::Text.err());
     }
     let session = take_multitask()?;
     let result = with_checkpoint(async |c| session.predict(c, &text).await).await;
@@ -704,7 +728,7 @@ pub fn start_comparison(recipe: JsValue, presets: Vec<String>) -> Result<JsValue
         let mut guard = s.borrow_mut();
         let st = &mut *guard;
         let (device, td) = prepare(st, &base)?;
-        let ckpt = st.checkpoint.as_mut().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-model", "load a model first")))?;
+        let ckpt = st.checkpoint.as_mut().ok_or_else(|| Missing::Model.err())?;
         let steps = crate::recipe::planned_steps(&base, td.train_count());
         let layers = ckpt.config.num_hidden_layers;
         st.compare.clear();
@@ -885,7 +909,7 @@ pub async fn baseline_steps(budget_ms: f64) -> Result<JsValue, JsError> {
 #[wasm_bindgen]
 pub async fn predict(text: String) -> Result<JsValue, JsError> {
     if text.trim().is_empty() {
-        return Err(js_err(crate::error::coded!(Other, "state.no-text", "type some text first")));
+        return Err(Missing::Text.err());
     }
     let session = take_session()?;
     let ids = STATE.with(|s| {
@@ -955,7 +979,7 @@ struct ClassifierBench {
 /// classifier at `batch × len` on the current backend, as `burnish bench` times them natively.
 #[wasm_bindgen(js_name = benchClassifier)]
 pub async fn bench_classifier(batch: usize, len: usize, steps: usize, warmup: usize) -> Result<JsValue, JsError> {
-    let device = current_device().ok_or_else(|| js_err(crate::error::coded!(Other, "state.no-backend", "the backend is not initialised yet")))?;
+    let device = current_device().ok_or_else(|| Missing::Backend.err())?;
     let (training, forward) = with_checkpoint(async |c| {
         let training = crate::bench::bench_training(c, batch, len, steps, warmup, &device).await?;
         let forward = crate::bench::bench_forward(c, batch, len, steps, warmup.max(1), &device).await?;

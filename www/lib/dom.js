@@ -1,6 +1,8 @@
 // Shared page helpers: element lookup, the address's parameters, number and size formats, tables,
 // and the log. Nothing here knows a step of the page.
 
+import { t } from '../i18n.js';
+
 export const $ = (id) => document.getElementById(id);
 export const params = new URLSearchParams(location.search);
 export const radioValue = (name) => document.querySelector(`input[name="${name}"]:checked`).value;
@@ -60,6 +62,15 @@ export const ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x).toLocaleString
 /** At most `n` evenly spaced points of a curve (a record stays small). */
 export const thin = (xs, n = 400) => (xs.length <= n ? xs : Array.from({ length: n }, (_, i) => xs[Math.round((i * (xs.length - 1)) / (n - 1))]));
 export const when = (iso) => new Date(iso).toLocaleString();
+
+/** A model download's progress callback ({file, loaded, total, cached}, sources.js) drawing on
+ * `bar` (a <progress>) and `status` (its line). */
+export const downloadProgress = (bar, status) => ({ file, loaded, total, cached }) => {
+  bar.hidden = false;
+  bar.max = total || loaded || 1;
+  bar.value = loaded;
+  status.textContent = cached ? t('model.fromCache', { file }) : t('model.fetching', { file, done: bytes(loaded), total: total ? bytes(total) : '?' });
+};
 
 export function fillSelect(select, columns, selected, { allowNone = false } = {}) {
   select.replaceChildren(...columns.map((c, i) => new Option(c, c, false, i === selected)));

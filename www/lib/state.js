@@ -1,7 +1,9 @@
 // What the page shows, in one object: `window.burnishState` mirrors it for the browser tests.
 // Each step (steps/*.js) writes its own fields; main.js wires the steps together.
 
-export const bundledModel = new URLSearchParams(location.search).get('model') || 'all-MiniLM-L6-v2';
+import { params } from './dom.js';
+
+export const bundledModel = params.get('model') || 'all-MiniLM-L6-v2';
 export const BUNDLED_DATA = 'assets/data/sentiment-demo.csv';
 export const SAMPLE_DOMAIN = 'assets/data/movie-domain.txt';
 export const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.txt', '.text'];

@@ -10,7 +10,7 @@ import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart
 import { DECODER_GALLERY, renderGallery } from '../views/gallery.js';
 import { currentTask, showTask } from '../views/tasks.js';
 import { lossText, panelKind, showRunPanel, updateRunPanel } from '../views/runpanel.js';
-import { $, bytes, fillTable, fmt, log } from '../lib/dom.js';
+import { $, bytes, downloadProgress, fillTable, fmt, log } from '../lib/dom.js';
 import { downloadZip } from '../lib/downloads.js';
 import { prepareCheckpoints, request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
@@ -50,12 +50,7 @@ async function loadHubDecoder(id) {
   clearErrors('decoder');
   await concerning('backend', () => backendReady);
   const bar = $('decoder-progress');
-  const progress = ({ file, loaded, total, cached }) => {
-    bar.hidden = false;
-    bar.max = total || loaded || 1;
-    bar.value = loaded;
-    $('decoder-status').textContent = cached ? t('model.fromCache', { file }) : t('model.fetching', { file, done: bytes(loaded), total: total ? bytes(total) : '?' });
-  };
+  const progress = downloadProgress(bar, $('decoder-status'));
   $('decoder-hub-load').disabled = true;
   try {
     const files = await fetchHubDecoder(id, progress).catch((err) => {

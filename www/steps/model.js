@@ -5,7 +5,7 @@ import { IN } from '../protocol.js';
 import { t } from '../i18n.js';
 import { fetchHubModel, pickModelFiles, readBody } from '../sources.js';
 import { renderGallery } from '../views/gallery.js';
-import { $, bytes, log, loraTargetBoxes, millions, radioValue } from '../lib/dom.js';
+import { $, bytes, downloadProgress, log, loraTargetBoxes, millions, radioValue } from '../lib/dom.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
 import { emit } from '../lib/events.js';
@@ -40,12 +40,7 @@ async function modelBytes() {
   const source = radioValue('model-source');
   const bar = $('model-progress');
   const status = $('model-status');
-  const progress = ({ file, loaded, total, cached }) => {
-    bar.hidden = false;
-    bar.max = total || loaded || 1;
-    bar.value = loaded;
-    status.textContent = cached ? t('model.fromCache', { file }) : t('model.fetching', { file, done: bytes(loaded), total: total ? bytes(total) : '?' });
-  };
+  const progress = downloadProgress(bar, status);
   if (source === 'hub') return fetchHubModel($('hub-id').value, progress);
   if (source === 'local') return pickModelFiles(localFiles);
   const base = `assets/models/${encodeURIComponent(bundledModel)}/`;

@@ -4,7 +4,7 @@
 // they happen, and the objectives written out beside the live curves.
 
 import { t } from '../i18n.js';
-import { $, pct } from '../lib/dom.js';
+import { $, params, pct } from '../lib/dom.js';
 
 /** The demos: the recipe fields each one sets (ids of the recipe form). */
 export const DEMOS = Object.freeze({
@@ -18,7 +18,7 @@ export const DEMOS = Object.freeze({
 
 /** Which demo the address asks for: null (none), a name, or an error message. */
 export function demoWanted() {
-  const name = new URLSearchParams(location.search).get('demo');
+  const name = params.get('demo');
   if (name === null) return null;
   return DEMOS[name] ? { name } : { error: `There is no demo called "${name}": the demos are ${Object.keys(DEMOS).join(', ')}.` };
 }

@@ -5,7 +5,7 @@
 // address (?task=…) so that a reload, a bookmark or a shared link opens on it.
 
 import { t } from '../i18n.js';
-import { $ } from '../lib/dom.js';
+import { $, params } from '../lib/dom.js';
 
 /** Each task's steps in order: [step key, section id]. Sections without `data-tasks` (the
  * earlier runs) show for every task. */
@@ -76,6 +76,6 @@ export function initTasks(changed) {
       $(first).scrollIntoView({ block: 'start', behavior: 'smooth' });
     });
   }
-  const wanted = new URLSearchParams(location.search).get('task');
+  const wanted = params.get('task');
   showTask(TASKS[wanted] ? wanted : null, { remember: false });
 }
