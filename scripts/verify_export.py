@@ -6,8 +6,8 @@ transformers and Burnish give the same logits.
 
 Steps:
   1. AutoModelForSequenceClassification.from_pretrained(DIR) and AutoTokenizer.from_pretrained(DIR)
-     must succeed; config.architectures must be ["BertForSequenceClassification"] and
-     config.id2label must be present.
+     must succeed, loading the class config.architectures names (e.g.
+     ["BertForSequenceClassification"]), and config.id2label must be present.
   2. Each text is run through transformers on its own (no padding, truncated to
      min(--max-len, max_position_embeddings) tokens, as `burnish predict` does), in eval mode.
   3. `BIN predict --model DIR --max-len N --text T1 --text T2 ...` must print one JSON line per text:
@@ -60,8 +60,8 @@ def main():
     except Exception as e:  # noqa: BLE001 - report any loading error
         return fail(f"transformers could not load {args.model}: {e}")
     archs = getattr(model.config, "architectures", None)
-    if archs != ["BertForSequenceClassification"]:
-        return fail(f'config.architectures is {archs!r}, expected ["BertForSequenceClassification"]')
+    if not archs or len(archs) != 1 or archs[0] != type(model).__name__ or not archs[0].endswith("ForSequenceClassification"):
+        return fail(f"config.architectures is {archs!r}, loaded as {type(model).__name__}")
     id2label = getattr(model.config, "id2label", None)
     if not id2label:
         return fail("config.id2label missing")
@@ -69,7 +69,9 @@ def main():
 
     # 2. transformers logits, one text at a time.
     # Long texts are truncated to min(--max-len, max_position_embeddings), as `burnish predict` does.
-    max_len = min(args.max_len, model.config.max_position_embeddings)
+    # (RoBERTa's positions start after pad_token_id: 514 rows hold 512 tokens.)
+    offset = model.config.pad_token_id + 1 if model.config.model_type in ("roberta", "xlm-roberta") else 0
+    max_len = min(args.max_len, model.config.max_position_embeddings - offset)
     hf_logits = []
     try:
         with torch.no_grad():

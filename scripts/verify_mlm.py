@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Check that a domain-adapted folder exported by Burnish (`burnish train --task masked-lm`, or
 `DIR/domain-adapted/` of a two-stage run) loads in Hugging Face transformers as a
-`BertForMaskedLM` and fills masks exactly like Burnish.
+`…ForMaskedLM` (BERT, RoBERTa, XLM-R, DistilBERT) and fills masks exactly like Burnish.
 
     python3 scripts/verify_mlm.py --model DIR --burnish BIN [--text "... [MASK] ..." ...] [--tol 1e-4]
 
 Steps:
-  1. BertForMaskedLM / AutoTokenizer.from_pretrained(DIR) must succeed with
-     config.architectures == ["BertForMaskedLM"], and the decoder must be tied to the word
-     embeddings (no separate decoder weight was stored).
+  1. AutoModelForMaskedLM / AutoTokenizer.from_pretrained(DIR) must succeed, loading the class
+     config.architectures names (e.g. ["BertForMaskedLM"]), and the decoder must be tied to the
+     word embeddings (no separate decoder weight was stored).
   2. For each text, transformers' masked-LM probabilities at every [MASK] (eval mode): the
      top-5 token ids and their softmax scores.
   3. `BIN fill-mask --model DIR --top-k 5 --text ...` must give the same ids in the same order
@@ -44,26 +44,27 @@ def main():
     texts = args.text or DEFAULT_TEXTS
     try:
         import torch
-        from transformers import AutoTokenizer, BertForMaskedLM
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
     except ImportError as e:
         print(f"transformers not installed ({e}); pip install torch transformers", file=sys.stderr)
         return 2
 
     try:
-        model = BertForMaskedLM.from_pretrained(args.model, attn_implementation="eager").eval()
+        model = AutoModelForMaskedLM.from_pretrained(args.model, attn_implementation="eager").eval()
         tokenizer = AutoTokenizer.from_pretrained(args.model)
     except Exception as e:  # noqa: BLE001
         return fail(f"transformers could not load {args.model}: {e}")
-    if model.config.architectures != ["BertForMaskedLM"]:
-        return fail(f"config.architectures is {model.config.architectures!r}")
-    emb = model.bert.embeddings.word_embeddings.weight
-    if not torch.equal(model.cls.predictions.decoder.weight, emb):
+    archs = model.config.architectures or []
+    if len(archs) != 1 or not archs[0].endswith("ForMaskedLM") or type(model).__name__ != archs[0]:
+        return fail(f"config.architectures is {archs!r}, loaded as {type(model).__name__}")
+    if not torch.equal(model.get_output_embeddings().weight, model.get_input_embeddings().weight):
         return fail("the decoder is not tied to the word embeddings")
 
     hf = []
     with torch.no_grad():
         for t in texts:
-            enc = tokenizer(t, return_tensors="pt")
+            # Burnish takes [MASK] for any model; transformers needs the model's own mask token.
+            enc = tokenizer(t.replace("[MASK]", tokenizer.mask_token), return_tensors="pt")
             probs = model(**enc).logits[0].softmax(-1)
             where = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
             hf.append([(p, probs[p].topk(5)) for p in where])

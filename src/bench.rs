@@ -64,7 +64,7 @@ fn random_rows(vocab: u32, batch: usize, len: usize, rng: &mut StdRng) -> Vec<Ve
 }
 
 fn check_bench_shape(ckpt: &Checkpoint, batch: usize, len: usize, steps: usize) -> Result<()> {
-    if steps == 0 || batch == 0 || len < 2 || len > ckpt.config.max_position_embeddings {
+    if steps == 0 || batch == 0 || len < 2 || len > ckpt.config.max_tokens() {
         return Err(Error::Recipe("bench needs steps ≥ 1, batch ≥ 1 and 2 ≤ max-len ≤ the model's positions".into()));
     }
     Ok(())

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hf::config::Part;
 
 /// What a run trains.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -158,7 +159,7 @@ pub struct Recipe {
     pub task_sampling: TaskSampling,
 }
 
-/// Linear layers of a BERT encoder layer that LoRA can adapt (HF module names in the docs).
+/// Linear layers of an encoder layer that LoRA can adapt (BERT's HF module names in the docs).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LoraTarget {
@@ -180,15 +181,16 @@ impl LoraTarget {
     pub const ALL: [LoraTarget; 6] =
         [LoraTarget::Query, LoraTarget::Key, LoraTarget::Value, LoraTarget::AttentionOutput, LoraTarget::Intermediate, LoraTarget::Output];
 
-    /// The HF module path inside `encoder.layer.N`.
-    pub fn hf_name(self) -> &'static str {
+    /// The encoder sublayer it names (`EncoderArch::module` gives its HF module path: BERT's
+    /// `attention.self.query`, DistilBERT's `attention.q_lin`, …).
+    pub fn part(self) -> Part {
         match self {
-            LoraTarget::Query => "attention.self.query",
-            LoraTarget::Key => "attention.self.key",
-            LoraTarget::Value => "attention.self.value",
-            LoraTarget::AttentionOutput => "attention.output.dense",
-            LoraTarget::Intermediate => "intermediate.dense",
-            LoraTarget::Output => "output.dense",
+            LoraTarget::Query => Part::Query,
+            LoraTarget::Key => Part::Key,
+            LoraTarget::Value => Part::Value,
+            LoraTarget::AttentionOutput => Part::AttentionOutput,
+            LoraTarget::Intermediate => Part::Intermediate,
+            LoraTarget::Output => Part::Output,
         }
     }
 }

@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::hf::checkpoint::Checkpoint;
+use crate::hf::config::EncoderArch;
 use crate::data::{Example, Source};
 use crate::engine::{Fnv, NoDetail, Objective, Run, TrainableState, count_trainable, cross_entropy, param_ids, shuffled_batches};
 use crate::error::{Error, Result};
@@ -33,6 +34,7 @@ pub struct ClassifierTask {
     pub train: Vec<Encoded>,
     pub eval: Vec<Encoded>,
     pad_id: u32,
+    arch: EncoderArch,
     strategy: Strategy,
     top_layers: usize,
     freeze_embeddings: bool,
@@ -93,7 +95,7 @@ impl ClassifierTask {
             .map(|(_, g)| g.0.name.clone())
             .collect();
         if let Some((rank, targets)) = &self.lora {
-            let names: Vec<&str> = targets.iter().map(|t| t.hf_name()).collect();
+            let names: Vec<&str> = targets.iter().map(|t| self.arch.module(t.part())).collect();
             training.push(format!("LoRA adapters (rank {rank}) on {} in every encoder layer", names.join(", ")));
         }
         TrainableState {
@@ -359,7 +361,7 @@ impl Run<ClassifierTask> {
     pub async fn export(&self, ckpt: &Checkpoint, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let mut files = export_classifier(self.model()?, ckpt, &self.objective.labels).await?;
         if self.recipe.strategy == Strategy::Lora {
-            files.extend(export_peft(self.model()?, &self.recipe, base_name).await?);
+            files.extend(export_peft(ckpt.config.arch, self.model()?, &self.recipe, base_name).await?);
         }
         Ok(files)
     }
@@ -368,7 +370,7 @@ impl Run<ClassifierTask> {
 impl ClassifierTask {
     /// The objective and its model (on `device.autodiff()`, with the strategy applied).
     fn build(ckpt: &mut Checkpoint, sources: &[Source], eval: &[Example], labels: Vec<String>, recipe: &Recipe, device: &Device) -> Result<(Self, SequenceClassifier, crate::hf::weights::LoadReport)> {
-        recipe.validate(ckpt.config.max_position_embeddings)?;
+        recipe.validate(ckpt.config.max_tokens())?;
         recipe.require_classification()?;
         let mut train = Vec::new();
         let mut ranges = Vec::new();
@@ -397,6 +399,7 @@ impl ClassifierTask {
             train,
             eval,
             pad_id: ckpt.tokenizer.pad_id,
+            arch: ckpt.config.arch,
             strategy: recipe.strategy,
             top_layers: recipe.top_layers,
             freeze_embeddings: recipe.freeze_embeddings,

@@ -136,7 +136,7 @@ impl Objective for MaskedLmTask {
 
 impl MaskedLmTask {
     fn build(ckpt: &mut Checkpoint, train: &[String], eval: &[String], recipe: &Recipe, device: &Device) -> Result<(Self, MaskedLm, crate::hf::weights::LoadReport)> {
-        recipe.validate(ckpt.config.max_position_embeddings)?;
+        recipe.validate(ckpt.config.max_tokens())?;
         let rule = MaskRule::of(ckpt, recipe.mlm_probability)?;
         let mut train_ids = Vec::with_capacity(train.len());
         for t in train {
@@ -218,17 +218,17 @@ impl Run<MaskedLmTask> {
         self.objective.eval.len()
     }
 
-    /// HF `BertForMaskedLM` folder files: config.json, tokenizer files, model.safetensors.
+    /// HF `…ForMaskedLM` folder files: config.json, tokenizer files, model.safetensors.
     pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut files = vec![("config.json".to_string(), crate::hf::config::export_mlm_config(&ckpt.config_file)?)];
+        let mut files = vec![("config.json".to_string(), crate::hf::config::export_mlm_config(&ckpt.config_file, ckpt.config.arch)?)];
         files.extend(ckpt.tokenizer_files());
-        files.push(("model.safetensors".to_string(), crate::models::export::export_mlm_safetensors(self.model()?).await?));
+        files.push(("model.safetensors".to_string(), crate::models::export::export_mlm_safetensors(ckpt.config.arch, self.model()?).await?));
         Ok(files)
     }
 
     /// The adapted encoder as a checkpoint to fine-tune a classifier from (stage two).
     pub async fn adapted_checkpoint(&self, ckpt: &Checkpoint) -> Result<Checkpoint> {
-        let weights = crate::models::export::export_mlm_safetensors(self.model()?).await?;
+        let weights = crate::models::export::export_mlm_safetensors(ckpt.config.arch, self.model()?).await?;
         Ok(Checkpoint {
             config_file: ckpt.config_file.clone(),
             config: ckpt.config.clone(),

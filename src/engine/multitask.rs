@@ -166,7 +166,7 @@ impl Objective for MultiTask {
 
 impl MultiTask {
     fn build(ckpt: &mut Checkpoint, tasks: &[TaskData], recipe: &Recipe, device: &Device) -> Result<(Self, MultiTaskModel, crate::hf::weights::LoadReport)> {
-        recipe.validate(ckpt.config.max_position_embeddings)?;
+        recipe.validate(ckpt.config.max_tokens())?;
         recipe.require_classification()?;
         if tasks.len() < 2 {
             return Err(Error::data("multi-task training needs at least two tasks (add another labelled file)"));
@@ -215,7 +215,7 @@ impl MultiTask {
         let ad = device.clone().autodiff();
         ad.seed(recipe.seed);
         let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, recipe.seed)?;
-        src.forget_prefix("classifier.");
+        src.forget_prefix(&format!("{}.", ckpt.config.arch.classifier()));
         let bert = BertModel::load(&ckpt.config, &mut src, &ad)?;
         let h = ckpt.config.hidden_size;
         let mut heads = Vec::with_capacity(tasks.len());
@@ -285,7 +285,7 @@ impl Run<MultiTask> {
         Ok(out)
     }
 
-    /// One HF `BertForSequenceClassification` folder per task, under `<task name>/`.
+    /// One HF `…ForSequenceClassification` folder per task, under `<task name>/`.
     pub async fn export(&self, ckpt: &Checkpoint) -> Result<Vec<(String, Vec<u8>)>> {
         let model = self.model()?;
         let mut files = Vec::new();

@@ -8,7 +8,126 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-pub const SUPPORTED_MODEL_TYPES: &str = "BERT-family encoders (model_type \"bert\", e.g. all-MiniLM-L6-v2, bert-base-uncased)";
+pub const SUPPORTED_MODEL_TYPES: &str = "encoders of model_type \"bert\" (all-MiniLM-L6-v2, bert-base-uncased), \"roberta\" (roberta-base), \"xlm-roberta\" (xlm-roberta-base, multilingual-e5-base) and \"distilbert\" (distilbert-base-uncased)";
+
+/// The encoder families Burnish loads. They share one network (`models/bert.rs`); what differs is
+/// the names of the tensors, where positions start, token types, the classification head and the
+/// masked-LM head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderArch {
+    Bert,
+    /// RoBERTa: positions start after `pad_token_id`, one token type, the head `classifier.dense`
+    /// + `classifier.out_proj` on `<s>` (no pooler), the masked-LM head `lm_head.*`.
+    Roberta,
+    /// XLM-RoBERTa: RoBERTa's network under its own `model_type` (and a SentencePiece tokenizer).
+    XlmRoberta,
+    /// DistilBERT: `transformer.layer.N` with `q_lin`..`out_lin`, `ffn.lin1/lin2`; no token types;
+    /// the head `pre_classifier` + ReLU + `classifier`; the masked-LM head `vocab_*`.
+    DistilBert,
+}
+
+/// One sublayer of an encoder layer, for its HF module name (`EncoderArch::module`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Query,
+    Key,
+    Value,
+    AttentionOutput,
+    AttentionNorm,
+    Intermediate,
+    Output,
+    OutputNorm,
+}
+
+impl EncoderArch {
+    pub fn model_type(self) -> &'static str {
+        match self {
+            EncoderArch::Bert => "bert",
+            EncoderArch::Roberta => "roberta",
+            EncoderArch::XlmRoberta => "xlm-roberta",
+            EncoderArch::DistilBert => "distilbert",
+        }
+    }
+
+    /// The transformers class prefix (`{class}ForSequenceClassification`).
+    pub fn class(self) -> &'static str {
+        match self {
+            EncoderArch::Bert => "Bert",
+            EncoderArch::Roberta => "Roberta",
+            EncoderArch::XlmRoberta => "XLMRoberta",
+            EncoderArch::DistilBert => "DistilBert",
+        }
+    }
+
+    /// The base model's attribute in the task models (`bert.`, `roberta.`, `distilbert.`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            EncoderArch::Bert => "bert.",
+            EncoderArch::Roberta | EncoderArch::XlmRoberta => "roberta.",
+            EncoderArch::DistilBert => "distilbert.",
+        }
+    }
+
+    pub fn is_roberta(self) -> bool {
+        matches!(self, EncoderArch::Roberta | EncoderArch::XlmRoberta)
+    }
+
+    /// Encoder layer `i`'s module path (without the prefix).
+    pub fn layer(self, i: usize) -> String {
+        match self {
+            EncoderArch::DistilBert => format!("transformer.layer.{i}"),
+            _ => format!("encoder.layer.{i}"),
+        }
+    }
+
+    /// A sublayer's module path inside an encoder layer.
+    pub fn module(self, part: Part) -> &'static str {
+        let distil = self == EncoderArch::DistilBert;
+        match (part, distil) {
+            (Part::Query, false) => "attention.self.query",
+            (Part::Key, false) => "attention.self.key",
+            (Part::Value, false) => "attention.self.value",
+            (Part::AttentionOutput, false) => "attention.output.dense",
+            (Part::AttentionNorm, false) => "attention.output.LayerNorm",
+            (Part::Intermediate, false) => "intermediate.dense",
+            (Part::Output, false) => "output.dense",
+            (Part::OutputNorm, false) => "output.LayerNorm",
+            (Part::Query, true) => "attention.q_lin",
+            (Part::Key, true) => "attention.k_lin",
+            (Part::Value, true) => "attention.v_lin",
+            (Part::AttentionOutput, true) => "attention.out_lin",
+            (Part::AttentionNorm, true) => "sa_layer_norm",
+            (Part::Intermediate, true) => "ffn.lin1",
+            (Part::Output, true) => "ffn.lin2",
+            (Part::OutputNorm, true) => "output_layer_norm",
+        }
+    }
+
+    /// The dense layer between the first token's hidden state and the classifier, as the
+    /// checkpoint names it: BERT's pooler is part of the base model (under the prefix), RoBERTa's
+    /// and DistilBERT's belong to the head.
+    pub fn pooler(self) -> &'static str {
+        match self {
+            EncoderArch::Bert => "pooler.dense",
+            EncoderArch::Roberta | EncoderArch::XlmRoberta => "classifier.dense",
+            EncoderArch::DistilBert => "pre_classifier",
+        }
+    }
+
+    /// The classification layer's name.
+    pub fn classifier(self) -> &'static str {
+        if self.is_roberta() { "classifier.out_proj" } else { "classifier" }
+    }
+
+    /// The masked-LM head's (transform dense, transform norm, vocabulary bias) names.
+    pub fn mlm_head(self) -> [&'static str; 3] {
+        match self {
+            EncoderArch::Bert => ["cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias"],
+            EncoderArch::Roberta | EncoderArch::XlmRoberta => ["lm_head.dense", "lm_head.layer_norm", "lm_head.bias"],
+            EncoderArch::DistilBert => ["vocab_transform", "vocab_layer_norm", "vocab_projector.bias"],
+        }
+    }
+}
 
 /// Mirror of the fields of HF `BertConfig` that Burnish reads. Everything else in the file is
 /// kept verbatim in `extra` so an export writes it back unchanged.
@@ -33,6 +152,16 @@ pub struct HfConfigFile {
     pub id2label: Option<BTreeMap<String, String>>,
     pub num_labels: Option<usize>,
     pub architectures: Option<Vec<String>>,
+    // DistilBERT names the same sizes differently.
+    pub dim: Option<usize>,
+    pub n_layers: Option<usize>,
+    pub n_heads: Option<usize>,
+    pub hidden_dim: Option<usize>,
+    pub dropout: Option<f64>,
+    pub attention_dropout: Option<f64>,
+    pub seq_classif_dropout: Option<f64>,
+    pub activation: Option<String>,
+    pub sinusoidal_pos_embds: Option<bool>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, Value>,
 }
@@ -40,6 +169,7 @@ pub struct HfConfigFile {
 /// Validated runtime configuration of a BERT encoder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BertConfig {
+    pub arch: EncoderArch,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -49,6 +179,7 @@ pub struct BertConfig {
     pub attention_probs_dropout_prob: f64,
     pub classifier_dropout: Option<f64>,
     pub max_position_embeddings: usize,
+    /// 0 for DistilBERT, which has no token-type embeddings.
     pub type_vocab_size: usize,
     pub initializer_range: f64,
     pub layer_norm_eps: f64,
@@ -66,8 +197,11 @@ impl HfConfigFile {
 
     /// Checks the file and turns it into the runtime config.
     pub fn into_bert(self) -> Result<BertConfig> {
-        match self.model_type.as_deref() {
-            Some("bert") => {}
+        let arch = match self.model_type.as_deref() {
+            Some("bert") => EncoderArch::Bert,
+            Some("roberta") => EncoderArch::Roberta,
+            Some("xlm-roberta") => EncoderArch::XlmRoberta,
+            Some("distilbert") => EncoderArch::DistilBert,
             Some(other) => {
                 return Err(Error::UnsupportedModel {
                     found: other.to_string(),
@@ -75,10 +209,15 @@ impl HfConfigFile {
                 });
             }
             None => return Err(Error::Config(format!("no \"model_type\" key; Burnish supports {SUPPORTED_MODEL_TYPES}"))),
-        }
-        if let Some(act) = &self.hidden_act {
+        };
+        let distil = arch == EncoderArch::DistilBert;
+        // DistilBERT's keys for the same things (its config class maps hidden_size to dim, …).
+        let pick = |bert: Option<usize>, distil_key: Option<usize>| if distil { distil_key.or(bert) } else { bert };
+        let pickf = |bert: Option<f64>, distil_key: Option<f64>| if distil { distil_key.or(bert) } else { bert };
+        let (act_key, act) = if distil { ("activation", &self.activation) } else { ("hidden_act", &self.hidden_act) };
+        if let Some(act) = act {
             if act != "gelu" {
-                return Err(Error::Config(format!("hidden_act \"{act}\" is not supported (only \"gelu\", the exact erf GELU)")));
+                return Err(Error::Config(format!("{act_key} \"{act}\" is not supported (only \"gelu\", the exact erf GELU)")));
             }
         }
         if let Some(p) = &self.position_embedding_type {
@@ -86,9 +225,13 @@ impl HfConfigFile {
                 return Err(Error::Config(format!("position_embedding_type \"{p}\" is not supported (only \"absolute\")")));
             }
         }
+        if distil && self.sinusoidal_pos_embds == Some(true) {
+            return Err(Error::Config("sinusoidal_pos_embds true is not supported (DistilBERT checkpoints on the Hub learn their positions)".into()));
+        }
         let need = |v: Option<usize>, name: &str| v.ok_or_else(|| Error::Config(format!("missing \"{name}\"")));
-        let hidden_size = need(self.hidden_size, "hidden_size")?;
-        let heads = need(self.num_attention_heads, "num_attention_heads")?;
+        let key = |bert: &'static str, d: &'static str| if distil { d } else { bert };
+        let hidden_size = need(pick(self.hidden_size, self.dim), key("hidden_size", "dim"))?;
+        let heads = need(pick(self.num_attention_heads, self.n_heads), key("num_attention_heads", "n_heads"))?;
         if heads == 0 || hidden_size % heads != 0 {
             return Err(Error::Config(format!("hidden_size {hidden_size} is not divisible by num_attention_heads {heads}")));
         }
@@ -113,27 +256,43 @@ impl HfConfigFile {
         }
         check_size("num_attention_heads", heads, 1, limits::HEADS)?;
         check_size("hidden_size / num_attention_heads", hidden_size / heads, 1, limits::HEAD_DIM)?;
+        let layers = need(pick(self.num_hidden_layers, self.n_layers), key("num_hidden_layers", "n_layers"))?;
+        let intermediate = need(pick(self.intermediate_size, self.hidden_dim), key("intermediate_size", "hidden_dim"))?;
+        let type_vocab_size = match arch {
+            EncoderArch::DistilBert => 0,
+            EncoderArch::Roberta | EncoderArch::XlmRoberta => check_size("type_vocab_size", self.type_vocab_size.unwrap_or(1), 1, limits::TOKEN_TYPES)?,
+            EncoderArch::Bert => check_size("type_vocab_size", self.type_vocab_size.unwrap_or(2), 1, limits::TOKEN_TYPES)?,
+        };
         let cfg = BertConfig {
+            arch,
             vocab_size: check_size("vocab_size", need(self.vocab_size, "vocab_size")?, 1, limits::VOCAB)?,
-            hidden_size: check_size("hidden_size", hidden_size, 1, limits::HIDDEN)?,
-            num_hidden_layers: check_size("num_hidden_layers", need(self.num_hidden_layers, "num_hidden_layers")?, 1, limits::LAYERS)?,
+            hidden_size: check_size(key("hidden_size", "dim"), hidden_size, 1, limits::HIDDEN)?,
+            num_hidden_layers: check_size(key("num_hidden_layers", "n_layers"), layers, 1, limits::LAYERS)?,
             num_attention_heads: heads,
-            intermediate_size: check_size("intermediate_size", need(self.intermediate_size, "intermediate_size")?, 1, limits::INTERMEDIATE)?,
-            hidden_dropout_prob: dropout(self.hidden_dropout_prob, 0.1, "hidden_dropout_prob")?,
-            attention_probs_dropout_prob: dropout(self.attention_probs_dropout_prob, 0.1, "attention_probs_dropout_prob")?,
-            classifier_dropout: match self.classifier_dropout {
-                Some(p) => Some(check_prob("classifier_dropout", p)?),
+            intermediate_size: check_size(key("intermediate_size", "hidden_dim"), intermediate, 1, limits::INTERMEDIATE)?,
+            hidden_dropout_prob: dropout(pickf(self.hidden_dropout_prob, self.dropout), 0.1, key("hidden_dropout_prob", "dropout"))?,
+            attention_probs_dropout_prob: dropout(pickf(self.attention_probs_dropout_prob, self.attention_dropout), 0.1, key("attention_probs_dropout_prob", "attention_dropout"))?,
+            classifier_dropout: match pickf(self.classifier_dropout, self.seq_classif_dropout) {
+                Some(p) => Some(check_prob(key("classifier_dropout", "seq_classif_dropout"), p)?),
                 None => None,
             },
             max_position_embeddings: check_size("max_position_embeddings", need(self.max_position_embeddings, "max_position_embeddings")?, 1, limits::POSITIONS)?,
-            type_vocab_size: check_size("type_vocab_size", self.type_vocab_size.unwrap_or(2), 1, limits::TOKEN_TYPES)?,
+            type_vocab_size,
             initializer_range: self.initializer_range.unwrap_or(0.02),
-            layer_norm_eps: check_positive("layer_norm_eps", self.layer_norm_eps.unwrap_or(1e-12))?,
-            pad_token_id: self.pad_token_id.unwrap_or(0),
+            // DistilBERT's LayerNorms use 1e-12 always (its config has no epsilon).
+            layer_norm_eps: if distil { 1e-12 } else { check_positive("layer_norm_eps", self.layer_norm_eps.unwrap_or(1e-12))? },
+            pad_token_id: self.pad_token_id.unwrap_or(if arch.is_roberta() { 1 } else { 0 }),
             labels,
         };
         if cfg.pad_token_id >= cfg.vocab_size {
             return Err(Error::Config(format!("\"pad_token_id\" {} is not below vocab_size {}", cfg.pad_token_id, cfg.vocab_size)));
+        }
+        if cfg.max_tokens() < 2 {
+            return Err(Error::Config(format!(
+                "\"max_position_embeddings\" {} leaves no room for a sequence: RoBERTa's positions start at pad_token_id + 1 = {}",
+                cfg.max_position_embeddings,
+                cfg.position_offset()
+            )));
         }
         Ok(cfg)
     }
@@ -143,15 +302,26 @@ impl BertConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
+
+    /// The first position id: RoBERTa numbers positions from `pad_token_id + 1` (transformers'
+    /// `create_position_ids_from_input_ids`), BERT and DistilBERT from 0.
+    pub fn position_offset(&self) -> usize {
+        if self.arch.is_roberta() { self.pad_token_id + 1 } else { 0 }
+    }
+
+    /// The longest sequence the position table holds (RoBERTa's 514 rows hold 512 tokens).
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.position_offset())
+    }
 }
 
 /// Writes an HF `config.json` for a fine-tuned classifier: the original file's keys, with the
 /// architecture and label maps replaced.
-pub fn export_classifier_config(original: &HfConfigFile, labels: &[String]) -> Result<Vec<u8>> {
+pub fn export_classifier_config(original: &HfConfigFile, arch: EncoderArch, labels: &[String]) -> Result<Vec<u8>> {
     let mut value = serde_json::to_value(original).map_err(|e| Error::Other(e.to_string()))?;
     let obj = value.as_object_mut().ok_or_else(|| Error::Other("config is not an object".into()))?;
     obj.retain(|_, v| !v.is_null());
-    obj.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+    obj.insert("architectures".into(), serde_json::json!([format!("{}ForSequenceClassification", arch.class())]));
     let id2label: serde_json::Map<String, Value> =
         labels.iter().enumerate().map(|(i, l)| (i.to_string(), Value::String(l.clone()))).collect();
     let label2id: serde_json::Map<String, Value> =
@@ -163,13 +333,13 @@ pub fn export_classifier_config(original: &HfConfigFile, labels: &[String]) -> R
     serde_json::to_vec_pretty(&value).map_err(|e| Error::Other(e.to_string()))
 }
 
-/// Writes an HF `config.json` for a domain-adapted `BertForMaskedLM`: the original file's keys
+/// Writes an HF `config.json` for a domain-adapted `…ForMaskedLM`: the original file's keys
 /// with the architecture replaced and any classification label maps dropped.
-pub fn export_mlm_config(original: &HfConfigFile) -> Result<Vec<u8>> {
+pub fn export_mlm_config(original: &HfConfigFile, arch: EncoderArch) -> Result<Vec<u8>> {
     let mut value = serde_json::to_value(original).map_err(|e| Error::Other(e.to_string()))?;
     let obj = value.as_object_mut().ok_or_else(|| Error::Other("config is not an object".into()))?;
     obj.retain(|_, v| !v.is_null());
-    obj.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
+    obj.insert("architectures".into(), serde_json::json!([format!("{}ForMaskedLM", arch.class())]));
     for k in ["id2label", "label2id", "num_labels", "problem_type"] {
         obj.remove(k);
     }

@@ -27,6 +27,12 @@ fn check_post_processor(v: &serde_json::Value) -> Result<Option<u32>> {
                 max = max.max(check_post_processor(p)?);
             }
         }
+        // RoBERTa's: `sep` and `cls` are [token, id] pairs.
+        Some("RobertaProcessing") | Some("BertProcessing") => {
+            for key in ["sep", "cls"] {
+                max = max.max(v[key][1].as_u64().and_then(|x| u32::try_from(x).ok()));
+            }
+        }
         Some("TemplateProcessing") => {
             let specials = v["special_tokens"].as_object();
             for t in specials.into_iter().flat_map(|m| m.values()) {
@@ -148,6 +154,11 @@ impl TextTokenizer {
     pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Whether the vocabulary (added tokens included) has `token`.
+    pub fn has_token(&self, token: &str) -> bool {
+        self.inner.token_to_id(token).is_some()
     }
 
     /// The vocabulary entry of `id` (e.g. "##ing"), if any.

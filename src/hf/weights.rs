@@ -24,7 +24,8 @@ pub struct LoadReport {
     pub initialized: Vec<String>,
     pub unexpected: Vec<String>,
     pub skipped_buffers: Vec<String>,
-    /// "bert." when the file's encoder keys carry that prefix, "" otherwise.
+    /// "bert." (or "roberta.", "distilbert.") when the file's encoder keys carry that prefix, ""
+    /// for a bare base model.
     pub prefix: String,
 }
 
@@ -48,8 +49,8 @@ pub struct ParamSource {
     kind: &'static str,
 }
 
-/// Cheap check of a weights file at load time (header only): valid safetensors holding a BERT
-/// embedding table, so a wrong file is refused before training starts.
+/// Cheap check of a weights file at load time (header only): valid safetensors holding an
+/// encoder's embedding table, so a wrong file is refused before training starts.
 pub fn validate_safetensors(bytes: &[u8]) -> Result<()> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| {
         Error::Weights(format!("not a valid safetensors file ({e}); expected HF model.safetensors"))
@@ -59,17 +60,25 @@ pub fn validate_safetensors(bytes: &[u8]) -> Result<()> {
         let mut sample: Vec<&str> = names.into_iter().take(5).collect();
         sample.sort();
         return Err(Error::Weights(format!(
-            "no embeddings.word_embeddings.weight tensor: this is not a BERT checkpoint (first tensors: {})",
+            "no embeddings.word_embeddings.weight tensor: this is not a BERT, RoBERTa or DistilBERT checkpoint (first tensors: {})",
             sample.join(", ")
         )));
     }
     Ok(())
 }
 
+/// The task heads' names, outside the base model's prefix (BERT's classifier and masked-LM head,
+/// RoBERTa's, DistilBERT's).
+const HEADS: [&str; 7] = ["classifier.", "cls.", "lm_head.", "pre_classifier.", "vocab_transform.", "vocab_layer_norm.", "vocab_projector."];
+
+fn head_name(name: &str) -> bool {
+    HEADS.iter().any(|h| name.starts_with(h))
+}
+
 /// Names of the heads that may legitimately be absent (HF initialises them): the encoder itself
 /// must be complete.
 fn optional_name(name: &str) -> bool {
-    name.starts_with("pooler.") || name.starts_with("classifier.") || name.starts_with("cls.predictions.")
+    name.starts_with("pooler.") || head_name(name)
 }
 
 impl ParamSource {
@@ -78,9 +87,16 @@ impl ParamSource {
         let st = SafeTensors::deserialize(bytes).map_err(|e| {
             Error::Weights(format!("not a valid safetensors file ({e}); expected HF model.safetensors"))
         })?;
-        let prefix = if st.names().iter().any(|n| n.starts_with("bert.")) { "bert." } else { "" };
+        // Whatever precedes the word embeddings: "bert.", "roberta.", "distilbert." or nothing.
+        let prefix = st
+            .names()
+            .iter()
+            .find_map(|n| n.strip_suffix("embeddings.word_embeddings.weight"))
+            .filter(|p| p.is_empty() || (p.ends_with('.') && !p[..p.len() - 1].contains('.')))
+            .unwrap_or("")
+            .to_string();
         let mut src = ParamSource::empty(init_range, seed);
-        src.prefix = prefix.to_string();
+        src.prefix = prefix;
         src.add_file(&st, |name| name.ends_with("position_ids"))?;
         Ok(src)
     }
@@ -136,7 +152,7 @@ impl ParamSource {
             init_range,
             rng: StdRng::seed_from_u64(seed),
             optional: optional_name,
-            kind: "BERT checkpoint",
+            kind: "encoder checkpoint",
         }
     }
 
@@ -268,7 +284,7 @@ impl ParamSource {
                 .tensors
                 .keys()
                 .filter(|k| !self.used.contains(*k))
-                .map(|k| if k.starts_with("classifier.") || k.starts_with("cls.") { k.clone() } else { format!("{}{k}", self.prefix) })
+                .map(|k| if head_name(k) { k.clone() } else { format!("{}{k}", self.prefix) })
                 .collect(),
             skipped_buffers: self.skipped.clone(),
             prefix: self.prefix.clone(),

@@ -144,17 +144,17 @@ fn argmax(v: &[f64]) -> usize {
     best
 }
 
-/// Builds a classifier for `labels` from a checkpoint. The checkpoint's own head is reused only
-/// when its labels are exactly these; otherwise a new head is initialised like HF's.
+/// Builds a classifier for `labels` from a checkpoint. The checkpoint's own label layer is reused
+/// only when its labels are exactly these; otherwise a new one is initialised like HF's.
 pub fn build_classifier(ckpt: &Checkpoint, labels: &[String], seed: u64, device: &Device) -> Result<(SequenceClassifier, LoadReport)> {
     let mut src = ParamSource::from_safetensors(&ckpt.weights, ckpt.config.initializer_range, seed)?;
-    let reuse_head = ckpt.config.labels == labels && src.has("classifier.weight");
-    let model = if reuse_head {
-        SequenceClassifier::load(&ckpt.config, labels.len(), &mut src, device)?
-    } else {
-        src.forget_prefix("classifier.");
-        SequenceClassifier::load(&ckpt.config, labels.len(), &mut src, device)?
-    };
+    let head = ckpt.config.arch.classifier();
+    if !(ckpt.config.labels == labels && src.has(&format!("{head}.weight"))) {
+        // Only the label layer is new; the dense layer before it (RoBERTa's classifier.dense,
+        // DistilBERT's pre_classifier) is kept, as transformers keeps it.
+        src.forget_prefix(&format!("{head}."));
+    }
+    let model = SequenceClassifier::load(&ckpt.config, labels.len(), &mut src, device)?;
     Ok((model, src.report()))
 }
 

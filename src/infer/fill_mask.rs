@@ -1,4 +1,4 @@
-//! Fill-mask (transformers' `fill-mask` pipeline) with a BERT masked-LM, and loading one.
+//! Fill-mask (transformers' `fill-mask` pipeline) with an encoder's masked-LM head, and loading one.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
@@ -29,10 +29,13 @@ pub struct MaskFill {
 /// softmax probabilities, for every mask token in `text`. Reads asynchronously.
 pub async fn fill_mask(model: &MaskedLm, ckpt: &mut Checkpoint, text: &str, top_k: usize, max_len: usize, device: &Device) -> Result<Vec<MaskFill>> {
     let mask_id = ckpt.tokenizer.mask_id().ok_or_else(|| Error::Tokenizer("this tokenizer has no [MASK] token".into()))?;
-    let ids = ckpt.tokenizer.encode(text, max_len)?;
+    // `[MASK]` works for every model: RoBERTa's and XLM-R's own mask token is `<mask>`.
+    let token = ckpt.tokenizer.token(mask_id).unwrap_or_else(|| "[MASK]".into());
+    let ids = ckpt.tokenizer.encode(&text.replace("[MASK]", &token), max_len)?;
     let positions: Vec<usize> = (0..ids.len()).filter(|&t| ids[t] == mask_id).collect();
     if positions.is_empty() {
-        return Err(Error::data(format!("no [MASK] in \"{text}\": write [MASK] where the model should guess a word")));
+        let also = if token == "[MASK]" { String::new() } else { format!(" (or {token})") };
+        return Err(Error::data(format!("no [MASK] in \"{text}\": write [MASK]{also} where the model should guess a word")));
     }
     let input = BertInput::from_rows(std::slice::from_ref(&ids), ckpt.tokenizer.pad_id, device);
     let n = positions.len();

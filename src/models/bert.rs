@@ -2,7 +2,10 @@
 //! `BertForSequenceClassification` (transformers/models/bert/modeling_bert.py): word + position +
 //! token-type embeddings with LayerNorm, post-LN encoder layers, exact (erf) GELU, additive
 //! attention mask on padding, tanh pooler over [CLS], linear classifier on the pooled output.
-//! Field names follow the HF weight keys so `weights.rs` maps them one to one.
+//! The same network is RoBERTa / XLM-RoBERTa (modeling_roberta.py: positions from
+//! `pad_token_id + 1`, the head's dense layer on `<s>` with dropout before it) and DistilBERT
+//! (modeling_distilbert.py: no token types, no dropout after the attention output, ReLU
+//! `pre_classifier`); `EncoderArch` names each one's tensors, so `weights.rs` maps them one to one.
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
@@ -10,7 +13,7 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::lora_linear;
-use crate::hf::config::BertConfig;
+use crate::hf::config::{BertConfig, EncoderArch, Part};
 use crate::error::Result;
 use crate::recipe::LoraTarget;
 use crate::hf::weights::ParamSource;
@@ -48,9 +51,12 @@ impl BertInput {
 pub struct BertEmbeddings {
     pub word_embeddings: Embedding,
     pub position_embeddings: Embedding,
-    pub token_type_embeddings: Embedding,
+    /// None for DistilBERT.
+    pub token_type_embeddings: Option<Embedding>,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// The first position id (RoBERTa: `pad_token_id + 1`).
+    pub position_offset: usize,
 }
 
 #[derive(Module, Debug)]
@@ -74,6 +80,8 @@ pub struct BertLayer {
     pub output: Linear,
     pub output_norm: LayerNorm,
     pub dropout: Dropout,
+    /// On the attention output before its residual (DistilBERT has none: probability 0).
+    pub attention_output_dropout: Dropout,
     /// PEFT's `lora_dropout` on the input of every LoRA-adapted linear (probability 0 without
     /// LoRA; see `lora_linear`).
     pub lora_dropout: Dropout,
@@ -83,8 +91,13 @@ pub struct BertLayer {
 pub struct BertModel {
     pub embeddings: BertEmbeddings,
     pub layers: Vec<BertLayer>,
-    /// `pooler.dense` (followed by tanh)
+    /// The dense layer on the first token: BERT's `pooler.dense` and RoBERTa's `classifier.dense`
+    /// (then tanh), DistilBERT's `pre_classifier` (then ReLU). See `EncoderArch::pooler`.
     pub pooler: Linear,
+    /// Dropout on the first token before `pooler` (RoBERTa's head; probability 0 otherwise).
+    pub pooler_dropout: Dropout,
+    /// ReLU after `pooler` (DistilBERT) instead of tanh.
+    pub pooler_relu: bool,
 }
 
 /// `BertForSequenceClassification`: encoder, dropout, `classifier` on the pooled output.
@@ -109,51 +122,71 @@ fn embedding(src: &mut ParamSource, name: &str, n: usize, dim: usize, device: &D
 
 impl BertModel {
     /// Builds the encoder from a checkpoint (or, for absent tensors, HF's initialisation).
-    /// `prefix` is "" or "bert." depending on how the checkpoint names its keys.
+    /// The source strips the checkpoint's prefix ("bert.", "roberta.", …) from its names.
     pub fn load(cfg: &BertConfig, src: &mut ParamSource, device: &Device) -> Result<Self> {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
+        let arch = cfg.arch;
         let hidden_dropout = DropoutConfig::new(cfg.hidden_dropout_prob).init();
         let embeddings = BertEmbeddings {
             word_embeddings: embedding(src, "embeddings.word_embeddings", cfg.vocab_size, h, device)?,
             position_embeddings: embedding(src, "embeddings.position_embeddings", cfg.max_position_embeddings, h, device)?,
-            token_type_embeddings: embedding(src, "embeddings.token_type_embeddings", cfg.type_vocab_size, h, device)?,
+            token_type_embeddings: match cfg.type_vocab_size {
+                0 => None,
+                n => Some(embedding(src, "embeddings.token_type_embeddings", n, h, device)?),
+            },
             layer_norm: layer_norm(src, "embeddings.LayerNorm", h, eps, device)?,
             dropout: hidden_dropout.clone(),
+            position_offset: cfg.position_offset(),
         };
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
-            let p = format!("encoder.layer.{i}");
+            let p = arch.layer(i);
+            let name = |part: Part| format!("{p}.{}", arch.module(part));
+            let i_size = cfg.intermediate_size;
             layers.push(BertLayer {
                 attention: BertSelfAttention {
-                    query: src.linear(&format!("{p}.attention.self.query"), h, h, device)?,
-                    key: src.linear(&format!("{p}.attention.self.key"), h, h, device)?,
-                    value: src.linear(&format!("{p}.attention.self.value"), h, h, device)?,
+                    query: src.linear(&name(Part::Query), h, h, device)?,
+                    key: src.linear(&name(Part::Key), h, h, device)?,
+                    value: src.linear(&name(Part::Value), h, h, device)?,
                     dropout: DropoutConfig::new(cfg.attention_probs_dropout_prob).init(),
                     num_heads: cfg.num_attention_heads,
                 },
-                attention_output: src.linear(&format!("{p}.attention.output.dense"), h, h, device)?,
-                attention_norm: layer_norm(src, &format!("{p}.attention.output.LayerNorm"), h, eps, device)?,
-                intermediate: src.linear(&format!("{p}.intermediate.dense"), h, cfg.intermediate_size, device)?,
-                output: src.linear(&format!("{p}.output.dense"), cfg.intermediate_size, h, device)?,
-                output_norm: layer_norm(src, &format!("{p}.output.LayerNorm"), h, eps, device)?,
+                attention_output: src.linear(&name(Part::AttentionOutput), h, h, device)?,
+                attention_norm: layer_norm(src, &name(Part::AttentionNorm), h, eps, device)?,
+                intermediate: src.linear(&name(Part::Intermediate), h, i_size, device)?,
+                output: src.linear(&name(Part::Output), i_size, h, device)?,
+                output_norm: layer_norm(src, &name(Part::OutputNorm), h, eps, device)?,
                 dropout: hidden_dropout.clone(),
+                attention_output_dropout: DropoutConfig::new(if arch == EncoderArch::DistilBert { 0.0 } else { cfg.hidden_dropout_prob }).init(),
                 lora_dropout: DropoutConfig::new(0.0).init(),
             });
         }
-        let pooler = src.linear("pooler.dense", h, h, device)?;
-        Ok(BertModel { embeddings, layers, pooler })
+        let pooler = src.head_linear(arch.pooler(), h, h, device)?;
+        let head_dropout = cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob);
+        Ok(BertModel {
+            embeddings,
+            layers,
+            pooler,
+            pooler_dropout: DropoutConfig::new(if arch.is_roberta() { head_dropout } else { 0.0 }).init(),
+            pooler_relu: arch == EncoderArch::DistilBert,
+        })
     }
 
     /// Returns the last hidden state `[batch, seq, hidden]`.
     pub fn encode(&self, input: &BertInput) -> Tensor<3> {
         let [batch, seq] = input.input_ids.dims();
         let device = input.input_ids.device();
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]); // [1, seq]
         let e = &self.embeddings;
-        let x = e.word_embeddings.forward(input.input_ids.clone()) // [batch, seq, hidden]
-            + e.position_embeddings.forward(positions) // [1, seq, hidden]
-            + e.token_type_embeddings.forward(input.token_type_ids.clone()); // [batch, seq, hidden]
+        // Rows are padded on the right, so transformers' RoBERTa positions (`pad + 1 + cumsum` of
+        // the real tokens) are `offset + t` at every real token; padded positions are masked.
+        let start = e.position_offset as i64;
+        let positions = Tensor::<1, Int>::arange(start..start + seq as i64, &device).reshape([1, seq]); // [1, seq]
+        let mut x = e.word_embeddings.forward(input.input_ids.clone()) // [batch, seq, hidden]
+            + e.position_embeddings.forward(positions); // [1, seq, hidden]
+        if let Some(tt) = &e.token_type_embeddings {
+            x = x + tt.forward(input.token_type_ids.clone()); // [batch, seq, hidden]
+        }
         let mut x = e.dropout.forward(e.layer_norm.forward(x));
 
         // Additive mask: 0 for real tokens, a large negative number for padding keys.
@@ -165,11 +198,13 @@ impl BertModel {
         x
     }
 
-    /// `tanh(dense(h[:, 0]))`: the pooled [CLS] representation `[batch, hidden]`.
+    /// `tanh(dense(h[:, 0]))` (DistilBERT: ReLU): the pooled first-token representation
+    /// `[batch, hidden]`.
     pub fn pool(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [batch, _, h] = hidden.dims();
         let cls = hidden.narrow(1, 0, 1).reshape([batch, h]); // [batch, hidden]
-        self.pooler.forward(cls).tanh()
+        let dense = self.pooler.forward(self.pooler_dropout.forward(cls));
+        if self.pooler_relu { burn::tensor::activation::relu(dense) } else { dense.tanh() }
     }
 }
 
@@ -190,7 +225,7 @@ impl BertLayer {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let d = &self.lora_dropout;
         let a = self.attention.forward(x.clone(), mask, d); // [batch, seq, hidden]
-        let a = self.dropout.forward(lora_linear(&self.attention_output, a, d));
+        let a = self.attention_output_dropout.forward(lora_linear(&self.attention_output, a, d));
         let x = self.attention_norm.forward(a + x);
         let f = gelu(lora_linear(&self.intermediate, x.clone(), d)); // [batch, seq, intermediate]
         let f = self.dropout.forward(lora_linear(&self.output, f, d)); // [batch, seq, hidden]
@@ -219,7 +254,7 @@ impl BertSelfAttention {
 impl SequenceClassifier {
     pub fn load(cfg: &BertConfig, num_labels: usize, src: &mut ParamSource, device: &Device) -> Result<Self> {
         let bert = BertModel::load(cfg, src, device)?;
-        let classifier = src.head_linear("classifier", cfg.hidden_size, num_labels, device)?;
+        let classifier = src.head_linear(cfg.arch.classifier(), cfg.hidden_size, num_labels, device)?;
         let p = cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob);
         Ok(SequenceClassifier { bert, dropout: DropoutConfig::new(p).init(), classifier })
     }
@@ -237,8 +272,9 @@ impl SequenceClassifier {
 
 /// `BertForMaskedLM`: the encoder and HF's `cls.predictions` head: `transform.dense` → GELU →
 /// `transform.LayerNorm`, then a decoder tied to the word embeddings (`logits = h · Eᵀ + bias`,
-/// `cls.predictions.bias`). The pooler is kept (unused here) so the adapted encoder can go on to
-/// classification with its pretrained pooler.
+/// `cls.predictions.bias`). RoBERTa's `lm_head` (dense, layer_norm, bias) and DistilBERT's
+/// `vocab_transform` / `vocab_layer_norm` / `vocab_projector` are the same computation. The
+/// pooler is kept (unused here) so the adapted encoder can go on to classification with it.
 #[derive(Module, Debug)]
 pub struct MaskedLm {
     pub bert: BertModel,
@@ -256,9 +292,10 @@ impl MaskedLm {
     pub fn load(cfg: &BertConfig, src: &mut ParamSource, device: &Device) -> Result<Self> {
         let bert = BertModel::load(cfg, src, device)?;
         let h = cfg.hidden_size;
-        let transform = src.linear("cls.predictions.transform.dense", h, h, device)?;
-        let transform_norm = layer_norm(src, "cls.predictions.transform.LayerNorm", h, cfg.layer_norm_eps, device)?;
-        let decoder_bias = src.zeros_or_load("cls.predictions.bias", cfg.vocab_size, device)?;
+        let [dense, norm, bias] = cfg.arch.mlm_head();
+        let transform = src.linear(dense, h, h, device)?;
+        let transform_norm = layer_norm(src, norm, h, cfg.layer_norm_eps, device)?;
+        let decoder_bias = src.zeros_or_load(bias, cfg.vocab_size, device)?;
         Ok(MaskedLm { bert, transform, transform_norm, decoder_bias })
     }
 

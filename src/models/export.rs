@@ -11,6 +11,7 @@ use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::hf::checkpoint::Checkpoint;
 use crate::hf::weights::transpose;
+use crate::hf::config::{EncoderArch, Part};
 use crate::models::bert::{BertModel, MaskedLm, SequenceClassifier};
 use crate::models::causal::CausalLm;
 use crate::recipe::{LoraTarget, Recipe};
@@ -37,67 +38,89 @@ fn norm_entries(out1: &mut Vec<(String, Tensor<1>)>, name: &str, ln: &burn::nn::
     }
 }
 
-/// Every encoder parameter under its HF name (`bert.` prefix), pooler included.
-fn encoder_entries(bert: &BertModel, m: &mut Vec<(String, Tensor<2>, Layout)>, v: &mut Vec<(String, Tensor<1>)>) {
+/// Every encoder parameter under its HF name (`bert.`, `roberta.` or `distilbert.` prefix); BERT's
+/// pooler is part of its base model and is included, RoBERTa's and DistilBERT's belong to the
+/// classification head (`classifier_entries`).
+fn encoder_entries(arch: EncoderArch, bert: &BertModel, m: &mut Vec<(String, Tensor<2>, Layout)>, v: &mut Vec<(String, Tensor<1>)>) {
+    let pre = arch.prefix();
     let e = &bert.embeddings;
-    m.push(("bert.embeddings.word_embeddings.weight".into(), e.word_embeddings.weight.val(), Layout::Same));
-    m.push(("bert.embeddings.position_embeddings.weight".into(), e.position_embeddings.weight.val(), Layout::Same));
-    m.push(("bert.embeddings.token_type_embeddings.weight".into(), e.token_type_embeddings.weight.val(), Layout::Same));
-    norm_entries(v, "bert.embeddings.LayerNorm", &e.layer_norm);
-    for (i, layer) in bert.layers.iter().enumerate() {
-        let p = format!("bert.encoder.layer.{i}");
-        linear_entries(m, v, &format!("{p}.attention.self.query"), &layer.attention.query);
-        linear_entries(m, v, &format!("{p}.attention.self.key"), &layer.attention.key);
-        linear_entries(m, v, &format!("{p}.attention.self.value"), &layer.attention.value);
-        linear_entries(m, v, &format!("{p}.attention.output.dense"), &layer.attention_output);
-        norm_entries(v, &format!("{p}.attention.output.LayerNorm"), &layer.attention_norm);
-        linear_entries(m, v, &format!("{p}.intermediate.dense"), &layer.intermediate);
-        linear_entries(m, v, &format!("{p}.output.dense"), &layer.output);
-        norm_entries(v, &format!("{p}.output.LayerNorm"), &layer.output_norm);
+    m.push((format!("{pre}embeddings.word_embeddings.weight"), e.word_embeddings.weight.val(), Layout::Same));
+    m.push((format!("{pre}embeddings.position_embeddings.weight"), e.position_embeddings.weight.val(), Layout::Same));
+    if let Some(tt) = &e.token_type_embeddings {
+        m.push((format!("{pre}embeddings.token_type_embeddings.weight"), tt.weight.val(), Layout::Same));
     }
-    linear_entries(m, v, "bert.pooler.dense", &bert.pooler);
+    norm_entries(v, &format!("{pre}embeddings.LayerNorm"), &e.layer_norm);
+    for (i, layer) in bert.layers.iter().enumerate() {
+        let p = format!("{pre}{}", arch.layer(i));
+        let name = |part: Part| format!("{p}.{}", arch.module(part));
+        linear_entries(m, v, &name(Part::Query), &layer.attention.query);
+        linear_entries(m, v, &name(Part::Key), &layer.attention.key);
+        linear_entries(m, v, &name(Part::Value), &layer.attention.value);
+        linear_entries(m, v, &name(Part::AttentionOutput), &layer.attention_output);
+        norm_entries(v, &name(Part::AttentionNorm), &layer.attention_norm);
+        linear_entries(m, v, &name(Part::Intermediate), &layer.intermediate);
+        linear_entries(m, v, &name(Part::Output), &layer.output);
+        norm_entries(v, &name(Part::OutputNorm), &layer.output_norm);
+    }
+    if arch == EncoderArch::Bert {
+        linear_entries(m, v, &format!("{pre}{}", arch.pooler()), &bert.pooler);
+    }
 }
 
-/// Every parameter of the classifier under its HF `BertForSequenceClassification` name.
-fn classifier_entries(model: &SequenceClassifier) -> (Vec<(String, Tensor<2>, Layout)>, Vec<(String, Tensor<1>)>) {
+/// Every parameter of the classifier under its HF `…ForSequenceClassification` name.
+fn classifier_entries(arch: EncoderArch, model: &SequenceClassifier) -> (Vec<(String, Tensor<2>, Layout)>, Vec<(String, Tensor<1>)>) {
     let mut m = Vec::new();
     let mut v = Vec::new();
-    encoder_entries(&model.bert, &mut m, &mut v);
-    linear_entries(&mut m, &mut v, "classifier", &model.classifier);
+    encoder_entries(arch, &model.bert, &mut m, &mut v);
+    if arch != EncoderArch::Bert {
+        linear_entries(&mut m, &mut v, arch.pooler(), &model.bert.pooler);
+    }
+    linear_entries(&mut m, &mut v, arch.classifier(), &model.classifier);
     (m, v)
 }
 
-/// HF `BertForMaskedLM` `model.safetensors` bytes: the encoder (with its pooler, which
-/// transformers' masked-LM class ignores but a later classifier reuses) and `cls.predictions.*`.
-/// The decoder is tied to the word embeddings, so like transformers only `cls.predictions.bias`
-/// is written for it.
-pub async fn export_mlm_safetensors(model: &MaskedLm) -> Result<Vec<u8>> {
+/// HF `…ForMaskedLM` `model.safetensors` bytes: the encoder (BERT's with its pooler, which
+/// transformers' masked-LM class ignores but a later classifier reuses) and the masked-LM head
+/// (`cls.predictions.*`, `lm_head.*`, `vocab_*`). The decoder is tied to the word embeddings, so
+/// like transformers only its bias is written.
+pub async fn export_mlm_safetensors(arch: EncoderArch, model: &MaskedLm) -> Result<Vec<u8>> {
     let mut m = Vec::new();
     let mut v = Vec::new();
-    encoder_entries(&model.bert, &mut m, &mut v);
-    linear_entries(&mut m, &mut v, "cls.predictions.transform.dense", &model.transform);
-    norm_entries(&mut v, "cls.predictions.transform.LayerNorm", &model.transform_norm);
-    v.push(("cls.predictions.bias".into(), model.decoder_bias.val()));
+    encoder_entries(arch, &model.bert, &mut m, &mut v);
+    let [dense, norm, bias] = arch.mlm_head();
+    linear_entries(&mut m, &mut v, dense, &model.transform);
+    norm_entries(&mut v, norm, &model.transform_norm);
+    v.push((bias.into(), model.decoder_bias.val()));
     serialize_entries(m, v).await
 }
 
 /// Serialises the classifier to HF `model.safetensors` bytes, reading each parameter
 /// asynchronously (safe on WebGPU in the browser). LoRA adapters are merged (`W + s·A·B`).
-pub async fn export_classifier_safetensors(model: &SequenceClassifier) -> Result<Vec<u8>> {
-    let (mats, vecs) = classifier_entries(model);
+pub async fn export_classifier_safetensors(arch: EncoderArch, model: &SequenceClassifier) -> Result<Vec<u8>> {
+    let (mats, vecs) = classifier_entries(arch, model);
     serialize_entries(mats, vecs).await
+}
+
+/// The modules a LoRA classifier trains whole (PEFT's `modules_to_save`): the head, and BERT's
+/// pooler (RoBERTa's `classifier` module holds its dense layer).
+fn modules_to_save(arch: EncoderArch) -> &'static [&'static str] {
+    match arch {
+        EncoderArch::Bert => &["classifier", "pooler"],
+        EncoderArch::Roberta | EncoderArch::XlmRoberta => &["classifier"],
+        EncoderArch::DistilBert => &["pre_classifier", "classifier"],
+    }
 }
 
 /// A PEFT `adapter_model.safetensors`: every LoRA factor under PEFT's name
 /// (`base_model.model.bert.encoder.layer.N.<module>.lora_A.weight` `[rank, in]`, `lora_B`
 /// `[out, rank]`; burn keeps `A [in, rank]`, `B [rank, out]`, the transposes) and the trained head
 /// as `modules_to_save` (`base_model.model.classifier.*`, `base_model.model.bert.pooler.dense.*`).
-pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[LoraTarget]) -> Result<Vec<u8>> {
+pub async fn export_peft_safetensors(arch: EncoderArch, model: &SequenceClassifier, targets: &[LoraTarget]) -> Result<Vec<u8>> {
     let mut m = Vec::new();
     let mut v = Vec::new();
     for (i, layer) in model.bert.layers.iter().enumerate() {
         for t in targets {
-            let name = format!("base_model.model.bert.encoder.layer.{i}.{}", t.hf_name());
+            let name = format!("base_model.model.{}{}.{}", arch.prefix(), arch.layer(i), arch.module(t.part()));
             let ad = layer
                 .linear(*t)
                 .weight
@@ -107,8 +130,9 @@ pub async fn export_peft_safetensors(model: &SequenceClassifier, targets: &[Lora
             m.push((format!("{name}.lora_B.weight"), ad.b.val(), Layout::Transposed));
         }
     }
-    linear_entries(&mut m, &mut v, "base_model.model.bert.pooler.dense", &model.bert.pooler);
-    linear_entries(&mut m, &mut v, "base_model.model.classifier", &model.classifier);
+    let pooler = if arch == EncoderArch::Bert { format!("{}{}", arch.prefix(), arch.pooler()) } else { arch.pooler().to_string() };
+    linear_entries(&mut m, &mut v, &format!("base_model.model.{pooler}"), &model.bert.pooler);
+    linear_entries(&mut m, &mut v, &format!("base_model.model.{}", arch.classifier()), &model.classifier);
     serialize_entries(m, v).await
 }
 
@@ -217,22 +241,22 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 pub async fn export_classifier(model: &SequenceClassifier, ckpt: &Checkpoint, labels: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = vec![("config.json".to_string(), ckpt.classifier_config(labels)?)];
     files.extend(ckpt.tokenizer_files());
-    files.push(("model.safetensors".to_string(), export_classifier_safetensors(model).await?));
+    files.push(("model.safetensors".to_string(), export_classifier_safetensors(ckpt.config.arch, model).await?));
     Ok(files)
 }
 
 /// The PEFT adapter folder (`peft/adapter_config.json`, `peft/adapter_model.safetensors`) that
 /// `peft.PeftModel.from_pretrained` loads on top of the base model
 /// (`AutoModelForSequenceClassification` with the same labels).
-pub async fn export_peft(model: &SequenceClassifier, r: &Recipe, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+pub async fn export_peft(arch: EncoderArch, model: &SequenceClassifier, r: &Recipe, base_name: &str) -> Result<Vec<(String, Vec<u8>)>> {
     // A regex (PEFT full-matches it against module names) so that "output.dense" does not also
     // catch "attention.output.dense".
-    let names: Vec<String> = r.lora_targets.iter().map(|t| t.hf_name().replace('.', "\\.")).collect();
+    let names: Vec<String> = r.lora_targets.iter().map(|t| arch.module(t.part()).replace('.', "\\.")).collect();
     let target = format!(".*\\.layer\\.\\d+\\.({})", names.join("|"));
-    let config = peft_adapter_config(r, "SEQ_CLS", base_name, &target, serde_json::json!(["classifier", "pooler"]), false);
+    let config = peft_adapter_config(r, "SEQ_CLS", base_name, &target, serde_json::json!(modules_to_save(arch)), false);
     Ok(vec![
         ("peft/adapter_config.json".to_string(), serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(e.to_string()))?),
-        ("peft/adapter_model.safetensors".to_string(), export_peft_safetensors(model, &r.lora_targets).await?),
+        ("peft/adapter_model.safetensors".to_string(), export_peft_safetensors(arch, model, &r.lora_targets).await?),
     ])
 }
 

@@ -201,7 +201,7 @@ async fn measure<P>(what: String, passes: usize, build: impl Fn(&Device) -> Resu
 #[wasm_bindgen(js_name = measureBackends)]
 pub async fn measure_backends(batch: usize, len: usize) -> std::result::Result<JsValue, JsError> {
     crate::web::with_checkpoint(async |ckpt| {
-        let len = len.clamp(2, ckpt.config.max_position_embeddings);
+        let len = len.clamp(2, ckpt.config.max_tokens());
         let what = format!("classifier forward pass, {} × {len} tokens", batch.max(1));
         let ckpt: &Checkpoint = ckpt;
         measure(what, 2, |d| ForwardProbe::new(ckpt, batch.max(1), len, d), async |p: &ForwardProbe| p.pass().await).await

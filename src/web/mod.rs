@@ -289,7 +289,7 @@ fn prepare(st: &State, recipe: &Recipe) -> Result<(Device, data::TrainingData), 
 fn device_for(st: &State, recipe: &Recipe) -> Result<Device, JsError> {
     let (device, _) = st.device.as_ref().ok_or_else(|| Missing::Backend.err())?;
     let ckpt = st.checkpoint.as_ref().ok_or_else(|| Missing::Model.err())?;
-    recipe.validate(ckpt.config.max_position_embeddings).map_err(js_err)?;
+    recipe.validate(ckpt.config.max_tokens()).map_err(js_err)?;
     Ok(device.clone())
 }
 

@@ -9,6 +9,7 @@ mod common;
 
 mod data_parsing;
 mod error_codes;
+mod encoders;
 mod engine;
 mod fidelity;
 mod fuzz;

@@ -294,7 +294,7 @@ fn lora_trains_only_adapters_and_head_and_exports_merged_and_peft() {
             let [d_in, d_out] = lin.weight.base().dims();
             let ad = after.bert.layers[li].linear(*t).weight.adapter().unwrap().clone();
             let (av, bv) = (pollster::block_on(read_f32(ad.a.val())).unwrap(), pollster::block_on(read_f32(ad.b.val())).unwrap());
-            let name = format!("bert.encoder.layer.{li}.{}", t.hf_name());
+            let name = format!("bert.encoder.layer.{li}.{}", burnish::hf::config::EncoderArch::Bert.module(t.part()));
             let (shape, merged) = safetensors_f32(&files["model.safetensors"], &format!("{name}.weight"));
             assert_eq!(shape, vec![d_out, d_in]);
             let mut worst = 0f32;

@@ -148,7 +148,7 @@ fn bad_checkpoints_are_refused_with_the_reason() {
     )
     .unwrap();
     let e = Checkpoint::from_bytes(&config, &tok, other).err().unwrap().to_string();
-    assert!(e.contains("not a BERT checkpoint (first tensors: lm_head.weight)"), "{e}");
+    assert!(e.contains("not a BERT, RoBERTa or DistilBERT checkpoint (first tensors: lm_head.weight)"), "{e}");
 
     // Drop one encoder tensor: the error names it.
     let st = safetensors::SafeTensors::deserialize(&weights).unwrap();

@@ -1,5 +1,5 @@
-// The model galleries: short lists of small Hub models of the architectures Burnish trains (BERT
-// encoders for classification and adaptation; Llama, Qwen2, Qwen3 and GPT-2 decoders for the generative
+// The model galleries: short lists of small Hub models of the architectures Burnish trains (BERT,
+// DistilBERT, RoBERTa and XLM-RoBERTa encoders for classification and adaptation; Llama, Qwen2, Qwen3 and GPT-2 decoders for the generative
 // tasks), with their languages, size, and the memory the chosen recipe would need, worked out by
 // the engine from each model's config.json (estimateMemoryForConfig,
 // estimateDecoderMemoryForConfig) before anything is downloaded. "Use" fills in the Hugging
@@ -11,6 +11,12 @@ import { $, bytes, millions } from '../lib/dom.js';
 const bert = (c) => ({
   model_type: 'bert', architectures: ['BertModel'], hidden_act: 'gelu', hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
   initializer_range: 0.02, layer_norm_eps: 1e-12, max_position_embeddings: 512, type_vocab_size: 2, pad_token_id: 0, ...c,
+});
+const roberta = (c) => bert({ model_type: 'roberta', architectures: ['RobertaForMaskedLM'], layer_norm_eps: 1e-5, max_position_embeddings: 514, type_vocab_size: 1, pad_token_id: 1,
+  hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, ...c });
+const distilbert = (c) => ({
+  model_type: 'distilbert', architectures: ['DistilBertForMaskedLM'], activation: 'gelu', dim: 768, n_layers: 6, n_heads: 12, hidden_dim: 3072,
+  dropout: 0.1, attention_dropout: 0.1, seq_classif_dropout: 0.2, initializer_range: 0.02, max_position_embeddings: 512, pad_token_id: 0, sinusoidal_pos_embds: false, ...c,
 });
 
 /**
@@ -31,6 +37,14 @@ export const GALLERY = Object.freeze([
     config: bert({ vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 }) },
   { id: 'google-bert/bert-base-multilingual-cased', languages: '104 languages, 中文 among them', note: 'one model for many languages',
     config: bert({ vocab_size: 119547, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 }) },
+  { id: 'distilbert/distilbert-base-uncased', languages: 'English', note: 'DistilBERT: six layers, close to BERT-base, twice as fast',
+    config: distilbert({ vocab_size: 30522 }) },
+  { id: 'distilbert/distilbert-base-multilingual-cased', languages: '104 languages, 中文 among them', note: 'DistilBERT for many languages',
+    config: distilbert({ vocab_size: 119547 }) },
+  { id: 'FacebookAI/roberta-base', languages: 'English', note: 'RoBERTa: byte-level BPE, strong on English text; a GPU helps',
+    config: roberta({ vocab_size: 50265 }) },
+  { id: 'FacebookAI/xlm-roberta-base', languages: '100 languages, 中文 among them', note: 'XLM-RoBERTa: a SentencePiece vocabulary of 250k pieces (most of its size)',
+    config: roberta({ model_type: 'xlm-roberta', architectures: ['XLMRobertaForMaskedLM'], vocab_size: 250002 }) },
 ]);
 
 const llama = (c) => ({

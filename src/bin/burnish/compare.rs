@@ -58,8 +58,8 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if let Some(v) = columns.text_column { base.text_column = v; }
     if let Some(v) = columns.label_column { base.label_column = v; }
     let mut ckpt = load_checkpoint(&model)?;
-    base.max_len = base.max_len.min(ckpt.config.max_position_embeddings);
-    base.validate(ckpt.config.max_position_embeddings)?;
+    base.max_len = base.max_len.min(ckpt.config.max_tokens());
+    base.validate(ckpt.config.max_tokens())?;
     for name in &strategies {
         recipe::preset_recipe(name, &base, true, 1, 1)?;
     }

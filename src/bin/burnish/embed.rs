@@ -27,7 +27,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let texts = texts_from(texts)?;
     let mut ckpt = load_checkpoint(&model)?;
     let (dev, _) = device(&d);
-    let max_len = max_len.min(ckpt.config.max_position_embeddings);
+    let max_len = max_len.min(ckpt.config.max_tokens());
     let ids: Vec<Vec<u32>> = texts.iter().map(|t| ckpt.tokenizer.encode(t, max_len)).collect::<Result<_>>()?;
     let emb = Embedder::new(&ckpt, &dev)?;
     let vecs = pollster::block_on(emb.embed_ids(&ids, 32, &dev))?;

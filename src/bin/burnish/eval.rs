@@ -68,7 +68,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     )?;
     let (dev, _) = device(&d);
     let clf = classifier_from(&ckpt, &dev)?;
-    let max_len = max_len.min(ckpt.config.max_position_embeddings);
+    let max_len = max_len.min(ckpt.config.max_tokens());
     let enc = classify::encode_examples(&mut ckpt, &ex, &clf.labels, max_len, &path.display().to_string())?;
     let (m, _) = pollster::block_on(clf.evaluate(&enc, batch_size, &dev))?;
     print_json(&serde_json::to_value(&m).unwrap_or_default());

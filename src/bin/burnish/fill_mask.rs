@@ -33,7 +33,7 @@ pub fn run(args: FillMaskArgs) -> Result<()> {
     if report.initialized.iter().any(|n| n.starts_with("cls.")) {
         eprintln!("warning: {} has no masked-LM head (it was initialised at random): adapt it first with train --task masked-lm", model.display());
     }
-    let max_len = max_len.min(ckpt.config.max_position_embeddings);
+    let max_len = max_len.min(ckpt.config.max_tokens());
     for t in texts {
         let masks = pollster::block_on(burnish::infer::fill_mask::fill_mask(&mlm_model, &mut ckpt, &t, top_k, max_len, &dev))?;
         println!("{}", json!({"text": t, "masks": masks}));

@@ -44,7 +44,7 @@ pub fn run(args: MultitaskArgs) -> Result<()> {
     let resume = checkpoints.resume_bytes(&mut r)?;
     let mut ckpt = load_checkpoint(&model)?;
     if cap_max_len {
-        r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
+        r.max_len = r.max_len.min(ckpt.config.max_tokens());
     }
     let mut data = Vec::new();
     for spec in &tasks {

@@ -27,7 +27,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut ckpt = load_checkpoint(&model)?;
     let (dev, _) = device(&d);
     let clf = classifier_from(&ckpt, &dev)?;
-    let max_len = max_len.min(ckpt.config.max_position_embeddings);
+    let max_len = max_len.min(ckpt.config.max_tokens());
     let ids: Vec<Vec<u32>> = texts.iter().map(|t| ckpt.tokenizer.encode(t, max_len)).collect::<Result<_>>()?;
     let logits = pollster::block_on(clf.logits(&ids, 32, &dev))?;
     for (t, l) in texts.iter().zip(logits) {

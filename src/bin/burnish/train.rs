@@ -55,9 +55,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let mut ckpt = load_checkpoint(&model)?;
     if cap_max_len {
-        r.max_len = r.max_len.min(ckpt.config.max_position_embeddings);
+        r.max_len = r.max_len.min(ckpt.config.max_tokens());
     }
-    r.validate(ckpt.config.max_position_embeddings)?;
+    r.validate(ckpt.config.max_tokens())?;
     let (dev, info) = device(&d);
     if r.task == recipe::Task::MaskedLm {
         let mut texts = Vec::new();
