@@ -36,6 +36,20 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
     --train tests/data/domain-reviews.txt --epochs 2 --lr 5e-3 --batch-size 8 --max-len 32 --out "$OUT" >/dev/null
   python3 scripts/verify_mlm.py --model "$OUT" --burnish "$BIN"
 
+  # RoBERTa, XLM-RoBERTa, DistilBERT: fine-tuned classifier folders predict the same logits in
+  # transformers, and domain-adapted …ForMaskedLM folders fill masks identically.
+  for m in roberta xlmr distilbert; do
+    echo "[test] transformers: tiny-$m classifier and masked-LM exports" >&2
+    OUT="$(mktemp -d)"
+    "$BIN" train --model "tests/fixtures/tiny-$m" --train tests/data/quirks.csv \
+      --epochs 1 --batch-size 4 --max-len 32 --eval-fraction 0.34 --out "$OUT" >/dev/null
+    python3 scripts/verify_export.py --model "$OUT" --burnish "$BIN" --max-len 64
+    OUT="$(mktemp -d)"
+    "$BIN" train --task masked-lm --model "tests/fixtures/tiny-$m-mlm" \
+      --train tests/data/domain-reviews.txt --epochs 1 --lr 5e-3 --batch-size 8 --max-len 32 --out "$OUT" >/dev/null
+    python3 scripts/verify_mlm.py --model "$OUT" --burnish "$BIN"
+  done
+
   # Causal LMs: an instruction-tuned Llama (from sharded weights) and a GPT-2 tuned on plain
   # text load in transformers as AutoModelForCausalLM and generate the same tokens.
   echo "[test] transformers: fine-tuned decoders (Llama, GPT-2) generate identically" >&2
@@ -60,6 +74,15 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
       --epochs 2 --batch-size 4 --max-len 32 --eval-fraction 0.34 --strategy lora --lora-rank 4 \
       --lora-targets query,value,output --lr 0.01 --out "$OUT" >/dev/null
     python3 scripts/verify_peft.py --export "$OUT" --base tests/fixtures/tiny-bert --burnish "$BIN"
+    # RoBERTa (modules_to_save: its classifier holds the dense layer) and DistilBERT (q_lin …
+    # ffn.lin2, pre_classifier).
+    for m in roberta distilbert; do
+      OUT="$(mktemp -d)"
+      "$BIN" train --model "tests/fixtures/tiny-$m" --train tests/data/quirks.csv \
+        --epochs 2 --batch-size 4 --max-len 32 --eval-fraction 0.34 --strategy lora --lora-rank 4 \
+        --lora-targets query,value,output --lr 0.01 --out "$OUT" >/dev/null
+      python3 scripts/verify_peft.py --export "$OUT" --base "tests/fixtures/tiny-$m" --burnish "$BIN"
+    done
     # Decoders: LoRA on a Llama (every projection; chat data in its chat template) and on GPT-2
     # (fused c_attn, Conv1D fan_in_fan_out): merged folder and PEFT adapter agree.
     echo "[test] peft: LoRA decoders (Llama on chat data, GPT-2) load merged and as PEFT adapters" >&2

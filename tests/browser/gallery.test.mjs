@@ -12,7 +12,7 @@ test('model gallery: sizes and memory from the engine, a Chinese model, Use fill
   const session = await openPage({ query: '?backend=cpu' });
   try {
     const { page, problems } = session;
-    let state = await waitForState(page, (s) => s.gallery?.length === 6, 60_000);
+    let state = await waitForState(page, (s) => s.gallery?.length === 10, 60_000);
     assert.deepEqual(state.errors, []);
     const rows = await page.$$eval('#gallery-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
     assert.ok(rows.some((r) => /中文/.test(r[1])), 'a model for Chinese text');
@@ -20,6 +20,12 @@ test('model gallery: sizes and memory from the engine, a Chinese model, Use fill
     // BertModel + pooler + a 2-label head, as transformers counts them.
     assert.equal(byId['google-bert/bert-base-uncased'].parameters, 109_482_240 + 768 * 2 + 2);
     assert.equal(byId['google-bert/bert-base-chinese'].parameters, 102_267_648 + 768 * 2 + 2);
+    // …ForSequenceClassification with 2 labels, as transformers counts them (RoBERTa's and
+    // DistilBERT's heads hold their own dense layer; their base models have no pooler).
+    assert.equal(byId['distilbert/distilbert-base-uncased'].parameters, 66_955_010);
+    assert.equal(byId['distilbert/distilbert-base-multilingual-cased'].parameters, 135_326_210);
+    assert.equal(byId['FacebookAI/roberta-base'].parameters, 124_647_170);
+    assert.equal(byId['FacebookAI/xlm-roberta-base'].parameters, 278_045_186);
     // Larger batches need more memory, on every row.
     const before = state.gallery.map((g) => g.total);
     await page.fill('#batch-size', '32');
