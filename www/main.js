@@ -14,6 +14,7 @@ import { on } from './lib/events.js';
 import { state } from './lib/state.js';
 import { backendReady, showBackend, showWasmProgress } from './steps/backend.js';
 import { renderChecks, renderDataSummary } from './steps/data.js';
+import './steps/hubdata.js';
 import { loadModel, renderMemory, updateGallery } from './steps/model.js';
 import { showStrategyFields, updateLayerPicture } from './steps/recipe.js';
 import { showAdaptProgress } from './steps/domain.js';

@@ -52,7 +52,7 @@ export function checkHubId(raw) {
 
 export const hubUrl = (id, file) => `${HUB}/${id}/resolve/main/${file}`;
 
-async function openCache() {
+export async function openCache() {
   try {
     return 'caches' in self ? await caches.open(CACHE_NAME) : null;
   } catch {

@@ -1,10 +1,11 @@
-//! Task data from bytes: CSV, TSV, JSON Lines or plain text → a table of string cells →
+//! Task data from bytes: CSV, TSV, JSON Lines, Parquet or plain text → a table of string cells →
 //! labelled examples (text column + label column chosen by name) → label vocabulary and a
 //! seeded stratified train/eval split. Every failure names the file, line or column concerned.
 
 
 pub mod chat;
 pub mod decoder;
+pub mod parquet;
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,7 @@ pub enum Format {
     Csv,
     Tsv,
     Jsonl,
+    Parquet,
     Text,
 }
 
@@ -33,6 +35,8 @@ impl Format {
             Format::Tsv
         } else if lower.ends_with(".jsonl") || lower.ends_with(".json") || lower.ends_with(".ndjson") {
             Format::Jsonl
+        } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+            Format::Parquet
         } else if lower.ends_with(".txt") || lower.ends_with(".text") {
             Format::Text
         } else {
@@ -104,11 +108,32 @@ pub fn parse_table(bytes: &[u8], name: &str) -> Result<Table> {
 }
 
 pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table> {
+    if bytes.is_empty() {
+        return Err(crate::error::coded!(Data, "data.empty-file", "{name}: the file is empty", name = name));
+    }
+    // A Parquet file is binary: it is recognised by its magic bytes whatever its name says. A
+    // `.parquet` name on JSON Lines is the page's reading of a Parquet file (parquet_to_jsonl).
+    let format = if parquet::is_parquet(bytes) {
+        Format::Parquet
+    } else if format == Format::Parquet && bytes.first() == Some(&b'{') {
+        Format::Jsonl
+    } else {
+        format
+    };
+    let (columns, rows) = if format == Format::Parquet {
+        parquet::parse_parquet(bytes, name)?
+    } else {
+        parse_text_table(bytes, name, format)?
+    };
+    checked_table(name, format, columns, rows)
+}
+
+fn parse_text_table(bytes: &[u8], name: &str, format: Format) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let text = decode_utf8(bytes, name)?;
     if text.trim().is_empty() {
         return Err(crate::error::coded!(Data, "data.empty-file", "{name}: the file is empty", name = name));
     }
-    let (columns, rows) = match format {
+    Ok(match format {
         Format::Csv => parse_delimited(text, name, b',')?,
         Format::Tsv => parse_delimited(text, name, b'\t')?,
         Format::Jsonl => parse_jsonl(text, name)?,
@@ -121,7 +146,11 @@ pub fn parse_table_as(bytes: &[u8], name: &str, format: Format) -> Result<Table>
                 .collect();
             (vec!["text".to_string()], rows)
         }
-    };
+        Format::Parquet => parquet::parse_parquet(bytes, name)?,
+    })
+}
+
+fn checked_table(name: &str, format: Format, columns: Vec<String>, rows: Vec<Vec<String>>) -> Result<Table> {
     if rows.is_empty() {
         return Err(crate::error::coded!(Data, "data.no-rows", "{name}: the file has a header but no data rows", name = name));
     }

@@ -233,7 +233,15 @@ fn inspect(bytes: &[u8], name: &str, eval: bool) -> Result<JsValue, JsError> {
     Ok(out)
 }
 
-/// Parses a training file (CSV/TSV/JSONL/TXT by extension) and keeps it for `startTraining`.
+/// A Parquet file as JSON Lines (one object of string cells per row). The page calls this in a
+/// worker of its own (www/parquet-worker.js), never in the engine's: the Parquet reader can trap
+/// on a damaged file, and a trap must not take the loaded model and run with it.
+#[wasm_bindgen(js_name = parquetToJsonl)]
+pub fn parquet_to_jsonl(bytes: &[u8], file_name: &str) -> Result<Vec<u8>, JsError> {
+    data::parquet::parquet_to_jsonl(bytes, file_name).map_err(js_err)
+}
+
+/// Parses a training file (CSV/TSV/JSONL/Parquet/TXT) and keeps it for `startTraining`.
 #[wasm_bindgen(js_name = inspectData)]
 pub fn inspect_data(bytes: &[u8], file_name: &str) -> Result<JsValue, JsError> {
     inspect(bytes, file_name, false)

@@ -246,9 +246,30 @@ fn fuzz_tables_csv_tsv_jsonl_text() {
     }
 }
 
+/// Parquet (hostile files from the Hub): mutated with the `PAR1` magic kept at both ends, so the
+/// footer, the thrift metadata, the pages and the codecs are reached.
+#[test]
+fn fuzz_parquet_tables() {
+    let seeds: Vec<Vec<u8>> = ["hub/test-org/reviews/data/train-00000-of-00001.parquet", "chat.parquet", "reviews-gzip.parquet"].iter().map(|n| data_file(n)).collect();
+    fuzz("table-parquet", &seeds, 1500, |b| {
+        let mut b = b.to_vec();
+        if b.len() >= 12 {
+            let n = b.len();
+            b[..4].copy_from_slice(b"PAR1");
+            b[n - 4..].copy_from_slice(b"PAR1");
+        }
+        let Ok(t) = data::parse_table_as(&b, "t.parquet", data::Format::Parquet) else { return false };
+        let cols = t.columns.clone();
+        let (a, z) = (cols.first().cloned().unwrap_or_default(), cols.last().cloned().unwrap_or_default());
+        let _ = data::check_data(&t, &a, &z, Some(&t), 32, None);
+        let _ = data::chat::conversations_from_table(&t, &a);
+        true
+    });
+}
+
 #[test]
 fn fuzz_config_json_of_every_architecture() {
-    let seeds: Vec<Vec<u8>> = ["tiny-bert", "tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-bert-mlm"].iter().map(|d| read(d, "config.json")).collect();
+    let seeds: Vec<Vec<u8>> = ["tiny-bert", "tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-bert-mlm", "tiny-roberta", "tiny-distilbert"].iter().map(|d| read(d, "config.json")).collect();
     fuzz("config", &seeds, 4000, |b| {
         let bert = HfConfigFile::from_bytes(b).and_then(HfConfigFile::into_bert).is_ok();
         DecoderConfig::from_bytes(b).is_ok() || bert

@@ -19,6 +19,7 @@ mod lm;
 mod mixing;
 mod mlm;
 mod multitask;
+mod parquet;
 mod resume;
 mod strategies;
 mod text_metrics;

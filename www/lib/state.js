@@ -6,7 +6,7 @@ import { params } from './dom.js';
 export const bundledModel = params.get('model') || 'all-MiniLM-L6-v2';
 export const BUNDLED_DATA = 'assets/data/sentiment-demo.csv';
 export const SAMPLE_DOMAIN = 'assets/data/movie-domain.txt';
-export const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.txt', '.text'];
+export const DATA_EXTENSIONS = ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson', '.json', '.parquet', '.txt', '.text'];
 
 export const state = (window.burnishState = {
   backend: null, // {kind, adapter, note, mode, gpu, measurement} (src/web/backend.rs BackendReport)
@@ -53,6 +53,7 @@ export const state = (window.burnishState = {
   lmSavedRun: null, // {meta, progress} of an unfinished decoder run found in OPFS at load
   decoderSource: null, // what was loaded: {kind: 'bundled'} or {kind: 'files', files: File[]}
   lmFile: null, // the decoder's training File
+  hubDataset: null, // {id, files: [{path, source, size}], more, used?: {path, role}}: the Hub dataset listed in the data step
   lmMemory: null, // estimateDecoderMemory's answer {total, trainable, largest_tensor, warnings, …}
   lm: null, // {summary, losses, history, done, stopped, before: {prompt: text}, after: {prompt: text}, exported}
   generation: null, // {id, prompt, text, tokens, done, stopped, tokens_per_s, tuned}

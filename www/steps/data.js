@@ -9,7 +9,7 @@ import { $, bytes, fillSelect, fillTable } from '../lib/dom.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
 import { emit } from '../lib/events.js';
-import { checkExtension, checkNotEmpty, guessColumns } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, guessColumns, tableBytes } from '../lib/files.js';
 import { BUNDLED_DATA, sourceFiles, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { refreshMixture } from './mixing.js';
@@ -38,7 +38,7 @@ export async function loadData(file) {
   if (file) {
     checkExtension(file.name, 'data');
     checkNotEmpty(file, 'data');
-    data = await readWithProgress(file, bar, status);
+    data = await tableBytes(await readWithProgress(file, bar, status), file.name, 'data');
     name = file.name;
   } else {
     status.textContent = t('data.reading', { name: BUNDLED_DATA, done: '…', total: '…' });
@@ -181,7 +181,7 @@ export async function loadEvalFile(file = $('eval-file').files[0]) {
   document.querySelector('input[name="eval-mode"][value="file"]').checked = true;
   checkExtension(file.name, 'eval');
   await concerning('backend', () => backendReady);
-  const data = await fileBytes(file);
+  const data = await tableBytes(await fileBytes(file), file.name, 'eval');
   try {
     state.evalData = await concerning('eval', () => request(IN.INSPECT_EVAL_DATA, { bytes: data, fileName: file.name }, [data.buffer]));
   } catch (err) {

@@ -11,6 +11,7 @@ import { DECODER_GALLERY, renderGallery } from '../views/gallery.js';
 import { currentTask, showTask } from '../views/tasks.js';
 import { lossText, panelKind, showRunPanel, updateRunPanel } from '../views/runpanel.js';
 import { $, bytes, downloadProgress, fillTable, fmt, log } from '../lib/dom.js';
+import { tableBytes } from '../lib/files.js';
 import { downloadZip } from '../lib/downloads.js';
 import { prepareCheckpoints, request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
@@ -225,7 +226,7 @@ $('lm-file').addEventListener('change', guarded('lm', async (e) => {
 async function loadLmData(file) {
   clearErrors('lm');
   await concerning('backend', () => backendReady);
-  const bytes = await fileBytes(file);
+  const bytes = await tableBytes(await fileBytes(file), file.name, 'lm');
   const info = await request(IN.LM_DATA, { bytes, name: file.name }, [bytes.buffer]);
   state.lmData = info;
   state.lmFile = file;

@@ -10,7 +10,7 @@ import { $, fillSelect, fillTable, fmt, log, pct, sci } from '../lib/dom.js';
 import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded } from '../lib/errors.js';
-import { checkExtension, checkNotEmpty, guessColumns } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, guessColumns, tableBytes } from '../lib/files.js';
 import { SAMPLE_DOMAIN, bundledModel, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { keep } from './runs.js';
@@ -22,7 +22,7 @@ async function loadDomain(file) {
   if (file) {
     checkExtension(file.name, 'domain');
     checkNotEmpty(file, 'domain');
-    data = await fileBytes(file);
+    data = await tableBytes(await fileBytes(file), file.name, 'domain');
     name = file.name;
   } else {
     const res = await fetch(SAMPLE_DOMAIN).catch((err) => failWith('domain', `Could not fetch ${SAMPLE_DOMAIN}: ${err.message}`));

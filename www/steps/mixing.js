@@ -7,7 +7,7 @@ import { fileBytes } from '../sources.js';
 import { $, fillTable, fmt, log, pct } from '../lib/dom.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, failWith, guarded } from '../lib/errors.js';
-import { checkExtension, checkNotEmpty } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, tableBytes } from '../lib/files.js';
 import { sourceFiles, state } from '../lib/state.js';
 
 let pendingMixWeights = null; // weights from a loaded recipe, applied once its files are added
@@ -139,7 +139,7 @@ export async function addMixFiles(files) {
   for (const file of files) {
     checkExtension(file.name, 'mix');
     checkNotEmpty(file, 'mix');
-    const data = await fileBytes(file);
+    const data = await tableBytes(await fileBytes(file), file.name, 'mix');
     const info = await request(IN.ADD_TRAIN_SOURCE, { bytes: data, fileName: file.name }, [data.buffer]);
     state.mixFiles.push({ name: info.name, row_count: info.row_count, columns: info.columns });
     sourceFiles.extras.push(file);

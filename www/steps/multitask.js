@@ -11,7 +11,7 @@ import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, concerning, failWith, guarded, showError } from '../lib/errors.js';
 import { on } from '../lib/events.js';
-import { checkExtension, checkNotEmpty, guessColumns } from '../lib/files.js';
+import { checkExtension, checkNotEmpty, guessColumns, tableBytes } from '../lib/files.js';
 import { bundledModel, state } from '../lib/state.js';
 import { backendReady } from './backend.js';
 import { keep } from './runs.js';
@@ -68,7 +68,7 @@ $('task-file').addEventListener('change', guarded('multitask', async () => {
     for (const file of [...$('task-file').files]) {
       checkExtension(file.name, 'multitask');
       checkNotEmpty(file, 'multitask');
-      const data = await fileBytes(file);
+      const data = await tableBytes(await fileBytes(file), file.name, 'multitask');
       await concerning('backend', () => backendReady);
       const info = await request(IN.ADD_TASK, { bytes: data, fileName: file.name }, [data.buffer]);
       const guess = guessColumns(info.columns);
