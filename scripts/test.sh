@@ -104,5 +104,14 @@ assistant: "
       --train tests/data/instruct-pairs.jsonl --prompt-template question-answering --strategy lora --lora-rank 4 \
       --lora-targets query,key,value,attention_output,intermediate,output --epochs 3 --lr 2e-2 --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
     python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN" --peft-base tests/fixtures/tiny-qwen3
+    # The exported training script (Trainer + PEFT): freezing, layer-wise rates, gradual
+    # unfreezing and LoRA checked on the weights after it runs on the CPU.
+    if ! python3 -c "import datasets" 2>/dev/null; then
+      python3 -m pip install --quiet datasets >&2 || echo "[test] could not install datasets" >&2
+    fi
+    if python3 -c "import datasets" 2>/dev/null; then
+      echo "[test] transformers: the exported training script trains as the recipe says" >&2
+      python3 scripts/verify_script.py --burnish "$BIN" --model tests/fixtures/tiny-bert --train tests/data/studio-train.csv
+    fi
   fi
 fi

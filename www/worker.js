@@ -812,6 +812,10 @@ const handlers = {
     const m = await wasm();
     return exclusive(() => m.exportModel(baseName ?? 'base-model'));
   },
+  async [IN.TRAINING_SCRIPT]({ recipe, model, trainFiles, evalFile = undefined }) {
+    const m = await wasm();
+    return exclusive(() => m.trainingScript(recipe, String(model), trainFiles.map(String), evalFile ? String(evalFile) : undefined));
+  },
 };
 
 self.addEventListener('message', async (/** @type {MessageEvent} */ { data: { id, type, payload } }) => {

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod masked_lm;
 pub mod memory;
 pub mod multitask;
+pub mod script;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};

@@ -103,7 +103,7 @@ pub async fn export_classifier_safetensors(arch: EncoderArch, model: &SequenceCl
 
 /// The modules a LoRA classifier trains whole (PEFT's `modules_to_save`): the head, and BERT's
 /// pooler (RoBERTa's `classifier` module holds its dense layer).
-fn modules_to_save(arch: EncoderArch) -> &'static [&'static str] {
+pub fn modules_to_save(arch: EncoderArch) -> &'static [&'static str] {
     match arch {
         EncoderArch::Bert => &["classifier", "pooler"],
         EncoderArch::Roberta | EncoderArch::XlmRoberta => &["classifier"],

@@ -385,6 +385,20 @@ struct Started<'a> {
     layer_groups: Vec<crate::engine::classifier::LayerGroup>,
 }
 
+/// The recipe as a Hugging Face Trainer + PEFT script (engine/script.rs) for the loaded model:
+/// `model` is what the script loads (a Hub id or a folder), the files are paths or URLs.
+#[wasm_bindgen(js_name = trainingScript)]
+pub fn training_script(recipe: JsValue, model: &str, train_files: Vec<String>, eval_file: Option<String>) -> Result<String, JsError> {
+    let r = parse_recipe(recipe)?;
+    STATE.with(|s| {
+        let s = s.borrow();
+        let ckpt = s.checkpoint.as_ref().ok_or_else(|| Missing::Model.err())?;
+        r.validate(ckpt.config.max_tokens()).map_err(js_err)?;
+        let inputs = crate::engine::script::ScriptInputs { model, arch: ckpt.config.arch, train_files: &train_files, eval_file: eval_file.as_deref() };
+        crate::engine::script::training_script(&r, &inputs).map_err(js_err)
+    })
+}
+
 /// Builds a training session from the loaded model, data and `recipe` (a partial Recipe JSON).
 #[wasm_bindgen(js_name = startTraining)]
 pub fn start_training(recipe: JsValue) -> Result<JsValue, JsError> {

@@ -129,30 +129,39 @@ test('Hub datasets: a bad id, a missing dataset, and a damaged Parquet file that
   try {
     const { page, context, problems } = session;
     await routeHub(context);
+    // waitForState returns on any error: each case starts from an empty list.
+    const forget = () => page.evaluate(() => { window.burnishState.errors.length = 0; });
     await waitForState(page, (s) => s.backend !== null && s.checks !== null, 60_000);
     await page.click('#load-model');
     await waitForState(page, (s) => s.model !== null, 60_000);
     await page.click('#hub-data summary');
     await page.fill('#dataset-id', 'not a/valid/id');
     await page.click('#dataset-list');
-    let state = await waitForState(page, (s) => s.errors.length > 0, 10_000);
+    let state = await waitForState(page, () => false, 10_000);
+    assert.equal(state.errors[0].code, 'page.bad-dataset-id');
     assert.match(await page.textContent('#data-error'), /is not a valid dataset id/);
+    await forget();
     await page.fill('#dataset-id', 'test-org/no-such-dataset');
     await page.click('#dataset-list');
-    state = await waitForState(page, (s) => s.errors.length > 1, 10_000);
+    state = await waitForState(page, () => false, 10_000);
+    assert.equal(state.errors[0].code, 'page.no-such-dataset');
     assert.match(await page.textContent('#data-error'), /There is no dataset test-org\/no-such-dataset on huggingface\.co \(HTTP 404\)/);
+    await forget();
 
     // A Parquet file that makes the reader fail: said by name; the engine (and the model) stay.
     await page.fill('#dataset-id', 'test-org/broken');
     await page.click('#dataset-list');
-    await waitForState(page, (s) => s.hubDataset?.id === 'test-org/broken', 10_000);
+    state = await waitForState(page, (s) => s.hubDataset?.id === 'test-org/broken', 10_000);
+    assert.deepEqual(state.errors, []);
     await page.click('#dataset-files button[aria-label="Train on it: data/train-00000-of-00001.parquet"]');
-    state = await waitForState(page, (s) => s.errors.length > 2, 60_000);
-    assert.match(await page.textContent('#data-error'), /train-00000-of-00001\.parquet: cannot read this Parquet file/);
-    assert.equal(state.errors.at(-1).code, 'data.parquet');
+    state = await waitForState(page, () => false, 60_000);
+    assert.equal(state.errors[0].code, 'data.parquet', JSON.stringify(state.errors));
+    assert.match(await page.textContent('#data-error'), /train-00000-of-00001\.parquet: cannot read this Parquet file: the file is damaged/);
+    await forget();
     // The engine still answers, with the model it had: the bundled sample loads and is checked with it.
     await page.click('#data-bundled');
     state = await waitForState(page, (s) => s.data?.name === 'sentiment-demo.csv' && s.checks?.tokens, 30_000);
+    assert.deepEqual(state.errors, []);
     assert.ok(state.model !== null);
     assert.deepEqual(problems.pageErrors, []);
   } finally {

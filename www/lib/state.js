@@ -53,6 +53,8 @@ export const state = (window.burnishState = {
   lmSavedRun: null, // {meta, progress} of an unfinished decoder run found in OPFS at load
   decoderSource: null, // what was loaded: {kind: 'bundled'} or {kind: 'files', files: File[]}
   lmFile: null, // the decoder's training File
+  dataOrigin: { train: null, eval: null }, // the Hub URL the training / evaluation file came from (else null: a file from disk)
+  trainingScript: null, // {name, size, model, trainFiles, evalFile}: the last training script exported
   hubDataset: null, // {id, files: [{path, source, size}], more, used?: {path, role}}: the Hub dataset listed in the data step
   lmMemory: null, // estimateDecoderMemory's answer {total, trainable, largest_tensor, warnings, …}
   lm: null, // {summary, losses, history, done, stopped, before: {prompt: text}, after: {prompt: text}, exported}

@@ -31,6 +31,7 @@ async function readWithProgress(file, bar, status) {
 /** Loads training data from a File (or the bundled sample when `file` is null). */
 export async function loadData(file) {
   clearErrors('data', 'columns');
+  state.dataOrigin.train = null;
   const generation = ++dataGeneration;
   const status = $('data-status');
   const bar = $('data-progress');
@@ -178,6 +179,7 @@ export const evalMode = () => document.querySelector('input[name="eval-mode"]:ch
 export async function loadEvalFile(file = $('eval-file').files[0]) {
   clearErrors('eval');
   if (!file) return;
+  state.dataOrigin.eval = null;
   document.querySelector('input[name="eval-mode"][value="file"]').checked = true;
   checkExtension(file.name, 'eval');
   await concerning('backend', () => backendReady);

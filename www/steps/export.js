@@ -1,4 +1,5 @@
-// Step "export": the fine-tuned classifier as a Hugging Face folder (with the recipe and metrics).
+// Step "export": the fine-tuned classifier as a Hugging Face folder (with the recipe and metrics),
+// and the recipe as a Hugging Face Trainer + PEFT training script (engine/script.rs).
 
 import { IN } from '../protocol.js';
 import { t } from '../i18n.js';
@@ -6,7 +7,9 @@ import { $ } from '../lib/dom.js';
 import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, failCoded, failWith, guarded } from '../lib/errors.js';
-import { state } from '../lib/state.js';
+import { bundledModel, state } from '../lib/state.js';
+import { evalMode } from './data.js';
+import { readRecipe } from './recipe.js';
 
 $('export').addEventListener('click', guarded('export', async () => {
   clearErrors('export');
@@ -27,4 +30,30 @@ $('export').addEventListener('click', guarded('export', async () => {
   } finally {
     $('export').disabled = false;
   }
+}));
+
+/** What the script loads as the model: the Hub id it came from, the bundled MiniLM by its Hub id,
+ * or a folder `model/` beside the script holding the files chosen from disk. */
+function scriptModel() {
+  const source = state.model?.source ?? '';
+  if (source.startsWith('huggingface.co/')) return source.slice('huggingface.co/'.length);
+  if (source === bundledModel && /^all-MiniLM/.test(bundledModel)) return `sentence-transformers/${bundledModel}`;
+  return './model';
+}
+
+$('export-script').addEventListener('click', guarded('export', async () => {
+  clearErrors('export');
+  const recipe = readRecipe();
+  // A Hub dataset's file by its URL (datasets downloads it); a file from disk by its name, to sit beside the script.
+  const trainFiles = [state.dataOrigin.train ?? state.data?.name ?? 'train.csv', ...state.mixFiles.map((f) => f.name)];
+  const evalFile = evalMode() === 'file' ? (state.dataOrigin.eval ?? state.evalData?.name) : undefined;
+  const text = await request(IN.TRAINING_SCRIPT, { recipe, model: scriptModel(), trainFiles, evalFile });
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/x-python' }));
+  const a = Object.assign(document.createElement('a'), { href: url, download: 'train.py', textContent: 'train.py' });
+  const li = document.createElement('li');
+  li.append(a);
+  $('export-links').replaceChildren(li);
+  a.click();
+  state.trainingScript = { name: 'train.py', size: text.length, model: scriptModel(), trainFiles, evalFile: evalFile ?? null };
+  $('export-script-status').textContent = t('export.script', { name: 'train.py' });
 }));

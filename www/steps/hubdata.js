@@ -71,8 +71,10 @@ async function useFile(i, role) {
   const blob = new File([data], name);
   if (role === 'eval') {
     await loadEvalFile(blob);
+    state.dataOrigin.eval = file.url;
   } else {
     await loadData(blob);
+    state.dataOrigin.train = file.url;
   }
   state.hubDataset = { ...state.hubDataset, used: { path: file.path, role } };
 }

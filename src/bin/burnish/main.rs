@@ -7,6 +7,7 @@ mod check;
 mod compare;
 mod embed;
 mod eval;
+mod export_script;
 mod fill_mask;
 mod flags;
 mod generate;
@@ -76,6 +77,9 @@ enum Command {
     /// Run several strategies (presets) with the same model, data and budget; write a table
     /// (comparison.md) and the full results (comparison.json) to --out
     Compare(compare::CompareArgs),
+    /// Write the recipe as a Hugging Face Trainer + PEFT script (train.py) for `python` or
+    /// `accelerate launch` on bigger hardware (text classification)
+    ExportScript(export_script::ExportScriptArgs),
     /// Time full training steps (forward, backward, clip, AdamW) on fixed-size batches; for a
     /// causal LM (folder or .gguf) also greedy generation with the KV cache (tokens/s)
     Bench(bench::BenchArgs),
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::ExportScript(a) => export_script::run(a),
     }
 }
 
