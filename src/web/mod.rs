@@ -191,6 +191,7 @@ pub fn load_model(config: &[u8], tokenizer: &[u8], weights: Vec<u8>, tokenizer_c
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.checkpoint = Some(ckpt);
+        APP_CLASSIFIER.with(|c| *c.borrow_mut() = None);
         s.session = None;
         s.mlm = None;
         s.adapted = None;
@@ -383,6 +384,40 @@ struct Started<'a> {
     mixture: &'a [crate::engine::classifier::MixShare],
     trainable: crate::engine::TrainableState,
     layer_groups: Vec<crate::engine::classifier::LayerGroup>,
+}
+
+thread_local! {
+    /// The loaded checkpoint's own classifier, built on first use by `classifyTexts` (the
+    /// exported web app's engine); `loadModel` clears it.
+    static APP_CLASSIFIER: RefCell<Option<crate::infer::classify::Classifier>> = const { RefCell::new(None) };
+}
+
+/// Labels and probabilities for `texts` from the loaded checkpoint's own classification head (a
+/// fine-tuned folder, as an exported web app ships it), without a training session.
+#[wasm_bindgen(js_name = classifyTexts)]
+pub async fn classify_texts(texts: Vec<String>, max_len: usize) -> Result<JsValue, JsError> {
+    let device = current_device().ok_or_else(|| Missing::Backend.err())?;
+    let (clf, rows) = STATE.with(|s| -> Result<_, JsError> {
+        let mut s = s.borrow_mut();
+        let ckpt = s.checkpoint.as_mut().ok_or_else(|| Missing::Model.err())?;
+        if ckpt.config.labels.is_empty() {
+            return Err(js_err(crate::error::coded!(Config, "config.no-labels", "this model has no fine-tuned classification head (config.json names no id2label): export a fine-tuned classifier")));
+        }
+        let max_len = max_len.clamp(2, ckpt.config.max_tokens());
+        let rows = texts.iter().map(|t| ckpt.tokenizer.encode(t, max_len)).collect::<crate::error::Result<Vec<_>>>().map_err(js_err)?;
+        let clf = APP_CLASSIFIER.with(|c| -> Result<_, JsError> {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                let (model, _) = crate::infer::classify::build_classifier(ckpt, &ckpt.config.labels.clone(), 0, &device).map_err(js_err)?;
+                *c = Some(crate::infer::classify::Classifier { model, labels: ckpt.config.labels.clone(), pad_id: ckpt.tokenizer.pad_id });
+            }
+            Ok(c.as_ref().map(|c| crate::infer::classify::Classifier { model: c.model.clone(), labels: c.labels.clone(), pad_id: c.pad_id }))
+        })?;
+        Ok((clf.ok_or_else(|| Missing::Model.err())?, rows))
+    })?;
+    let logits = clf.logits(&rows, 16, &device).await.map_err(js_err)?;
+    let out: Vec<_> = logits.iter().map(|l| clf.to_prediction(l)).collect();
+    to_js(&out)
 }
 
 /// The recipe as a Hugging Face Trainer + PEFT script (engine/script.rs) for the loaded model:

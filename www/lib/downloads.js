@@ -12,7 +12,8 @@ const zipUrls = new Map(); // one live object URL per download kind
 export async function downloadZip(suffix, files, docs, links, label = '', base = state.model?.source) {
   const folder = `burnish-${(base ?? 'model').split('/').pop().replace(/[^\w.-]+/g, '-')}-${suffix}`;
   const entries = {};
-  for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : 6 }];
+  // Weights are stored as they are (they barely compress); the wasm module fast (level 1).
+  for (const { name, bytes: data } of files) entries[`${folder}/${name}`] = [new Uint8Array(data), { level: name.endsWith('.safetensors') ? 0 : name.endsWith('.wasm') ? 1 : 6 }];
   for (const [name, doc] of Object.entries(docs)) entries[`${folder}/${name}`] = json(doc);
   const { zipSync } = await fflate();
   const zip = zipSync(entries);

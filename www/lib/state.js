@@ -54,7 +54,8 @@ export const state = (window.burnishState = {
   decoderSource: null, // what was loaded: {kind: 'bundled'} or {kind: 'files', files: File[]}
   lmFile: null, // the decoder's training File
   dataOrigin: { train: null, eval: null }, // the Hub URL the training / evaluation file came from (else null: a file from disk)
-  trainingScript: null, // {name, size, model, trainFiles, evalFile}: the last training script exported
+  trainingScript: null,
+  exportedApp: null, // {name, size, files}: the last web app exported // {name, size, model, trainFiles, evalFile}: the last training script exported
   hubDataset: null, // {id, files: [{path, source, size}], more, used?: {path, role}}: the Hub dataset listed in the data step
   lmMemory: null, // estimateDecoderMemory's answer {total, trainable, largest_tensor, warnings, …}
   lm: null, // {summary, losses, history, done, stopped, before: {prompt: text}, after: {prompt: text}, exported}

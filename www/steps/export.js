@@ -57,3 +57,32 @@ $('export-script').addEventListener('click', guarded('export', async () => {
   state.trainingScript = { name: 'train.py', size: text.length, model: scriptModel(), trainFiles, evalFile: evalFile ?? null };
   $('export-script-status').textContent = t('export.script', { name: 'train.py' });
 }));
+
+/** The web app's own files (www/app/) and the single-threaded engine it runs (www/pkg/). */
+const APP_FILES = ['app/index.html', 'app/app.js', 'app/app-worker.js', 'pkg/burnish.js', 'pkg/burnish_bg.wasm'];
+
+async function appFile(path) {
+  const res = await fetch(new URL(`../${path}`, import.meta.url)).catch((err) => failWith('export', `Could not fetch ${path} for the web app (${err.message}).`));
+  if (!res.ok) failWith('export', `Could not fetch ${path} for the web app: HTTP ${res.status}. Is the wasm build (www/pkg) in place?`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+$('export-app').addEventListener('click', guarded('export', async () => {
+  clearErrors('export');
+  if (!state.summary) failCoded('export', 'page.export-before-training', {}, 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
+  if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
+  $('export-app').disabled = true;
+  $('export-status').textContent = '…';
+  try {
+    const model = await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
+    const files = [];
+    for (const path of APP_FILES) files.push({ name: path.replace(/^app\//, ''), bytes: await appFile(path) });
+    for (const f of model) if (!f.name.startsWith('peft/')) files.push({ name: `model/${f.name}`, bytes: f.bytes });
+    const labels = state.summary.labels;
+    const app = { title: `Text classifier: ${labels.join(' / ')}`, model: state.model?.source ?? 'a fine-tuned model', labels, max_len: state.recipe?.max_len ?? 128, backend: 'cpu' };
+    state.exportedApp = await downloadZip('app', files, { 'app.json': app }, $('export-links'), ' (web app)');
+    $('export-status').textContent = t('export.app', { name: state.exportedApp.name });
+  } finally {
+    $('export-app').disabled = false;
+  }
+}));
