@@ -58,6 +58,17 @@ if python3 -c "import transformers, torch" 2>/dev/null; then
     --train tests/data/instruct-pairs.jsonl --prompt-template question-answering --epochs 3 --lr 5e-3 \
     --batch-size 4 --max-len 48 --out "$OUT" >/dev/null
   python3 scripts/verify_causal.py --model "$OUT" --burnish "$BIN"
+  # The instruction-tuned Llama as GGUF (F16 and Q8_0): llama.cpp's gguf reader parses both,
+  # transformers loads them (F16: the folder's greedy tokens; Q8_0: Burnish's on the same file).
+  if ! python3 -c "import gguf" 2>/dev/null; then
+    python3 -m pip install --quiet gguf >&2 || echo "[test] could not install gguf" >&2
+  fi
+  if python3 -c "import gguf" 2>/dev/null; then
+    echo "[test] gguf: the fine-tuned Llama exported as F16 and Q8_0 GGUF" >&2
+    "$BIN" export-gguf --model "$OUT" --type f16 --out "$OUT/model-f16.gguf"
+    "$BIN" export-gguf --model "$OUT" --type q8_0 --out "$OUT/model-q8_0.gguf"
+    python3 scripts/verify_gguf.py --model "$OUT" --f16 "$OUT/model-f16.gguf" --q8 "$OUT/model-q8_0.gguf" --burnish "$BIN"
+  fi
   OUT="$(mktemp -d)"
   "$BIN" train --task causal-lm --model tests/fixtures/tiny-gpt2 \
     --train tests/data/domain-reviews.txt --epochs 2 --lr 3e-3 --batch-size 4 --max-len 32 --out "$OUT" >/dev/null

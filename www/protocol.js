@@ -43,6 +43,7 @@ export const IN = Object.freeze({
   LM_TRAIN: 'lmTrain',
   LM_STOP: 'lmStop',
   LM_EXPORT: 'lmExport',
+  LM_EXPORT_GGUF: 'lmExportGguf',
   LM_MEMORY: 'lmMemory',
   DECODER_MEMORY_FOR_CONFIG: 'decoderMemoryForConfig', // {config, batchSize, maxLen, recipe}: the decoder gallery's estimate
   LM_METRICS: 'lmMetrics',
@@ -89,6 +90,7 @@ export const CONCERNS = Object.freeze({
   [IN.LM_TRAIN]: 'lm',
   [IN.LM_STOP]: 'lm',
   [IN.LM_EXPORT]: 'lm',
+  [IN.LM_EXPORT_GGUF]: 'lm',
   [IN.LM_MEMORY]: 'lm',
   [IN.DECODER_MEMORY_FOR_CONFIG]: 'decoder',
   [IN.LM_METRICS]: 'lm',

@@ -777,6 +777,12 @@ const handlers = {
     return exclusive(() => m.exportDecoder(baseName));
   },
 
+  async [IN.LM_EXPORT_GGUF]({ type, name }) {
+    if (lmRun.active) throw new Error('Wait for the fine-tuning run to end (or stop it) before exporting.');
+    const m = await wasm();
+    return exclusive(() => m.exportDecoderGguf(String(type), String(name)));
+  },
+
   async [IN.LM_METRICS]({ pairs }) {
     const m = await wasm();
     return exclusive(() => m.generationMetrics(pairs));

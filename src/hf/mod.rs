@@ -5,5 +5,6 @@ pub mod chat_template;
 pub mod checkpoint;
 pub mod config;
 pub mod gguf;
+pub mod gguf_write;
 pub mod tokenizer;
 pub mod weights;

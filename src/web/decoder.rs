@@ -446,6 +446,39 @@ pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
     crate::web::exported_files(files.map_err(err)?)
 }
 
+/// The fine-tuned decoder as one GGUF file (`ty`: "f16", "q8_0" or "f32"; hf::gguf_write) for
+/// llama.cpp, Ollama or LM Studio: its merged weights, tokenizer and chat template.
+#[wasm_bindgen(js_name = exportDecoderGguf)]
+pub async fn export_decoder_gguf(ty: String, name: String) -> Result<Vec<u8>, JsError> {
+    let ty = crate::hf::gguf_write::GgufType::parse(&ty).map_err(err)?;
+    let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| Missing::Tuning.err())?;
+    let cm = DEC.with(|d| d.borrow_mut().model.take());
+    let files = match &cm {
+        Some(c) => s.export(c, &name).await,
+        None => Err(Error::Other("load a model first".into())),
+    };
+    DEC.with(|d| {
+        let mut d = d.borrow_mut();
+        d.session = Some(s);
+        d.model = cm;
+    });
+    let files = files.map_err(err)?;
+    let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.as_slice());
+    let missing = |n: &str| err(Error::Other(format!("the export has no {n}")));
+    let template = get("chat_template.jinja").map(|b| String::from_utf8_lossy(b).into_owned());
+    let weights = [get("model.safetensors").ok_or_else(|| missing("model.safetensors"))?];
+    crate::hf::gguf_write::hf_to_gguf(
+        get("config.json").ok_or_else(|| missing("config.json"))?,
+        get("tokenizer.json").ok_or_else(|| missing("tokenizer.json"))?,
+        &weights,
+        get("tokenizer_config.json"),
+        template.as_deref(),
+        ty,
+        &name,
+    )
+    .map_err(err)
+}
+
 /// Exact match, ROUGE-L and chrF of generated answers against their references
 /// (`[[prediction, reference], …]`).
 #[wasm_bindgen(js_name = generationMetrics)]

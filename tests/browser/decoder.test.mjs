@@ -164,6 +164,16 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) await writeFile(path.join(dir, f), entries[`${folder}/${f}`]);
     const again = await cli(['generate', '--model', dir, '--prompt', lm.summary.eval_prompts[0].prompt, '--max-new-tokens', '24', '--json']);
     assert.equal(again.text, lm.after[0], 'the exported model answers like the page');
+    // GGUF (Q8_0): the page's file is byte for byte the CLI's export-gguf of the downloaded folder.
+    const ggufPath = await download(page, '#lm-gguf-q8', out);
+    const gguf = await readFile(ggufPath);
+    assert.equal(gguf.subarray(0, 4).toString(), 'GGUF');
+    for (const f of ['tokenizer_config.json', 'chat_template.jinja']) if (entries[`${folder}/${f}`]) await writeFile(path.join(dir, f), entries[`${folder}/${f}`]);
+    const cliGguf = path.join(out, 'cli.gguf');
+    await promisify(execFile)(BIN, ['export-gguf', '--model', dir, '--type', 'q8_0', '--name', path.basename(ggufPath).replace(/-q8_0\.gguf$/, ''), '--out', cliGguf]);
+    assert.ok(gguf.equals(await readFile(cliGguf)), 'the page and the CLI write the same GGUF');
+    const fromGguf = await cli(['generate', '--model', ggufPath, '--prompt', lm.summary.eval_prompts[0].prompt, '--max-new-tokens', '4', '--json']);
+    assert.equal(fromGguf.ids.length, 4, 'the GGUF generates');
     // The page's recipe.json (in the download) is the CLI's --recipe: the same run, same plan.
     const pageRecipe = JSON.parse(new TextDecoder().decode(entries[`${folder}/recipe.json`]));
     await writeFile(path.join(out, 'recipe.json'), JSON.stringify(pageRecipe));

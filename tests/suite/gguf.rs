@@ -257,3 +257,74 @@ fn qwen2_and_qwen3_gguf_files_match_transformers() {
         assert_eq!(g.generated(), greedy.as_slice(), "{name}: greedy continuation");
     }
 }
+
+/// The decoder fixture's HF files (shards in index order) and its chat template, if any.
+fn hf_files(name: &str) -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>, Option<Vec<u8>>, Option<String>) {
+    let dir = fixture(name);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let weights = if dir.join("model.safetensors.index.json").exists() {
+        burnish::models::causal::shard_files(&read("model.safetensors.index.json")).unwrap().iter().map(|f| read(f)).collect()
+    } else {
+        vec![read("model.safetensors")]
+    };
+    let tc = dir.join("tokenizer_config.json").exists().then(|| read("tokenizer_config.json"));
+    let jinja = dir.join("chat_template.jinja").exists().then(|| String::from_utf8(read("chat_template.jinja")).unwrap());
+    (read("config.json"), read("tokenizer.json"), weights, tc, jinja)
+}
+
+fn tensors(files: &[Vec<u8>]) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in files {
+        let st = safetensors::SafeTensors::deserialize(f).unwrap();
+        for (name, v) in st.tensors() {
+            out.insert(name.to_string(), v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+        }
+    }
+    out
+}
+
+/// GGUF export (hf::gguf_write): each decoder fixture written as F32, F16 and Q8_0 reads back
+/// (hf::gguf, the reader checked against transformers above) with every tensor under its HF name
+/// (so q/k are permuted exactly as the reader un-permutes them), within the encoding's rounding,
+/// the same tokenizer ids, the same sizes and the chat template.
+#[test]
+fn decoders_export_to_gguf_and_read_back() {
+    use burnish::hf::gguf_write::{GgufType, hf_to_gguf};
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-qwen3"] {
+        let (config, tokenizer, weights, tc, jinja) = hf_files(name);
+        let original = tensors(&weights);
+        let refs: Vec<&[u8]> = weights.iter().map(Vec::as_slice).collect();
+        let mut sizes = Vec::new();
+        for ty in [GgufType::F32, GgufType::F16, GgufType::Q8_0] {
+            let gguf = hf_to_gguf(&config, &tokenizer, &refs, tc.as_deref(), jinja.as_deref(), ty, name).unwrap();
+            sizes.push(gguf.len());
+            let (cfg_back, tok_back, w_back) = burnish::hf::gguf::to_hf_files(&gguf).unwrap_or_else(|e| panic!("{name} {ty:?}: {e}"));
+            let back = tensors(&[w_back]);
+            assert_eq!(back.keys().collect::<Vec<_>>(), original.keys().collect::<Vec<_>>(), "{name} {ty:?}: tensor names");
+            for (k, a) in &original {
+                let b = &back[k];
+                let amax = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let tol = match ty {
+                    GgufType::F32 => 0.0,
+                    GgufType::F16 => amax * 1e-3,
+                    GgufType::Q8_0 => amax / 127.0 * 0.51 + 1e-6,
+                };
+                let d = max_abs_diff(a, b);
+                assert!(d <= tol, "{name} {ty:?} {k}: max |Δ| {d} > {tol}");
+            }
+            let (c0, c1): (serde_json::Value, serde_json::Value) = (serde_json::from_slice(&config).unwrap(), serde_json::from_slice(&cfg_back).unwrap());
+            for key in ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size"] {
+                assert_eq!(c0[key], c1[key], "{name} {ty:?}: {key}");
+            }
+            let t0 = burnish::hf::tokenizer::TextTokenizer::from_bytes(&tokenizer).unwrap();
+            let t1 = burnish::hf::tokenizer::TextTokenizer::from_bytes(&tok_back).unwrap();
+            for text in ["The film was great and", "user: Say hello.\nassistant: ", "Café 电影 😀 <|im_end|>"] {
+                assert_eq!(t0.encode_all(text).unwrap(), t1.encode_all(text).unwrap(), "{name} {ty:?}: ids of {text:?}");
+            }
+            let g = Gguf::parse(&gguf).unwrap();
+            let want = jinja.clone().or_else(|| tc.as_ref().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()).and_then(|v| v["chat_template"].as_str().map(String::from)));
+            assert_eq!(g.get("tokenizer.chat_template").and_then(burnish::hf::gguf::Meta::as_str).map(String::from), want, "{name}: chat template");
+        }
+        assert!(sizes[1] < sizes[0] * 6 / 10 && sizes[2] < sizes[0] * 4 / 10, "{name}: F32 {} F16 {} Q8_0 {} bytes", sizes[0], sizes[1], sizes[2]);
+    }
+}

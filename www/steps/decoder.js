@@ -10,7 +10,7 @@ import { DECODER_RUN, discardSavedRun, opfsAvailable, readSavedRun, saveRunStart
 import { DECODER_GALLERY, renderGallery } from '../views/gallery.js';
 import { currentTask, showTask } from '../views/tasks.js';
 import { lossText, panelKind, showRunPanel, updateRunPanel } from '../views/runpanel.js';
-import { $, bytes, downloadProgress, fillTable, fmt, log } from '../lib/dom.js';
+import { $, bytes, bytes as fmtBytes, downloadProgress, fillTable, fmt, log } from '../lib/dom.js';
 import { tableBytes } from '../lib/files.js';
 import { downloadZip } from '../lib/downloads.js';
 import { prepareCheckpoints, request } from '../lib/engine.js';
@@ -36,7 +36,7 @@ function decoderReady(summary, source) {
   $('gen-chat').checked = summary.chat_template;
   $('gen-chat').disabled = !summary.chat_template;
   $('lm-start').disabled = !state.lmData;
-  $('lm-export').disabled = true;
+  setLmExport(true);
   guarded('lm', updateLmMemory)();
 }
 
@@ -329,7 +329,7 @@ $('lm-start').addEventListener('click', guarded('lm', async () => {
   const recipe = lmRecipe();
   const every = fieldNumber('lm-checkpoint-every', 'Checkpoint every', { int: true, min: 0, max: 1e6 });
   $('lm-start').disabled = true;
-  $('lm-export').disabled = true;
+  setLmExport(true);
   $('lm-links').replaceChildren();
   lmChart.reset();
   try {
@@ -387,7 +387,7 @@ export async function lmEnded({ ok, stopped }) {
   lm.stopped = stopped;
   if (ok && lm.losses.length) {
     $('gen-tuned').disabled = false;
-    $('lm-export').disabled = false;
+    setLmExport(false);
     try {
       lm.before = await answers(lm.summary.eval_prompts, false);
       renderLmCompare();
@@ -425,6 +425,28 @@ async function keepLmRun(lm, stopped) {
     losses: lm.losses,
   });
 }
+
+/** The export buttons (the HF folder and the GGUF files) go on and off together. */
+function setLmExport(disabled) {
+  for (const id of ['lm-export', 'lm-gguf-f16', 'lm-gguf-q8']) $(id).disabled = disabled;
+}
+
+/** The fine-tuned decoder as one GGUF file (f16 or q8_0) for llama.cpp, Ollama, LM Studio. */
+async function exportGguf(type) {
+  clearErrors('lm');
+  const base = (state.decoder?.source ?? 'model').split('/').pop().replace(/\.gguf$/i, '').replace(/[^\w.-]+/g, '-');
+  const bytes = await request(IN.LM_EXPORT_GGUF, { type, name: `${base}-burnish` });
+  const name = `${base}-burnish-${type}.gguf`;
+  const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+  const a = Object.assign(document.createElement('a'), { href: url, download: name, textContent: `${name} (${fmtBytes(bytes.length)})` });
+  const li = document.createElement('li');
+  li.append(a);
+  $('lm-links').append(li);
+  a.click();
+  state.lm.gguf = [...(state.lm.gguf ?? []), { name, type, size: bytes.length }];
+}
+$('lm-gguf-f16').addEventListener('click', guarded('lm', () => exportGguf('f16')));
+$('lm-gguf-q8').addEventListener('click', guarded('lm', () => exportGguf('q8_0')));
 
 $('lm-export').addEventListener('click', guarded('lm', async () => {
   const files = await request(IN.LM_EXPORT, { baseName: state.decoder?.source ?? 'base-model' });
@@ -488,7 +510,7 @@ async function resumeSavedLmRun() {
       $('lm-lora-targets').value = r.lora_targets.join(',');
     }
     $('lm-start').disabled = true;
-    $('lm-export').disabled = true;
+    setLmExport(true);
     $('lm-links').replaceChildren();
     lmChart.reset();
     state.lmCheckpoints = [];

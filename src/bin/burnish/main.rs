@@ -7,6 +7,7 @@ mod check;
 mod compare;
 mod embed;
 mod eval;
+mod export_gguf;
 mod export_script;
 mod fill_mask;
 mod flags;
@@ -80,6 +81,9 @@ enum Command {
     /// Write the recipe as a Hugging Face Trainer + PEFT script (train.py) for `python` or
     /// `accelerate launch` on bigger hardware (text classification)
     ExportScript(export_script::ExportScriptArgs),
+    /// Write a decoder folder (Llama/SmolLM2, Qwen2, Qwen3) as one GGUF file (f16, q8_0 or f32)
+    /// for llama.cpp, Ollama or LM Studio, with its tokenizer and chat template
+    ExportGguf(export_gguf::ExportGgufArgs),
     /// Time full training steps (forward, backward, clip, AdamW) on fixed-size batches; for a
     /// causal LM (folder or .gguf) also greedy generation with the KV cache (tokens/s)
     Bench(bench::BenchArgs),
@@ -98,6 +102,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Bench(a) => bench::run(a),
         Command::ExportScript(a) => export_script::run(a),
+        Command::ExportGguf(a) => export_gguf::run(a),
     }
 }
 
