@@ -355,6 +355,18 @@ impl Run<ClassifierTask> {
         &self.objective.mix
     }
 
+    /// The current model with int8 weights (config, tokenizer files, the int8 `model.safetensors`,
+    /// quantization.json) and how it scores on the eval set against the f32 weights.
+    pub async fn export_int8(&self, ckpt: &Checkpoint) -> Result<(Vec<(String, Vec<u8>)>, crate::infer::classify::Int8Report)> {
+        let clf = self.classifier()?;
+        let (weights, report) = crate::infer::classify::int8_comparison(ckpt, &clf, &self.objective.eval, self.objective.eval_batch, self.base_device()).await?;
+        let mut files = vec![("config.json".to_string(), ckpt.classifier_config(&self.objective.labels)?)];
+        files.extend(ckpt.tokenizer_files());
+        files.push(("model.safetensors".to_string(), weights));
+        files.push(("quantization.json".to_string(), serde_json::to_vec_pretty(&report).map_err(|e| Error::Other(e.to_string()))?));
+        Ok((files, report))
+    }
+
     /// HF folder files of the current model: config, tokenizer files, safetensors (LoRA merged
     /// into the weights), and with LoRA also the PEFT adapter folder under `peft/`.
     /// `base_name` is what `adapter_config.json` names as the base model.

@@ -118,13 +118,31 @@ impl ParamSource {
     }
 
     fn add_file(&mut self, st: &SafeTensors<'_>, skip: fn(&str) -> bool) -> Result<()> {
-        for name in st.names() {
+        let names = st.names();
+        for name in names.iter().copied() {
             if skip(name) {
                 self.skipped.push(name.to_string());
                 continue;
             }
             let view = st.tensor(name).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
-            let data = to_f32(view.dtype(), view.data()).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?;
+            // Burnish's int8 export: I8 rows with an F32 scale per row beside them (`{name}_scale`).
+            let scale_name = format!("{name}_scale");
+            let int8_base = name.strip_suffix("_scale").filter(|b| names.contains(b) && st.tensor(b).is_ok_and(|t| t.dtype() == Dtype::I8));
+            if int8_base.is_some() {
+                continue; // read with its int8 tensor
+            }
+            let data = if view.dtype() == Dtype::I8 {
+                let scale = st.tensor(&scale_name).map_err(|_| Error::Weights(format!("tensor {name} is int8 but the file has no {scale_name} beside it")))?;
+                let scales = to_f32(scale.dtype(), scale.data()).map_err(|e| Error::Weights(format!("tensor {scale_name}: {e}")))?;
+                let rows = view.shape().first().copied().unwrap_or(0);
+                if view.shape().len() != 2 || scales.len() != rows || rows == 0 {
+                    return Err(Error::Weights(format!("tensor {name}: an int8 matrix needs one scale per row ({scale_name} has {} for {rows} rows)", scales.len())));
+                }
+                let cols = view.data().len() / rows;
+                view.data().iter().enumerate().map(|(i, &b)| (b as i8) as f32 * scales[i / cols]).collect()
+            } else {
+                to_f32(view.dtype(), view.data()).map_err(|e| Error::Weights(format!("tensor {name}: {e}")))?
+            };
             // A NaN or infinite weight makes every prediction NaN (which argmax turns into label 0).
             if let Some(i) = data.iter().position(|x| !x.is_finite()) {
                 return Err(Error::Weights(format!(

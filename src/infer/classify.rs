@@ -185,3 +185,38 @@ pub fn encode_examples(ckpt: &mut Checkpoint, examples: &[Example], labels: &[St
     Ok(out)
 }
 
+
+/// An int8 classifier against its f32 weights: both files' sizes and both models' scores on the
+/// same evaluation data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Int8Report {
+    pub f32_bytes: usize,
+    pub int8_bytes: usize,
+    pub f32: Metrics,
+    pub int8: Metrics,
+    /// int8 accuracy − f32 accuracy (points of accuracy, as a fraction).
+    pub accuracy_change: f64,
+    pub note: &'static str,
+}
+
+/// The int8 export of `clf` (models::export::export_classifier_int8_safetensors), read back as
+/// Burnish reads it (dequantized on load) and scored on `eval` beside the f32 model; returns the
+/// int8 `model.safetensors` and the comparison.
+pub async fn int8_comparison(ckpt: &Checkpoint, clf: &Classifier, eval: &[Encoded], batch: usize, device: &Device) -> Result<(Vec<u8>, Int8Report)> {
+    let arch = ckpt.config.arch;
+    let int8 = crate::models::export::export_classifier_int8_safetensors(arch, &clf.model).await?;
+    let f32_bytes = crate::models::export::export_classifier_safetensors(arch, &clf.model).await?.len();
+    let mut src = ParamSource::from_safetensors(&int8, ckpt.config.initializer_range, 0)?;
+    let q = Classifier { model: SequenceClassifier::load(&ckpt.config, clf.labels.len(), &mut src, device)?, labels: clf.labels.clone(), pad_id: clf.pad_id };
+    let (m32, _) = clf.evaluate(eval, batch, device).await?;
+    let (m8, _) = q.evaluate(eval, batch, device).await?;
+    let report = Int8Report {
+        f32_bytes,
+        int8_bytes: int8.len(),
+        accuracy_change: m8.accuracy - m32.accuracy,
+        f32: m32,
+        int8: m8,
+        note: "int8 per-row absmax weights (I8 + an F32 scale per row); Burnish (page, CLI, web app) reads them, transformers needs the f32 export",
+    };
+    Ok((int8, report))
+}

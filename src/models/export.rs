@@ -288,3 +288,50 @@ pub fn peft_adapter_config(r: &Recipe, task_type: &str, base_name: &str, target_
 }
 
 
+
+/// An int8 classifier's `model.safetensors`: every matrix (embedding tables, encoder linears, the
+/// head) as `I8` rows in HF's layout with one `F32` scale per row (`{name}_scale`, symmetric
+/// absmax / 127), norms and biases as `F32`. About a quarter of the f32 file; Burnish reads it back
+/// (`hf::weights` dequantizes on load), in the page, the CLI and an exported web app.
+pub async fn export_classifier_int8_safetensors(arch: EncoderArch, model: &SequenceClassifier) -> Result<Vec<u8>> {
+    let (mats, vecs) = classifier_entries(arch, model);
+    let mut named: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(2 * mats.len() + vecs.len());
+    for (name, t, layout) in mats {
+        let [r, c] = t.dims();
+        let data = read_f32(t).await?;
+        let (rows, cols, data) = match layout {
+            Layout::Same => (r, c, data),
+            Layout::Transposed => (c, r, transpose(&data, r, c)),
+        };
+        let (q, scales) = quantize_rows_i8(&data, rows, cols);
+        named.push((name.clone(), Dtype::I8, vec![rows, cols], q.into_iter().map(|x| x as u8).collect()));
+        named.push((format!("{name}_scale"), Dtype::F32, vec![rows], f32_bytes(&scales)));
+    }
+    for (name, t) in vecs {
+        let [n] = t.dims();
+        named.push((name, Dtype::F32, vec![n], f32_bytes(&read_f32(t).await?)));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = named
+        .iter()
+        .map(|(n, d, s, b)| safetensors::tensor::TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| Error::Other(format!("safetensors view {n}: {e}"))))
+        .collect::<Result<_>>()?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert("burnish_quantization".to_string(), "int8 per-row absmax; weight = int8 * weight_scale[row]".to_string());
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Other(format!("safetensors: {e}")))
+}
+
+/// Symmetric per-row int8: `scale[r] = max|w[r]| / 127`, `q = round(w / scale)`.
+pub fn quantize_rows_i8(data: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = Vec::with_capacity(data.len());
+    let mut scales = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let row = &data[r * cols..(r + 1) * cols];
+        let amax = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let s = amax / 127.0;
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+        q.extend(row.iter().map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8));
+        scales.push(s);
+    }
+    (q, scales)
+}

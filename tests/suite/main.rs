@@ -15,6 +15,7 @@ mod fidelity;
 mod fuzz;
 mod gguf;
 mod hostile;
+mod int8;
 mod lm;
 mod mixing;
 mod mlm;
