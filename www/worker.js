@@ -818,6 +818,10 @@ const handlers = {
     const m = await wasm();
     return exclusive(() => m.exportModel(baseName ?? 'base-model'));
   },
+  async [IN.EXPORT_INT8]() {
+    const m = await wasm();
+    return exclusive(() => m.exportInt8());
+  },
   async [IN.TRAINING_SCRIPT]({ recipe, model, trainFiles, evalFile = undefined }) {
     const m = await wasm();
     return exclusive(() => m.trainingScript(recipe, String(model), trainFiles.map(String), evalFile ? String(evalFile) : undefined));

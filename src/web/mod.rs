@@ -1008,6 +1008,20 @@ pub async fn export_model(base_name: String) -> Result<JsValue, JsError> {
     exported_files(result.map_err(js_err)?)
 }
 
+/// The fine-tuned classifier with int8 weights: `{files, report}`, the report comparing sizes and
+/// the eval scores of the int8 and f32 weights (infer::classify::Int8Report).
+#[wasm_bindgen(js_name = exportInt8)]
+pub async fn export_int8() -> Result<JsValue, JsError> {
+    let session = take_session()?;
+    let result = with_checkpoint(async |c| session.export_int8(c).await).await;
+    put_session(session);
+    let (files, report) = result.map_err(js_err)?;
+    let out = js_sys::Object::new();
+    js_sys::Reflect::set(&out, &"files".into(), &exported_files(files)?).map_err(|_| JsError::new("internal: files"))?;
+    js_sys::Reflect::set(&out, &"report".into(), &to_js(&report)?).map_err(|_| JsError::new("internal: report"))?;
+    Ok(out.into())
+}
+
 /// Lends the loaded model's checkpoint to `f` across awaits (a `RefCell` borrow cannot be held
 /// over an await) and puts it back afterwards, whatever `f` returns.
 pub(crate) async fn with_checkpoint<T>(f: impl AsyncFnOnce(&mut Checkpoint) -> crate::Result<T>) -> crate::Result<T> {

@@ -55,6 +55,7 @@ export const state = (window.burnishState = {
   lmFile: null, // the decoder's training File
   dataOrigin: { train: null, eval: null }, // the Hub URL the training / evaluation file came from (else null: a file from disk)
   trainingScript: null,
+  int8: null, // the last int8 export's report {f32_bytes, int8_bytes, f32, int8, accuracy_change}
   exportedApp: null, // {name, size, files}: the last web app exported // {name, size, model, trainFiles, evalFile}: the last training script exported
   hubDataset: null, // {id, files: [{path, source, size}], more, used?: {path, role}}: the Hub dataset listed in the data step
   lmMemory: null, // estimateDecoderMemory's answer {total, trainable, largest_tensor, warnings, …}

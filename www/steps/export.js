@@ -3,7 +3,7 @@
 
 import { IN } from '../protocol.js';
 import { t } from '../i18n.js';
-import { $ } from '../lib/dom.js';
+import { $, bytes as fmtBytes } from '../lib/dom.js';
 import { downloadZip } from '../lib/downloads.js';
 import { request } from '../lib/engine.js';
 import { clearErrors, failCoded, failWith, guarded } from '../lib/errors.js';
@@ -74,7 +74,7 @@ $('export-app').addEventListener('click', guarded('export', async () => {
   $('export-app').disabled = true;
   $('export-status').textContent = '…';
   try {
-    const model = await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
+    const model = $('app-int8').checked ? (await request(IN.EXPORT_INT8)).files : await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
     const files = [];
     for (const path of APP_FILES) files.push({ name: path.replace(/^app\//, ''), bytes: await appFile(path) });
     for (const f of model) if (!f.name.startsWith('peft/')) files.push({ name: `model/${f.name}`, bytes: f.bytes });
@@ -84,5 +84,25 @@ $('export-app').addEventListener('click', guarded('export', async () => {
     $('export-status').textContent = t('export.app', { name: state.exportedApp.name });
   } finally {
     $('export-app').disabled = false;
+  }
+}));
+
+$('export-int8').addEventListener('click', guarded('export', async () => {
+  clearErrors('export');
+  if (!state.summary) failCoded('export', 'page.export-before-training', {}, 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
+  if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
+  $('export-int8').disabled = true;
+  $('export-status').textContent = '…';
+  try {
+    const { files, report } = await request(IN.EXPORT_INT8);
+    state.int8 = report;
+    await downloadZip('int8', files, { 'recipe.json': state.recipe }, $('export-links'), ' (int8)');
+    const pct = (x) => `${(100 * x).toFixed(1)} %`;
+    $('export-status').textContent = t('export.int8', {
+      int8: fmtBytes(report.int8_bytes), f32: fmtBytes(report.f32_bytes), share: Math.round((100 * report.int8_bytes) / report.f32_bytes),
+      before: pct(report.f32.accuracy), after: pct(report.int8.accuracy), n: report.f32.count,
+    });
+  } finally {
+    $('export-int8').disabled = false;
   }
 }));
