@@ -432,10 +432,15 @@ pub fn estimate_decoder_memory_for_config(config_json: String, batch_size: usize
 /// naming `base_name` as its base model).
 #[wasm_bindgen(js_name = exportDecoder)]
 pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
+    crate::web::exported_files(decoder_files(&base_name).await?)
+}
+
+/// The fine-tuned decoder's HF folder files (the session and model are lent across the await).
+async fn decoder_files(base_name: &str) -> Result<Vec<(String, Vec<u8>)>, JsError> {
     let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| Missing::Tuning.err())?;
     let cm = DEC.with(|d| d.borrow_mut().model.take());
     let files = match &cm {
-        Some(c) => s.export(c, &base_name).await,
+        Some(c) => s.export(c, base_name).await,
         None => Err(Error::Other("load a model first".into())),
     };
     DEC.with(|d| {
@@ -443,7 +448,7 @@ pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
         d.session = Some(s);
         d.model = cm;
     });
-    crate::web::exported_files(files.map_err(err)?)
+    files.map_err(err)
 }
 
 /// The fine-tuned decoder as one GGUF file (`ty`: "f16", "q8_0" or "f32"; hf::gguf_write) for
@@ -451,18 +456,7 @@ pub async fn export_decoder(base_name: String) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = exportDecoderGguf)]
 pub async fn export_decoder_gguf(ty: String, name: String) -> Result<Vec<u8>, JsError> {
     let ty = crate::hf::gguf_write::GgufType::parse(&ty).map_err(err)?;
-    let s = DEC.with(|d| d.borrow_mut().session.take()).ok_or_else(|| Missing::Tuning.err())?;
-    let cm = DEC.with(|d| d.borrow_mut().model.take());
-    let files = match &cm {
-        Some(c) => s.export(c, &name).await,
-        None => Err(Error::Other("load a model first".into())),
-    };
-    DEC.with(|d| {
-        let mut d = d.borrow_mut();
-        d.session = Some(s);
-        d.model = cm;
-    });
-    let files = files.map_err(err)?;
+    let files = decoder_files(&name).await?;
     let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.as_slice());
     let missing = |n: &str| err(Error::Other(format!("the export has no {n}")));
     let template = get("chat_template.jinja").map(|b| String::from_utf8_lossy(b).into_owned());

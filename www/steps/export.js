@@ -11,25 +11,31 @@ import { bundledModel, state } from '../lib/state.js';
 import { evalMode } from './data.js';
 import { readRecipe } from './recipe.js';
 
-$('export').addEventListener('click', guarded('export', async () => {
+/** An export of the trained weights from `button`: refused before training or while it runs,
+ * the button off and the status busy while `fn` works. */
+const exporting = (button, fn) => guarded('export', async () => {
   clearErrors('export');
   if (!state.summary) failCoded('export', 'page.export-before-training', {}, 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
   if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
-  $('export').disabled = true;
+  $(button).disabled = true;
   $('export-status').textContent = '…';
   try {
-    const files = await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
-    const metricsDoc = {
-      model: state.model?.source, labels: state.summary.labels, before: state.before, after: state.metrics,
-      evaluations: state.evals, train_losses: state.losses, learning_rates: state.lrs, backend: state.backend,
-      train_rows: state.summary.train_count, eval_rows: state.summary.eval_count, recipe: state.recipe,
-      domain_adaptation: state.adaptation ? { domain_file: state.adaptation.summary.domain_file, held_out: state.adaptation.history, train_losses: state.adaptation.losses } : null,
-    };
-    state.exported = await downloadZip('finetuned', files, { 'metrics.json': metricsDoc, 'recipe.json': state.recipe }, $('export-links'));
-    $('export-status').textContent = t('export.done', { name: state.exported.name });
+    await fn();
   } finally {
-    $('export').disabled = false;
+    $(button).disabled = false;
   }
+});
+
+$('export').addEventListener('click', exporting('export', async () => {
+  const files = await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
+  const metricsDoc = {
+    model: state.model?.source, labels: state.summary.labels, before: state.before, after: state.metrics,
+    evaluations: state.evals, train_losses: state.losses, learning_rates: state.lrs, backend: state.backend,
+    train_rows: state.summary.train_count, eval_rows: state.summary.eval_count, recipe: state.recipe,
+    domain_adaptation: state.adaptation ? { domain_file: state.adaptation.summary.domain_file, held_out: state.adaptation.history, train_losses: state.adaptation.losses } : null,
+  };
+  state.exported = await downloadZip('finetuned', files, { 'metrics.json': metricsDoc, 'recipe.json': state.recipe }, $('export-links'));
+  $('export-status').textContent = t('export.done', { name: state.exported.name });
 }));
 
 /** What the script loads as the model: the Hub id it came from, the bundled MiniLM by its Hub id,
@@ -67,42 +73,24 @@ async function appFile(path) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-$('export-app').addEventListener('click', guarded('export', async () => {
-  clearErrors('export');
-  if (!state.summary) failCoded('export', 'page.export-before-training', {}, 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
-  if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
-  $('export-app').disabled = true;
-  $('export-status').textContent = '…';
-  try {
-    const model = $('app-int8').checked ? (await request(IN.EXPORT_INT8)).files : await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
-    const files = [];
-    for (const path of APP_FILES) files.push({ name: path.replace(/^app\//, ''), bytes: await appFile(path) });
-    for (const f of model) if (!f.name.startsWith('peft/')) files.push({ name: `model/${f.name}`, bytes: f.bytes });
-    const labels = state.summary.labels;
-    const app = { title: `Text classifier: ${labels.join(' / ')}`, model: state.model?.source ?? 'a fine-tuned model', labels, max_len: state.recipe?.max_len ?? 128, backend: 'cpu' };
-    state.exportedApp = await downloadZip('app', files, { 'app.json': app }, $('export-links'), ' (web app)');
-    $('export-status').textContent = t('export.app', { name: state.exportedApp.name });
-  } finally {
-    $('export-app').disabled = false;
-  }
+$('export-app').addEventListener('click', exporting('export-app', async () => {
+  const model = $('app-int8').checked ? (await request(IN.EXPORT_INT8)).files : await request(IN.EXPORT, { baseName: state.model?.source ?? 'base-model' });
+  const files = [];
+  for (const path of APP_FILES) files.push({ name: path.replace(/^app\//, ''), bytes: await appFile(path) });
+  for (const f of model) if (!f.name.startsWith('peft/')) files.push({ name: `model/${f.name}`, bytes: f.bytes });
+  const labels = state.summary.labels;
+  const app = { title: `Text classifier: ${labels.join(' / ')}`, model: state.model?.source ?? 'a fine-tuned model', labels, max_len: state.recipe?.max_len ?? 128, backend: 'cpu' };
+  state.exportedApp = await downloadZip('app', files, { 'app.json': app }, $('export-links'), ' (web app)');
+  $('export-status').textContent = t('export.app', { name: state.exportedApp.name });
 }));
 
-$('export-int8').addEventListener('click', guarded('export', async () => {
-  clearErrors('export');
-  if (!state.summary) failCoded('export', 'page.export-before-training', {}, 'Train a model first (or load one and use "Evaluate without training"): there is nothing to export yet.');
-  if (state.training && !state.paused) failWith('export', 'Pause or stop training before exporting, so the archive holds one consistent set of weights.');
-  $('export-int8').disabled = true;
-  $('export-status').textContent = '…';
-  try {
-    const { files, report } = await request(IN.EXPORT_INT8);
-    state.int8 = report;
-    await downloadZip('int8', files, { 'recipe.json': state.recipe }, $('export-links'), ' (int8)');
-    const pct = (x) => `${(100 * x).toFixed(1)} %`;
-    $('export-status').textContent = t('export.int8', {
-      int8: fmtBytes(report.int8_bytes), f32: fmtBytes(report.f32_bytes), share: Math.round((100 * report.int8_bytes) / report.f32_bytes),
-      before: pct(report.f32.accuracy), after: pct(report.int8.accuracy), n: report.f32.count,
-    });
-  } finally {
-    $('export-int8').disabled = false;
-  }
+$('export-int8').addEventListener('click', exporting('export-int8', async () => {
+  const { files, report } = await request(IN.EXPORT_INT8);
+  state.int8 = report;
+  await downloadZip('int8', files, { 'recipe.json': state.recipe }, $('export-links'), ' (int8)');
+  const pct = (x) => `${(100 * x).toFixed(1)} %`;
+  $('export-status').textContent = t('export.int8', {
+    int8: fmtBytes(report.int8_bytes), f32: fmtBytes(report.f32_bytes), share: Math.round((100 * report.int8_bytes) / report.f32_bytes),
+    before: pct(report.f32.accuracy), after: pct(report.int8.accuracy), n: report.f32.count,
+  });
 }));
