@@ -6,7 +6,7 @@
 
 import init, { parquetToJsonl } from './pkg/burnish.js';
 
-self.addEventListener('message', async ({ data: { bytes, name } }) => {
+self.addEventListener('message', async (/** @type {MessageEvent} */ { data: { bytes, name } }) => {
   try {
     await init({ module_or_path: new URL('./pkg/burnish_bg.wasm', import.meta.url) });
     const jsonl = parquetToJsonl(new Uint8Array(bytes), name);

@@ -19,11 +19,11 @@ async function pageModules() {
   return (await Promise.all(files.map(www))).join('\n');
 }
 const { IN, OUT, CONCERNS } = await import(path.join(REPO, 'www', 'protocol.js'));
-const used = (text, ns) => new Set([...text.matchAll(new RegExp(`\\b${ns}\\.([A-Z_]+)\\b`, 'g'))].map((m) => m[1]));
+const used = (text, ns) => new Set([...text.matchAll(new RegExp(`\\b${ns}\\.([A-Z0-9_]+)\\b`, 'g'))].map((m) => m[1]));
 
 test('every request the page sends has a worker handler, and every handler a request', async () => {
   const [main, worker] = await Promise.all([pageModules(), www('worker.js')]);
-  const handled = new Set([...worker.matchAll(/^\s+(?:async )?\[IN\.([A-Z_]+)\]\(/gm)].map((m) => m[1]));
+  const handled = new Set([...worker.matchAll(/^\s+(?:async )?\[IN\.([A-Z0-9_]+)\]\(/gm)].map((m) => m[1]));
   assert.ok(handled.size >= 40, `${handled.size} handlers found`);
   for (const name of used(main, 'IN')) {
     assert.ok(name in IN, `the page sends IN.${name}, which protocol.js does not define`);

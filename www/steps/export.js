@@ -65,7 +65,7 @@ $('export-script').addEventListener('click', guarded('export', async () => {
 }));
 
 /** The web app's own files (www/app/) and the single-threaded engine it runs (www/pkg/). */
-const APP_FILES = ['app/index.html', 'app/app.js', 'app/app-worker.js', 'pkg/burnish.js', 'pkg/burnish_bg.wasm'];
+const APP_FILES = ['app/index.html', 'app/app.css', 'app/app.js', 'app/app-worker.js', 'pkg/burnish.js', 'pkg/burnish_bg.wasm'];
 
 async function appFile(path) {
   const res = await fetch(new URL(`../${path}`, import.meta.url)).catch((err) => failWith('export', `Could not fetch ${path} for the web app (${err.message}).`));
