@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { REPO, openPage, waitForState } from './harness.mjs';
 
-const PAGE_FILES = ['index.html', 'main.js', 'worker.js', 'protocol.js', 'style.css', 'i18n.js', 'charts.js', 'sources.js', 'saved-run.js', 'runs.js', 'unzip.js', 'unzip-worker.js'];
+const PAGE_FILES = ['index.html', 'main.js', 'worker.js', 'protocol.js', 'style.css', 'i18n.js', 'charts.js', 'sources.js', 'saved-run.js', 'runs.js', 'unzip.js', 'unzip-worker.js', 'datasets.js', 'parquet-worker.js'];
 
 /** A temporary copy of the page without the wasm build. */
 async function pageRoot() {
